@@ -1,0 +1,226 @@
+"""The one RQ entry point: run one occurrence of a task and record it.
+
+claim the Execution row -> gate (dependencies, overlap) -> run under the timeout ->
+record SUCCESS / RETRYING / FAILED -> schedule the retry -> notify.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+import jobs.registry as registry
+from scheduler import occurrence as occ
+from scheduler.policy import retry_delay_seconds, should_retry
+from webapp.extensions import db, get_redis
+from webapp.models import FINAL_STATUSES, Execution, Level, Overlap, Status, Task, Trigger
+from webapp.services import add_notification
+from webapp.timeutil import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+RUNNING_STALE_MARGIN_SECONDS = 60
+MAX_MESSAGE_CHARS = 4000
+
+
+class JobTimeoutError(Exception):
+    """The job ran past its task's timeout_seconds."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    message: str
+    result: Any = None
+
+
+def execute(task_id: int, scheduled_for: str, attempt: int, trigger: str, version: int = 0) -> dict[str, Any]:
+    """RQ job function: run one occurrence inside the worker's app context."""
+    from jobs.worker import worker_app
+
+    with worker_app().app_context():
+        try:
+            return run_occurrence(task_id, datetime.fromisoformat(scheduled_for), attempt, trigger)
+        finally:
+            db.session.remove()
+
+
+def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> dict[str, Any]:
+    """Claim, gate, run and record one occurrence; a duplicate delivery does nothing."""
+    job_id, worker = current_job_identity()
+    try:
+        task = db.session.get(Task, task_id)
+        if task is None or (not task.enabled and trigger != Trigger.MANUAL.value):
+            log.info("Dropping job %s: task %s is deleted or disabled", job_id, task_id)
+            return {"dropped": True}
+        execution = claim(task, scheduled_for, attempt, trigger, job_id, worker)
+        if execution is None:
+            log.info("Duplicate delivery of task %s %s attempt %s ignored (job %s)", task_id, scheduled_for, attempt, job_id)
+            return {"duplicate": True}
+        outcome = gate(task, execution) or perform(task, execution)
+        record(task, execution, outcome)
+        return {"execution_id": execution.id, "status": execution.status}
+    finally:
+        forget_inflight(task_id, job_id)
+
+
+def current_job_identity() -> tuple[str | None, str]:
+    """Return (RQ job id, worker name) for the running job, when run by RQ."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    default_worker = f"{socket.gethostname()}.{os.getpid()}"
+    if job is None:
+        return None, default_worker
+    return job.id, job.worker_name or default_worker
+
+
+def claim(task: Task, scheduled_for: datetime, attempt: int, trigger: str,
+          job_id: str | None, worker: str) -> Execution | None:
+    """Insert the RUNNING row; None when this (task, scheduled_for, attempt) already has one."""
+    started_at = utcnow()
+    execution = Execution(
+        task_id=task.id, task_name=task.name, status=Status.RUNNING.value, attempt=attempt, trigger=trigger,
+        scheduled_for=scheduled_for, started_at=started_at, worker=worker, job_id=job_id,
+    )
+    db.session.add(execution)
+    task.status = Status.RUNNING.value
+    task.last_run_at = started_at
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None
+    return execution
+
+
+def gate(task: Task, execution: Execution) -> Outcome | None:
+    """Return a SKIPPED outcome when a parent has not succeeded or a previous run still runs."""
+    for parent in task.parents:
+        latest = db.session.scalar(
+            select(Execution.status).where(Execution.task_id == parent.id,
+                                           Execution.status.in_([s.value for s in FINAL_STATUSES]))
+            .order_by(Execution.id.desc()).limit(1))
+        if latest != Status.SUCCESS.value:
+            state = "never ran" if latest is None else f"latest run {latest}"
+            return Outcome(Status.SKIPPED, f"dependency {parent.name!r} (task {parent.id}) has not succeeded: {state}")
+    if task.overlap == Overlap.SKIP.value and execution.trigger != Trigger.MANUAL.value and other_run_active(task, execution):
+        return Outcome(Status.SKIPPED, "previous run still running")
+    return None
+
+
+def other_run_active(task: Task, execution: Execution) -> bool:
+    """Say whether another execution of the task is RUNNING and not stale."""
+    fresh_after = utcnow() - timedelta(seconds=task.timeout_seconds + RUNNING_STALE_MARGIN_SECONDS)
+    other = db.session.scalar(
+        select(Execution.id).where(Execution.task_id == task.id, Execution.id != execution.id,
+                                   Execution.status == Status.RUNNING.value, Execution.started_at >= fresh_after)
+        .limit(1))
+    return other is not None
+
+
+def perform(task: Task, execution: Execution) -> Outcome:
+    """Run the job function under the task's timeout; never let it raise."""
+    context = registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=execution.attempt,
+                                  scheduled_for=execution.scheduled_for)
+    try:
+        with time_limit(task.timeout_seconds):
+            result = registry.run(task.job, dict(task.args or {}), context=context)
+    except JobTimeoutError:
+        return Outcome(Status.FAILED, f"timed out after {task.timeout_seconds} s")
+    except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash
+        log.info("Task %s execution %s failed: %r", task.id, execution.id, error)
+        return Outcome(Status.FAILED, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
+    return Outcome(Status.SUCCESS, "", result)
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise JobTimeoutError in the main thread after `seconds`; restore any outer timer after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: Any) -> None:
+        raise JobTimeoutError()
+
+    previous_handler = signal.signal(signal.SIGALRM, expire)
+    previous_delay, _ = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_handler)
+        if previous_delay:
+            signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 0.001))
+
+
+def record(task: Task, execution: Execution, outcome: Outcome) -> None:
+    """Store the outcome, schedule a retry when one is due, and notify."""
+    finished_at = utcnow()
+    status = outcome.status
+    retry_at = None
+    if status == Status.FAILED and should_retry(attempt=execution.attempt, max_retries=task.max_retries):
+        delay = retry_delay_seconds(attempt=execution.attempt, base_seconds=task.retry_backoff_seconds)
+        retry_at = finished_at + timedelta(seconds=delay)
+        status = Status.RETRYING
+    execution.status = status.value
+    execution.message = outcome.message
+    execution.result = outcome.result
+    execution.finished_at = finished_at
+    execution.duration_ms = int((finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
+    execution.retry_at = retry_at
+    task.status = status.value
+    task.last_status = status.value
+    notify_outcome(task, execution)
+    db.session.commit()
+    if retry_at is not None:
+        schedule_retry(task, execution, retry_at)
+
+
+def notify_outcome(task: Task, execution: Execution) -> None:
+    """Add the notification an outcome deserves under the task's notify policy."""
+    status = execution.status
+    label = f"{task.name!r}"
+    if status == Status.SUCCESS.value:
+        add_notification(task, Level.SUCCESS, f"{label} succeeded", f"Attempt {execution.attempt} took {execution.duration_ms} ms", execution)
+    elif status == Status.RETRYING.value:
+        add_notification(task, Level.WARNING, f"{label} failed; retrying",
+                         f"Attempt {execution.attempt} failed: {execution.message}. Retry at {execution.retry_at.isoformat()}", execution)
+    elif status == Status.FAILED.value:
+        add_notification(task, Level.ERROR, f"{label} failed", f"Attempt {execution.attempt} failed: {execution.message}", execution)
+    elif status == Status.SKIPPED.value and execution.message != "previous run still running":
+        add_notification(task, Level.WARNING, f"{label} skipped", execution.message, execution)
+
+
+def schedule_retry(task: Task, execution: Execution, retry_at: datetime) -> None:
+    """Put the next attempt into the scheduler's sorted set; the reconciler covers a Redis outage."""
+    retry = occ.Occurrence(
+        task_id=task.id, scheduled_for=execution.scheduled_for, attempt=execution.attempt + 1,
+        trigger=Trigger.RETRY.value, version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
+    )
+    try:
+        occ.schedule_at(get_redis(), retry, retry_at)
+    except RedisError as error:
+        log.warning("Retry of execution %s not scheduled (Redis: %s); the reconciler will enqueue it", execution.id, error)
+
+
+def forget_inflight(task_id: int, job_id: str | None) -> None:
+    if job_id is None:
+        return
+    try:
+        occ.finish_inflight(get_redis(), task_id, job_id)
+    except RedisError as error:
+        log.warning("Could not clear in-flight marker of job %s: %s", job_id, error)

@@ -1,0 +1,1 @@
+"""Chime scheduling core: schedule maths and retry/misfire policy."""

@@ -1,0 +1,278 @@
+"""The scheduler process: move due occurrences onto RQ queues, precisely and exactly once.
+
+Built on rq-scheduler's Scheduler (same sorted set, same job hashes), with three changes:
+- it wakes for the earliest due occurrence (or when a task changes) instead of every 60 s;
+- the move of a due occurrence and the scheduling of the task's next one are one Lua script;
+- the next fire time comes from the task in the database (croniter, in the task's time zone),
+  computed from the scheduled time, never from "now", with misfires decided by a pure policy.
+Two schedulers may run; the one holding the lock dispatches, the other waits to take over.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq_scheduler import Scheduler
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from scheduler import health
+from scheduler import occurrence as occ
+from scheduler.lock import Lock
+from scheduler.policy import decide_misfire
+from scheduler.triggers import missed_fire_times, next_fire_at
+from webapp.extensions import db
+from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
+from webapp.services import record_skip, schedule_of
+from webapp.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "chime:scheduler:lock"
+LOCK_TTL_SECONDS = 5.0
+TICK_SECONDS = 1.0
+BATCH_SIZE = 2000
+ERROR_BACKOFF_SECONDS = 1.0
+LIVE_JOB_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
+
+
+@dataclass
+class Plan:
+    """What one dispatch pass will do: the moves for Redis, new jobs to save, next times for the DB."""
+
+    moves: list[occ.Move] = field(default_factory=list)
+    new_jobs: list[occ.Occurrence] = field(default_factory=list)
+    next_run_at: dict[int, datetime | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DueJob:
+    job_id: str
+    task_id: int
+    scheduled_for: datetime
+    attempt: int
+    manual: bool
+
+
+def parse_due(job_id: str) -> DueJob | None:
+    """Decode an occurrence job id (chime-<task>-<ms>-<attempt>[-m]); None for foreign jobs."""
+    parts = job_id.split("-")
+    if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
+        return None
+    scheduled_for = datetime.fromtimestamp(int(parts[2]) / 1000, tz=timezone.utc)
+    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=len(parts) == 5)
+
+
+class ChimeScheduler(Scheduler):
+    """rq-scheduler's Scheduler, made precise, atomic and highly available."""
+
+    def __init__(self, connection: Redis, app: Flask, name: str | None = None,
+                 lock_ttl_seconds: float = LOCK_TTL_SECONDS) -> None:
+        super().__init__(connection=connection, interval=TICK_SECONDS, name=name or f"chime-{uuid.uuid4().hex[:8]}")
+        self.app = app
+        self.lock = Lock(connection, LOCK_KEY, lock_ttl_seconds)
+        self.stopping = False
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, burst: bool = False) -> None:
+        """Dispatch until SIGTERM/SIGINT; only the lock holder dispatches."""
+        self._install_stop_handlers()
+        log.info("Scheduler %s started", self.name)
+        try:
+            while not self.stopping:
+                wait_seconds = self.tick()
+                if burst:
+                    break
+                self.wait(wait_seconds)
+        finally:
+            self._release()
+            log.info("Scheduler %s stopped", self.name)
+
+    def tick(self) -> float:
+        """Run one pass; return how long to wait before the next."""
+        try:
+            active = self.lock.acquire_or_extend()
+            health.beat_scheduler(self.connection, self.name, active)
+            if not active:
+                return TICK_SECONDS
+            with self.app.app_context():
+                moved = self.dispatch_due(utcnow())
+            if moved >= BATCH_SIZE:
+                return 0.0
+            return self.seconds_until_next_due(time.time())
+        except (RedisError, SQLAlchemyError) as error:
+            log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)
+            return ERROR_BACKOFF_SECONDS
+
+    def wait(self, seconds: float) -> None:
+        """Sleep until `seconds` pass or a task change pushes the wake-up list."""
+        if seconds <= 0 or self.stopping:
+            return
+        try:
+            self.connection.blpop([occ.WAKEUP_KEY], timeout=max(seconds, 0.001))
+        except RedisError as error:
+            log.warning("Scheduler %s cannot reach Redis (%s)", self.name, error)
+            time.sleep(min(seconds, ERROR_BACKOFF_SECONDS))
+
+    def seconds_until_next_due(self, now_epoch: float) -> float:
+        earliest = self.connection.zrange(occ.SCHEDULED_KEY, 0, 0, withscores=True)
+        if not earliest:
+            return TICK_SECONDS
+        return min(max(earliest[0][1] - now_epoch, 0.0), TICK_SECONDS)
+
+    def _install_stop_handlers(self) -> None:
+        def stop(_signum: int, _frame: Any) -> None:
+            self.stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    def _release(self) -> None:
+        try:
+            self.lock.release()
+            self.connection.hdel(health.SCHEDULER_HEARTBEAT_KEY, self.name)
+        except RedisError:
+            pass
+
+    # -- one pass -------------------------------------------------------------------------
+    def dispatch_due(self, now: datetime) -> int:
+        """Move every due occurrence (up to a batch) onto its queue; return how many were due."""
+        due_ids = [j.decode() for j in self.connection.zrangebyscore(
+            occ.SCHEDULED_KEY, "-inf", now.timestamp(), start=0, num=BATCH_SIZE)]
+        if not due_ids:
+            return 0
+        ours = [d for d in (parse_due(j) for j in due_ids) if d is not None]
+        self.enqueue_foreign([j for j in due_ids if parse_due(j) is None])
+        plan = self.plan(ours, now)
+        occ.save_jobs(self.connection, plan.new_jobs)
+        moved = occ.move_due(self.connection, plan.moves, now)
+        self.store_next_run_at(plan, moved, {m.task_id: m.due_id for m in plan.moves})
+        return len(due_ids)
+
+    def enqueue_foreign(self, job_ids: Sequence[str]) -> None:
+        """Hand jobs scheduled by plain rq-scheduler calls (e.g. the reconciler) to the base class."""
+        for job_id in job_ids:
+            try:
+                self.enqueue_job(Job.fetch(job_id, connection=self.connection))
+            except NoSuchJobError:
+                self.cancel(job_id)
+
+    def plan(self, due: Sequence[DueJob], now: datetime) -> Plan:
+        """Decide, per due occurrence, what to push and what comes next; record skips."""
+        tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_({d.task_id for d in due})))}
+        busy = self.busy_tasks([t for t in tasks.values() if t.overlap == Overlap.SKIP.value])
+        plan = Plan()
+        for item in due:
+            self.plan_one(plan, item, tasks.get(item.task_id), item.task_id in busy, now)
+        db.session.commit()
+        return plan
+
+    def plan_one(self, plan: Plan, item: DueJob, task: Task | None, busy: bool, now: datetime) -> None:
+        if task is None or not task.enabled:
+            plan.moves.append(occ.Move(item.job_id, "", "default", item.task_id))
+            plan.next_run_at[item.task_id] = None
+            return
+        if item.attempt > 1 or item.manual:
+            plan.moves.append(occ.Move(item.job_id, item.job_id, task.queue, task.id))
+            return
+        schedule = schedule_of(task)
+        count, latest = missed_fire_times(schedule, item.scheduled_for, now)
+        decision = decide_misfire(
+            schedule_type=task.schedule_type, scheduled_at=item.scheduled_for, latest_due_at=latest,
+            missed_count=count, now=now, grace_seconds=task.misfire_grace_seconds,
+        )
+        next_occurrence = self.next_occurrence(task, latest)
+        push_id = self.push_for(plan, task, item, decision, busy)
+        plan.moves.append(occ.Move(item.job_id, push_id, task.queue, task.id,
+                                   next_occurrence.job_id if next_occurrence else "",
+                                   occ.score_of(next_occurrence.scheduled_for) if next_occurrence else 0.0))
+        if next_occurrence:
+            plan.new_jobs.append(next_occurrence)
+        plan.next_run_at[task.id] = next_occurrence.scheduled_for if next_occurrence else None
+
+    def push_for(self, plan: Plan, task: Task, item: DueJob, decision: Any, busy: bool) -> str:
+        """Return the job id to push for a due scheduled occurrence ('' when it is recorded SKIPPED)."""
+        if decision.action == "SKIP_MISSED":
+            record_skip(task, decision.scheduled_for,
+                        f"missed: {decision.missed_count} occurrence(s) due while the engine was down; "
+                        f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)",
+                        level=Level.WARNING)
+            return ""
+        if busy:
+            record_skip(task, decision.scheduled_for, "previous run still running")
+            return ""
+        recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
+        if decision.scheduled_for == item.scheduled_for and not recovery:
+            return item.job_id
+        replacement = occ.Occurrence(
+            task_id=task.id, scheduled_for=decision.scheduled_for, attempt=1,
+            trigger=(Trigger.RECOVERY if recovery else Trigger.SCHEDULE).value,
+            version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
+        )
+        plan.new_jobs.append(replacement)
+        if recovery:
+            from webapp.services import add_notification
+
+            add_notification(task, Level.INFO, f"{task.name!r} recovered",
+                             f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
+                             f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)")
+        return replacement.job_id
+
+    @staticmethod
+    def defined_after(task: Task, scheduled_for: datetime) -> bool:
+        """A ONE_TIME task created with a past run_at is running on time, not recovering."""
+        return task.schedule_type == ScheduleType.ONE_TIME.value and task.updated_at >= scheduled_for
+
+    @staticmethod
+    def next_occurrence(task: Task, after: datetime) -> occ.Occurrence | None:
+        if task.schedule_type == ScheduleType.ONE_TIME.value:
+            return None
+        next_at = next_fire_at(schedule_of(task), after)
+        if next_at is None:
+            return None
+        return occ.Occurrence(task_id=task.id, scheduled_for=next_at, attempt=1, trigger=Trigger.SCHEDULE.value,
+                              version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
+
+    def busy_tasks(self, tasks: Sequence[Task]) -> set[int]:
+        """Return the ids of tasks with a job still queued or running."""
+        if not tasks:
+            return set()
+        with self.connection.pipeline(transaction=False) as pipe:
+            for task in tasks:
+                pipe.zrange(occ.INFLIGHT_KEY.format(task_id=task.id), 0, -1)
+            inflight = pipe.execute()
+        candidates = [(t.id, j.decode()) for t, jobs in zip(tasks, inflight) for j in jobs]
+        if not candidates:
+            return set()
+        with self.connection.pipeline(transaction=False) as pipe:
+            for _, job_id in candidates:
+                pipe.hget(occ.JOB_KEY.format(job_id=job_id), "status")
+            statuses = pipe.execute()
+        return {task_id for (task_id, _), status in zip(candidates, statuses) if status in LIVE_JOB_STATUSES}
+
+    def store_next_run_at(self, plan: Plan, moved: set[str], due_by_task: dict[int, str]) -> None:
+        """Write next_run_at for the tasks whose occurrence was really moved."""
+        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in plan.next_run_at.items()
+                if due_by_task.get(task_id) in moved]
+        if rows:
+            db.session.execute(update(Task), rows)
+            db.session.commit()
+
+
+def main() -> None:
+    """Entry point of `python -m scheduler` (the Procfile's scheduler)."""
+    from webapp import create_app
+
+    app = create_app()
+    ChimeScheduler(app.extensions["redis"], app).run()

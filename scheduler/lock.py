@@ -1,0 +1,43 @@
+"""A Redis lock that expires and has an owner: only the holder may extend or release it."""
+from __future__ import annotations
+
+import secrets
+
+from redis import Redis
+
+EXTEND_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+RELEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Lock:
+    """SET NX PX with a random owner token."""
+
+    def __init__(self, connection: Redis, key: str, ttl_seconds: float) -> None:
+        self.connection = connection
+        self.key = key
+        self.ttl_ms = int(ttl_seconds * 1000)
+        self.token = secrets.token_hex(16)
+
+    def acquire_or_extend(self) -> bool:
+        """Extend the lock if we hold it, else try to take it; say whether we hold it now."""
+        if self.connection.eval(EXTEND_LUA, 1, self.key, self.token, self.ttl_ms):
+            return True
+        return bool(self.connection.set(self.key, self.token, nx=True, px=self.ttl_ms))
+
+    def release(self) -> bool:
+        """Release the lock if we still hold it."""
+        return bool(self.connection.eval(RELEASE_LUA, 1, self.key, self.token))
+
+    def holder(self) -> str | None:
+        value = self.connection.get(self.key)
+        return value.decode() if value else None

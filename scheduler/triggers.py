@@ -1,0 +1,556 @@
+"""Compute when a schedule fires: pure schedule maths, no I/O and no clock.
+
+Every instant going in or out is a timezone-aware datetime; results are UTC.
+Cron expressions are evaluated on the local wall clock of the schedule's time
+zone.  croniter is used only for wall-clock arithmetic (naive datetimes); the
+mapping of wall-clock times onto real instants across DST transitions lives in
+``_fire_instants_for_wall`` because croniter's own aware-datetime handling
+double-fires fixed-time jobs on fall-back days and drops some repeated times of
+hour-wildcard jobs (see the module's tests).
+
+DST rules:
+
+* A wall time that occurs twice (fall back) fires once, at its first
+  occurrence -- unless the expression fires every hour ("0 * * * *",
+  "*/15 * * * *"), in which case it follows real time and fires at both.
+* A wall time that does not exist (spring forward) fires at the first instant
+  after the gap, so no day is skipped -- unless the expression fires every
+  hour, in which case the wall clock simply skips it.
+"""
+from __future__ import annotations
+
+import functools
+import heapq
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
+from croniter import CroniterError, croniter
+
+ONE_TIME, CRON, INTERVAL = "ONE_TIME", "CRON", "INTERVAL"
+SCHEDULE_TYPES = frozenset({ONE_TIME, CRON, INTERVAL})
+
+CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+_ALIAS_EXPRESSIONS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+
+MAX_CRON_LENGTH_CHARS = 200
+MAX_TIMEZONE_LENGTH_CHARS = 64
+MAX_PREVIEW_COUNT = 50
+DEFAULT_MISSED_LIMIT = 1000
+
+_UTC = timezone.utc
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_ONE_SECOND = timedelta(seconds=1)
+# Slack added around the wall-clock search window; cron fires on whole minutes.
+_SEARCH_SLACK = timedelta(minutes=1)
+# How far ahead to look for a fall-back transition when choosing where to start.
+_TRANSITION_LOOKAHEAD = timedelta(days=1)
+# Running past the datetime range or croniter's search horizon ends a search.
+_END_OF_TIME_ERRORS = (CroniterError, OverflowError, ValueError)
+
+_CRON_FIELD_SEPARATOR = re.compile(r"[ \t]+")
+_CRON_ITEM = re.compile(
+    r"(?P<start>\*|[0-9]+|[a-z]+)(?:-(?P<end>[0-9]+|[a-z]+))?(?:/(?P<step>[0-9]+))?",
+    re.ASCII | re.IGNORECASE,
+)
+_TIMEZONE_NAME = re.compile(r"[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*", re.ASCII)
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_DAYS_IN_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February as in a leap year
+
+
+class ScheduleError(ValueError):
+    """A schedule or one of its parts is invalid; the message is a human sentence."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Describe when a task fires; all datetimes are aware (UTC)."""
+
+    schedule_type: str
+    timezone: str = "UTC"
+    run_at: datetime | None = None
+    cron: str | None = None
+    interval_seconds: int | None = None
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    anchor_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _CronField:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()
+    name_base: int = 0
+
+    def value(self, token: str) -> int:
+        """Return the number a field token stands for, or raise ScheduleError."""
+        if token.isdigit():
+            number = int(token)
+        elif token.lower() in self.names:
+            number = self.names.index(token.lower()) + self.name_base
+        else:
+            raise ScheduleError(f"'{token}' is not a valid {self.name} value.")
+        if not self.low <= number <= self.high:
+            raise ScheduleError(
+                f"The {self.name} value {number} is out of range {self.low}-{self.high}."
+            )
+        return number
+
+
+_CRON_FIELDS = (
+    _CronField("minute", 0, 59),
+    _CronField("hour", 0, 23),
+    _CronField("day-of-month", 1, 31),
+    _CronField("month", 1, 12, _MONTH_NAMES, 1),
+    _CronField("day-of-week", 0, 7, _DAY_NAMES, 0),
+)
+
+
+# --- validation --------------------------------------------------------------
+
+
+def validate_cron(expr: str) -> None:
+    """Raise ScheduleError unless expr is a 5-field cron expression or a CRON_ALIASES alias."""
+    _normalize_cron(expr)
+
+
+def validate_timezone(name: str) -> ZoneInfo:
+    """Return the ZoneInfo for an IANA time zone name or raise ScheduleError."""
+    if not isinstance(name, str):
+        raise ScheduleError("The time zone must be given as a name such as 'Europe/Berlin'.")
+    if len(name) > MAX_TIMEZONE_LENGTH_CHARS or not _TIMEZONE_NAME.fullmatch(name):
+        raise ScheduleError(f"Unknown time zone {_quote(name)}.")
+    try:
+        return ZoneInfo(name)
+    except Exception as exc:  # ZoneInfoNotFoundError, ValueError, OSError, corrupt files
+        raise ScheduleError(f"Unknown time zone {_quote(name)}.") from exc
+
+
+def validate_schedule(schedule: Schedule) -> None:
+    """Raise ScheduleError unless the schedule is complete and consistent."""
+    if schedule.schedule_type not in SCHEDULE_TYPES:
+        raise ScheduleError(f"Unknown schedule type {_quote(str(schedule.schedule_type))}.")
+    validate_timezone(schedule.timezone)
+    for field_name in ("run_at", "start_at", "end_at", "anchor_at"):
+        _require_aware_or_none(getattr(schedule, field_name), field_name)
+    if schedule.start_at and schedule.end_at and schedule.end_at < schedule.start_at:
+        raise ScheduleError("The end time must not be before the start time.")
+    if schedule.schedule_type == ONE_TIME and schedule.run_at is None:
+        raise ScheduleError("A one-time schedule needs a run time.")
+    if schedule.schedule_type == CRON:
+        _normalize_cron(schedule.cron)
+    if schedule.schedule_type == INTERVAL:
+        _interval_of(schedule)
+        _interval_base_at(schedule)
+
+
+def _quote(text: str) -> str:
+    """Quote user text for an error message, shortened and with control characters escaped."""
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return "'" + shown.encode("unicode_escape").decode("ascii").replace("'", "\\'") + "'"
+
+
+def _normalize_cron(expr: str) -> str:
+    """Return the 5-field form of a valid cron expression or raise ScheduleError."""
+    if not isinstance(expr, str):
+        raise ScheduleError("The cron expression must be text such as '0 9 * * 1-5'.")
+    return _normalize_cron_text(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _normalize_cron_text(expr: str) -> str:
+    """Return the 5-field form of a valid cron expression string or raise ScheduleError."""
+    text = expr.strip(" \t")
+    if not text:
+        raise ScheduleError("The cron expression is empty.")
+    if len(text) > MAX_CRON_LENGTH_CHARS:
+        raise ScheduleError(f"The cron expression is longer than {MAX_CRON_LENGTH_CHARS} characters.")
+    if text.startswith("@"):
+        return _alias_expression(text)
+    fields = _CRON_FIELD_SEPARATOR.split(text)
+    if len(fields) != len(_CRON_FIELDS):
+        raise ScheduleError(
+            "A cron expression needs exactly 5 fields (minute, hour, day of month, month, "
+            f"day of week); {_quote(text)} has {len(fields)}."
+        )
+    for field, value in zip(_CRON_FIELDS, fields):
+        _check_cron_field(field, value)
+    normalized = " ".join(fields)
+    _check_croniter_accepts(normalized)
+    return normalized
+
+
+def _alias_expression(text: str) -> str:
+    """Return the expression behind a cron alias or raise ScheduleError."""
+    if text not in CRON_ALIASES:
+        known = ", ".join(sorted(CRON_ALIASES))
+        raise ScheduleError(f"Unsupported cron alias {_quote(text)}; use one of {known}.")
+    return _ALIAS_EXPRESSIONS[text]
+
+
+def _check_cron_field(field: _CronField, text: str) -> None:
+    """Raise ScheduleError unless text is a valid list of items for the field."""
+    for item in text.split(","):
+        match = _CRON_ITEM.fullmatch(item)
+        if match is None:
+            raise ScheduleError(f"{_quote(item)} is not a valid {field.name} entry.")
+        _check_cron_item(field, match)
+
+
+def _check_cron_item(field: _CronField, match: re.Match[str]) -> None:
+    """Raise ScheduleError for an out-of-range, backwards or badly stepped item."""
+    start, end, step = match.group("start", "end", "step")
+    if start == "*" and end is not None:
+        raise ScheduleError(f"A range in the {field.name} field cannot start with '*'.")
+    if start != "*":
+        low = field.value(start)
+        if end is not None and field.value(end) < low:
+            raise ScheduleError(f"The {field.name} range {start}-{end} runs backwards.")
+    if step is not None and not 1 <= int(step) <= field.high:
+        raise ScheduleError(f"The {field.name} step {int(step)} must be between 1 and {field.high}.")
+
+
+def _check_croniter_accepts(expression: str) -> None:
+    """Raise ScheduleError if croniter rejects the expression or it can never fire."""
+    try:
+        expanded, _ = croniter.expand(expression)
+    except Exception as exc:  # croniter raises assorted error types for bad input
+        raise ScheduleError(f"The cron expression {_quote(expression)} is not valid.") from exc
+    days, months, weekdays = expanded[2], expanded[3], expanded[4]
+    if weekdays == ["*"] and days != ["*"]:
+        if not any(day <= _month_length(month) for day in days for month in months):
+            raise ScheduleError(
+                f"The cron expression {_quote(expression)} never fires: "
+                "none of its months has that day."
+            )
+
+
+def _month_length(month: int | str) -> int:
+    """Return the longest length of a month; '*' stands for any month."""
+    return 31 if month == "*" else _DAYS_IN_MONTH[int(month) - 1]
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    """Raise ValueError unless value is a timezone-aware datetime."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime.")
+
+
+def _require_aware_or_none(value: datetime | None, name: str) -> None:
+    """Raise ScheduleError if a schedule datetime is present but naive."""
+    if value is not None and (not isinstance(value, datetime) or value.utcoffset() is None):
+        raise ScheduleError(f"The schedule's {name} must be a timezone-aware datetime.")
+
+
+# --- description ---------------------------------------------------------------
+
+
+def describe_cron(expr: str) -> str:
+    """Return a human sentence for a cron expression, e.g. 'At 09:00, Monday through Friday'."""
+    expression = _normalize_cron(expr)
+    options = Options(
+        casing_type=CasingTypeEnum.Sentence,
+        use_24hour_time_format=True,
+        locale_code="en_US",
+        verbose=False,
+        day_of_week_start_index_zero=True,
+    )
+    try:
+        return ExpressionDescriptor(expression, options).get_description()
+    except Exception as exc:  # cron_descriptor raises its own error family
+        raise ScheduleError(f"The cron expression {_quote(expression)} cannot be described.") from exc
+
+
+# --- public schedule maths -----------------------------------------------------
+
+
+def next_fire_at(schedule: Schedule, after: datetime) -> datetime | None:
+    """Return the first fire time strictly after `after`, or None if there is none."""
+    return next(_iter_fire_times(schedule, after), None)
+
+
+def first_fire_at(schedule: Schedule, now: datetime) -> datetime | None:
+    """Return the first fire time of a new task; a past one-time run_at runs at once."""
+    _require_aware(now, "now")
+    if schedule.schedule_type == ONE_TIME:
+        validate_schedule(schedule)
+        run_at = _to_utc(schedule.run_at)
+        return run_at if _within_bounds(schedule, run_at) else None
+    return next_fire_at(schedule, now)
+
+
+def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """Return up to `count` (clamped to 1..50) successive fire times after `after`."""
+    wanted = min(max(int(count), 1), MAX_PREVIEW_COUNT)
+    return list(islice(_iter_fire_times(schedule, after), wanted))
+
+
+def missed_fire_times(
+    schedule: Schedule, scheduled_at: datetime, now: datetime, limit: int = DEFAULT_MISSED_LIMIT
+) -> tuple[int, datetime]:
+    """Return (fire times in [scheduled_at, now] capped at limit, the latest of them)."""
+    _require_aware(scheduled_at, "scheduled_at")
+    _require_aware(now, "now")
+    if scheduled_at > now:
+        raise ValueError("scheduled_at must not be after now.")
+    validate_schedule(schedule)
+    scheduled_at = _to_utc(scheduled_at)
+    cap = max(int(limit), 1)
+    if schedule.schedule_type == ONE_TIME:
+        return 1, _to_utc(schedule.run_at)
+    horizon_at = _to_utc(now) if schedule.end_at is None else min(_to_utc(now), _to_utc(schedule.end_at))
+    if horizon_at <= scheduled_at:
+        return 1, scheduled_at
+    if schedule.schedule_type == INTERVAL:
+        return _missed_interval_fire_times(schedule, scheduled_at, horizon_at, cap)
+    return _missed_cron_fire_times(schedule, scheduled_at, horizon_at, cap)
+
+
+# --- shared plumbing -------------------------------------------------------------
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Return the same instant expressed in UTC."""
+    return value.astimezone(_UTC)
+
+
+def _within_bounds(schedule: Schedule, fire_at: datetime) -> bool:
+    """Tell whether a fire time lies inside the schedule's [start_at, end_at] window."""
+    if schedule.start_at is not None and fire_at < schedule.start_at:
+        return False
+    return schedule.end_at is None or fire_at <= schedule.end_at
+
+
+def _iter_fire_times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Yield the schedule's fire times strictly after `after`, in order, within its bounds."""
+    _require_aware(after, "after")
+    validate_schedule(schedule)
+    search_after = _to_utc(after)
+    if schedule.start_at is not None:
+        search_after = max(search_after, _to_utc(schedule.start_at) - _ONE_MICROSECOND)
+    for fire_at in _iter_unbounded_fire_times(schedule, search_after):
+        if schedule.end_at is not None and fire_at > schedule.end_at:
+            return
+        yield fire_at
+
+
+def _iter_unbounded_fire_times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Yield fire times strictly after `after`, ignoring end_at."""
+    if schedule.schedule_type == ONE_TIME:
+        run_at = _to_utc(schedule.run_at)
+        return iter([run_at] if run_at > after else [])
+    if schedule.schedule_type == INTERVAL:
+        return _iter_interval_fire_times(_interval_base_at(schedule), _interval_of(schedule), after)
+    zone = validate_timezone(schedule.timezone)
+    return _iter_cron_fire_times(_normalize_cron(schedule.cron), zone, after)
+
+
+# --- INTERVAL ----------------------------------------------------------------------
+
+
+def _interval_of(schedule: Schedule) -> timedelta:
+    """Return the schedule's interval as an exact timedelta or raise ScheduleError."""
+    seconds = schedule.interval_seconds
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+        raise ScheduleError("An interval schedule needs a whole number of seconds, at least 1.")
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError as exc:
+        raise ScheduleError("The interval is too long.") from exc
+
+
+def _interval_base_at(schedule: Schedule) -> datetime:
+    """Return the instant interval fires are counted from: start_at, else anchor_at."""
+    base_at = schedule.start_at or schedule.anchor_at
+    if base_at is None:
+        raise ScheduleError("An interval schedule needs a start time or an anchor time.")
+    return _to_utc(base_at)
+
+
+def _interval_index_at(base_at: datetime, interval: timedelta, at: datetime) -> int:
+    """Return k of the last fire base + k*interval at or before `at` (-1 if before base)."""
+    if at < base_at:
+        return -1
+    return (at - base_at) // interval  # exact integer division of microsecond counts
+
+
+def _iter_interval_fire_times(base_at: datetime, interval: timedelta, after: datetime) -> Iterator[datetime]:
+    """Yield base + k*interval (k >= 0) strictly after `after`, computed exactly."""
+    index = _interval_index_at(base_at, interval, after) + 1
+    try:
+        while True:
+            yield base_at + index * interval
+            index += 1
+    except OverflowError:
+        return
+
+
+def _missed_interval_fire_times(
+    schedule: Schedule, scheduled_at: datetime, horizon_at: datetime, cap: int
+) -> tuple[int, datetime]:
+    """Count interval fires in [scheduled_at, horizon_at] in O(1)."""
+    base_at, interval = _interval_base_at(schedule), _interval_of(schedule)
+    last_index = _interval_index_at(base_at, interval, horizon_at)
+    later_fires = last_index - _interval_index_at(base_at, interval, scheduled_at)
+    if later_fires <= 0:
+        return 1, scheduled_at
+    return min(1 + later_fires, cap), base_at + last_index * interval
+
+
+# --- CRON --------------------------------------------------------------------------
+
+
+class _WallKind(Enum):
+    NORMAL = "normal"  # the wall time happens exactly once
+    REPEATED = "repeated"  # fall back: it happens twice (earliest_at, latest_at)
+    SKIPPED = "skipped"  # spring forward: it never happens; both fields hold the gap's end
+
+
+@dataclass(frozen=True)
+class _WallPlacement:
+    """Where a local wall-clock time lands on the real (UTC) time line."""
+
+    kind: _WallKind
+    earliest_at: datetime
+    latest_at: datetime
+
+
+@functools.lru_cache(maxsize=512)
+def _fires_every_hour(expression: str) -> bool:
+    """Tell whether the expression's hour field selects every hour."""
+    return croniter.expand(expression)[0][1] == ["*"]
+
+
+def _place_wall_time(wall: datetime, zone: ZoneInfo) -> _WallPlacement:
+    """Locate a naive local wall time on the UTC time line."""
+    first_at = _to_utc(wall.replace(tzinfo=zone, fold=0))
+    second_at = _to_utc(wall.replace(tzinfo=zone, fold=1))
+    if first_at == second_at:
+        return _WallPlacement(_WallKind.NORMAL, first_at, first_at)
+    if first_at < second_at:
+        return _WallPlacement(_WallKind.REPEATED, first_at, second_at)
+    gap_end_at = _transition_at(zone, second_at, first_at)
+    return _WallPlacement(_WallKind.SKIPPED, gap_end_at, gap_end_at)
+
+
+def _transition_at(zone: ZoneInfo, before_at: datetime, after_at: datetime) -> datetime:
+    """Return the first instant in (before_at, after_at] whose UTC offset differs from before_at's."""
+    old_offset = before_at.astimezone(zone).utcoffset()
+    low, high = 0, int((after_at - before_at) / _ONE_SECOND)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (before_at + middle * _ONE_SECOND).astimezone(zone).utcoffset() == old_offset:
+            low = middle
+        else:
+            high = middle
+    return before_at + high * _ONE_SECOND
+
+
+def _fire_instants_for_wall(placement: _WallPlacement, every_hour: bool) -> tuple[datetime, ...]:
+    """Apply the DST rules: the real instants at which a matching wall time fires."""
+    if placement.kind is _WallKind.NORMAL:
+        return (placement.earliest_at,)
+    if placement.kind is _WallKind.REPEATED:
+        if every_hour:
+            return (placement.earliest_at, placement.latest_at)
+        return (placement.earliest_at,)
+    return () if every_hour else (placement.earliest_at,)
+
+
+def _utc_offset_at(zone: ZoneInfo, at: datetime) -> timedelta:
+    """Return the zone's UTC offset at an instant."""
+    offset = at.astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always knows its offset
+    return offset
+
+
+def _search_start_wall(zone: ZoneInfo, after: datetime) -> datetime:
+    """Return a naive wall time before every wall time that can fire after `after`."""
+    fall_back = _utc_offset_at(zone, after) - _utc_offset_at(zone, after + _TRANSITION_LOOKAHEAD)
+    local_wall = after.astimezone(zone).replace(tzinfo=None)
+    return local_wall - max(fall_back, timedelta(0)) - _SEARCH_SLACK
+
+
+def _search_end_wall(zone: ZoneInfo, at: datetime) -> datetime:
+    """Return a naive wall time after every wall time that can fire at or before `at`."""
+    fall_back = _utc_offset_at(zone, at - _TRANSITION_LOOKAHEAD) - _utc_offset_at(zone, at)
+    local_wall = at.astimezone(zone).replace(tzinfo=None)
+    return local_wall + max(fall_back, timedelta(0)) + _SEARCH_SLACK
+
+
+def _iter_cron_fire_times(expression: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Yield the cron fire times strictly after `after`, in order and without duplicates."""
+    every_hour = _fires_every_hour(expression)
+    pending: list[datetime] = []
+    last_at = after
+    try:
+        walls = croniter(expression, _search_start_wall(zone, after))
+        while True:
+            placement = _place_wall_time(walls.get_next(datetime), zone)
+            # Wall times only move forward, and no later wall fires before this
+            # one's earliest instant, so everything pending up to it is final.
+            while pending and pending[0] <= placement.earliest_at:
+                fire_at = heapq.heappop(pending)
+                if fire_at > last_at:
+                    last_at = fire_at
+                    yield fire_at
+            for fire_at in _fire_instants_for_wall(placement, every_hour):
+                if fire_at > last_at:
+                    heapq.heappush(pending, fire_at)
+    except _END_OF_TIME_ERRORS:
+        pass
+    for fire_at in sorted(set(pending)):
+        if fire_at > last_at:
+            yield fire_at
+
+
+def _previous_cron_fire_at(expression: str, zone: ZoneInfo, at: datetime) -> datetime | None:
+    """Return the latest cron fire time at or before `at`, or None."""
+    every_hour = _fires_every_hour(expression)
+    best_at: datetime | None = None
+    try:
+        walls = croniter(expression, _search_end_wall(zone, at))
+        while True:
+            placement = _place_wall_time(walls.get_prev(datetime), zone)
+            # No earlier wall fires after this one's latest instant.
+            if best_at is not None and placement.latest_at <= best_at:
+                return best_at
+            for fire_at in _fire_instants_for_wall(placement, every_hour):
+                if fire_at <= at and (best_at is None or fire_at > best_at):
+                    best_at = fire_at
+    except _END_OF_TIME_ERRORS:
+        return best_at
+
+
+def _missed_cron_fire_times(
+    schedule: Schedule, scheduled_at: datetime, horizon_at: datetime, cap: int
+) -> tuple[int, datetime]:
+    """Count cron fires in [scheduled_at, horizon_at], stopping at cap, and find the latest."""
+    count, latest_at = 1, scheduled_at
+    for fire_at in _iter_fire_times(schedule, scheduled_at):
+        if fire_at > horizon_at:
+            return count, latest_at
+        if count == cap:
+            break
+        count, latest_at = count + 1, fire_at
+    else:
+        return count, latest_at
+    zone = validate_timezone(schedule.timezone)
+    previous_at = _previous_cron_fire_at(_normalize_cron(schedule.cron), zone, horizon_at)
+    return count, max(latest_at, previous_at or latest_at)

@@ -1,0 +1,126 @@
+"""Bad requests get a clear JSON error and change nothing."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.api.test_tasks import INTERVAL_TASK, make_task
+
+BAD_TASKS = [
+    ({"cron": "61 * * * *", "schedule_type": "CRON", "interval_seconds": None}, "cron"),
+    ({"cron": "* * * * * *", "schedule_type": "CRON", "interval_seconds": None}, "cron"),
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"schedule_type": "ONE_TIME", "interval_seconds": None}, "run_at"),
+    ({"schedule_type": "CRON", "interval_seconds": None}, "cron"),
+    ({"run_at": "2030-01-01T00:00:00Z"}, "run_at"),
+    ({"interval_seconds": 0}, "interval_seconds"),
+    ({"interval_seconds": "60"}, "interval_seconds"),
+    ({"interval_seconds": True}, "interval_seconds"),
+    ({"args": {"message": 5}}, "args.message"),
+    ({"args": {"message": "x", "extra": 1}}, "args.extra"),
+    ({"args": {}}, "args.message"),
+    ({"args": "text"}, "args"),
+    ({"job": "nope"}, "job"),
+    ({"job": None}, "job"),
+    ({"name": ""}, "name"),
+    ({"name": "x" * 201}, "name"),
+    ({"name": None}, "name"),
+    ({"depends_on": [12345]}, "depends_on"),
+    ({"depends_on": "1"}, "depends_on"),
+    ({"schedule_type": "WEEKLY"}, "schedule_type"),
+    ({"queue": "urgent"}, "queue"),
+    ({"notify": "SOMETIMES"}, "notify"),
+    ({"overlap": "QUEUE"}, "overlap"),
+    ({"enabled": "yes"}, "enabled"),
+    ({"max_retries": -1}, "max_retries"),
+    ({"start_at": "2030-01-02T00:00:00Z", "end_at": "2030-01-01T00:00:00Z"}, "end_at"),
+    ({"start_at": "not a date"}, "start_at"),
+    ({"colour": "blue"}, "colour"),
+    ({"job": "shell", "args": {"command": "true"}}, "job"),
+]
+
+
+@pytest.mark.parametrize("change,field", BAD_TASKS, ids=[f for _, f in BAD_TASKS])
+def test_invalid_task_is_a_400_naming_the_field_and_stores_nothing(api: Any, change: dict, field: str) -> None:
+    response = api.post("/api/tasks/", {**INTERVAL_TASK, **change})
+    body = response.get_json()
+    assert response.status_code == 400, body
+    assert body["error"] == "validation_error"
+    assert field in body["fields"], body
+    assert body["message"]
+    assert api.get("/api/tasks/").get_json()["count"] == 0
+
+
+def test_unknown_job_error_lists_the_known_jobs(api: Any) -> None:
+    body = api.post("/api/tasks/", {**INTERVAL_TASK, "job": "nope"}).get_json()
+    assert "echo" in body["fields"]["job"] and "noop" in body["fields"]["job"]
+
+
+def test_duplicate_name_is_a_409(api: Any) -> None:
+    make_task(api)
+    response = api.post("/api/tasks/", INTERVAL_TASK)
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "conflict"
+    assert api.get("/api/tasks/").get_json()["count"] == 1
+
+
+def test_renaming_onto_an_existing_name_is_a_409_and_changes_nothing(api: Any) -> None:
+    make_task(api, name="one")
+    two = make_task(api, name="two")
+    assert api.patch(f"/api/tasks/{two['id']}/", {"name": "one"}).status_code == 409
+    assert api.get(f"/api/tasks/{two['id']}/").get_json()["name"] == "two"
+
+
+def test_invalid_patch_changes_nothing(api: Any) -> None:
+    task = make_task(api)
+    response = api.patch(f"/api/tasks/{task['id']}/", {"interval_seconds": -5, "name": "new"})
+    assert response.status_code == 400
+    assert api.get(f"/api/tasks/{task['id']}/").get_json() == task
+
+
+def test_body_that_is_not_json_is_a_415(api: Any) -> None:
+    response = api.client.post("/api/tasks/", data="name=x", headers={"Authorization": "Bearer test-token-123",
+                                                                       "Content-Type": "text/plain"})
+    assert response.status_code == 415
+    assert response.get_json()["error"] == "unsupported_media_type"
+
+
+def test_malformed_json_is_a_400(api: Any) -> None:
+    response = api.client.post("/api/tasks/", data="{bad", headers={"Authorization": "Bearer test-token-123",
+                                                                    "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"body": "is not valid JSON"}
+
+
+def test_json_that_is_not_an_object_is_a_400(api: Any) -> None:
+    response = api.post("/api/tasks/", [1, 2])
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"body": "must be a JSON object"}
+
+
+def test_body_over_one_mebibyte_is_a_413(api: Any) -> None:
+    big = {**INTERVAL_TASK, "description": "x" * (1024 * 1024 + 10)}
+    response = api.post("/api/tasks/", big)
+    assert response.status_code == 413
+    assert response.get_json()["error"] == "payload_too_large"
+
+
+def test_wrong_method_is_a_json_405(api: Any) -> None:
+    response = api.put("/api/tasks/", {})
+    assert response.status_code == 405
+    assert response.get_json()["error"] == "method_not_allowed"
+
+
+def test_unknown_api_path_is_a_json_404(api: Any) -> None:
+    response = api.get("/api/nothing-here/")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=501", "limit=abc", "offset=-1", "enabled=maybe",
+                                   "status=DONE", "schedule_type=x"])
+def test_bad_list_query_is_a_400(api: Any, query: str) -> None:
+    response = api.get(f"/api/tasks/?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "validation_error"

@@ -1,0 +1,119 @@
+"""Fixtures: a private Redis, the app on SQLite or Postgres, and API clients."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import text
+
+from tests.services import RedisServer, missing_service, postgres_url
+from webapp import create_app
+from webapp.config import normalise_database_url
+from webapp.extensions import db
+
+API_TOKEN = "test-token-123"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+_postgres_schema_ready: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    redis_lib.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'chime.sqlite3'}"
+    url = postgres_url()
+    if url is None:
+        missing_service("Postgres is not reachable (set TEST_DATABASE_URL)")
+    return url
+
+
+def test_config(database_url: str, redis_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "REDIS_URL": redis_url,
+        "API_TOKENS": [API_TOKEN],
+        "WTF_CSRF_ENABLED": True,
+        **extra,
+    }
+
+
+def reset_database(url: str) -> None:
+    """Create the schema (once per Postgres database) and empty every table."""
+    if url.startswith("sqlite"):
+        db.create_all()
+        return
+    if url not in _postgres_schema_ready:
+        db.drop_all()
+        db.create_all()
+        _postgres_schema_ready.add(url)
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(database_url: str, redis_url: str) -> Iterator[Any]:
+    app = create_app(test_config(database_url, redis_url))
+    with app.app_context():
+        reset_database(database_url)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class ApiClient:
+    """The Flask test client with the bearer token and JSON bodies filled in."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
+        headers = {**AUTH, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, json=json, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self._call("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self._call("POST", path, json, **kwargs)
+
+    def put(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self._call("PUT", path, json, **kwargs)
+
+    def patch(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self._call("PATCH", path, json, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Any:
+        return self._call("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+def api(client: Any) -> ApiClient:
+    return ApiClient(client)
+
+
+@pytest.fixture
+def redis_client(app: Any) -> redis_lib.Redis:
+    return app.extensions["redis"]

@@ -1,0 +1,60 @@
+"""Chime's Flask application factory."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from webapp.config import check_production_settings, settings_from_env
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config -> extensions -> blueprints -> error handlers -> CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    check_production_settings(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    app.url_map.strict_slashes = False
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from webapp.database import init_db
+    from webapp.extensions import csrf, init_redis
+
+    init_db(app)
+    csrf.init_app(app)
+    init_redis(app)
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp.admin import bp as admin_bp
+    from webapp.api import bp as api_bp
+    from webapp.extensions import csrf
+
+    csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
+    app.register_blueprint(api_bp)
+    app.register_blueprint(admin_bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from webapp.errors import register_error_handlers as register
+
+    register(app)
+
+
+def register_cli(app: Flask) -> None:
+    from webapp.cli import register_commands
+
+    register_commands(app)

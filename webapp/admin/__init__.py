@@ -1,0 +1,8 @@
+"""The server-rendered admin blueprint."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("admin", __name__, template_folder="../templates")
+
+from webapp.admin import views  # noqa: E402,F401  (routes)

@@ -1,0 +1,55 @@
+"""Routes for the execution log."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+from sqlalchemy import select
+
+from webapp import services
+from webapp.api import bp
+from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
+from webapp.errors import NotFoundError
+from webapp.extensions import db
+from webapp.models import Execution, Status, Trigger, execution_to_dict
+
+STATUSES = tuple(s.value for s in Status)
+TRIGGERS = tuple(t.value for t in Trigger)
+
+
+def filtered_executions(task_id: int | None = None) -> Any:
+    """Build the execution query from the log filters of the request."""
+    query = select(Execution).order_by(Execution.id.desc())
+    task_id = task_id if task_id is not None else int_arg("task_id", None, 1)
+    if task_id is not None:
+        query = query.where(Execution.task_id == task_id)
+    if (status := choice_arg("status", STATUSES)) is not None:
+        query = query.where(Execution.status == status)
+    if (trigger := choice_arg("trigger", TRIGGERS)) is not None:
+        query = query.where(Execution.trigger == trigger)
+    if (since := instant_arg("since")) is not None:
+        query = query.where(Execution.created_at >= since)
+    if (until := instant_arg("until")) is not None:
+        query = query.where(Execution.created_at < until)
+    return query
+
+
+@bp.get("/logs/")
+def list_logs() -> Any:
+    return jsonify(paginate(filtered_executions(), execution_to_dict))
+
+
+@bp.get("/tasks/<int:task_id>/logs/")
+def task_logs(task_id: int) -> Any:
+    services.get_task(task_id)
+    if "task_id" in request.args:
+        int_arg("task_id", None, 1)
+    return jsonify(paginate(filtered_executions(task_id), execution_to_dict))
+
+
+@bp.get("/logs/<int:execution_id>/")
+def get_log(execution_id: int) -> Any:
+    execution = db.session.get(Execution, execution_id)
+    if execution is None:
+        raise NotFoundError("execution", execution_id)
+    return jsonify(execution_to_dict(execution))

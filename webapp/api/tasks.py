@@ -1,0 +1,87 @@
+"""Routes for task definitions."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify, url_for
+from sqlalchemy import select
+
+from webapp import services
+from webapp.api import bp
+from webapp.api.common import bool_arg, choice_arg, json_body, paginate
+from webapp.models import ScheduleType, Status, Task, task_to_dict
+
+STATUSES = tuple(s.value for s in Status)
+SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
+
+
+def _allow_shell() -> bool:
+    return bool(current_app.config["ALLOW_SHELL_JOBS"])
+
+
+@bp.get("/tasks/")
+def list_tasks() -> Any:
+    query = select(Task).order_by(Task.id)
+    if (status := choice_arg("status", STATUSES)) is not None:
+        query = query.where(Task.status == status)
+    if (enabled := bool_arg("enabled")) is not None:
+        query = query.where(Task.enabled == enabled)
+    if (schedule_type := choice_arg("schedule_type", SCHEDULE_TYPES)) is not None:
+        query = query.where(Task.schedule_type == schedule_type)
+    if search := _search_arg():
+        query = query.where(Task.name.ilike(f"%{search}%", escape="\\"))
+    return jsonify(paginate(query, task_to_dict))
+
+
+def _search_arg() -> str:
+    from flask import request
+
+    raw = request.args.get("search", "")[:200]
+    return raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@bp.post("/tasks/")
+def create_task() -> Any:
+    task = services.create_task(json_body(), allow_shell=_allow_shell())
+    response = jsonify(task_to_dict(task))
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_task", task_id=task.id)
+    return response
+
+
+@bp.get("/tasks/<int:task_id>/")
+def get_task(task_id: int) -> Any:
+    return jsonify(task_to_dict(services.get_task(task_id)))
+
+
+@bp.put("/tasks/<int:task_id>/")
+def replace_task(task_id: int) -> Any:
+    task = services.get_task(task_id)
+    services.update_task(task, json_body(), partial=False, allow_shell=_allow_shell())
+    return jsonify(task_to_dict(task))
+
+
+@bp.patch("/tasks/<int:task_id>/")
+def patch_task(task_id: int) -> Any:
+    task = services.get_task(task_id)
+    services.update_task(task, json_body(), partial=True, allow_shell=_allow_shell())
+    return jsonify(task_to_dict(task))
+
+
+@bp.delete("/tasks/<int:task_id>/")
+def delete_task(task_id: int) -> Any:
+    services.delete_task(services.get_task(task_id))
+    return "", 204
+
+
+@bp.post("/tasks/<int:task_id>/toggle/")
+def toggle_task(task_id: int) -> Any:
+    task = services.toggle_task(services.get_task(task_id))
+    return jsonify(task_to_dict(task))
+
+
+@bp.post("/tasks/<int:task_id>/run/")
+def run_task(task_id: int) -> Any:
+    task = services.get_task(task_id)
+    job_id = services.run_task_now(task)
+    return jsonify({"job_id": job_id, "task_id": task.id, "trigger": "MANUAL"}), 202

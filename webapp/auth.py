@@ -1,0 +1,130 @@
+"""Who may call the API and use the admin: API tokens, users and passwords."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from functools import wraps
+from typing import Any, Callable
+
+from flask import current_app, redirect, request, session, url_for
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.errors import UnauthorizedError
+from webapp.extensions import db
+from webapp.models import ApiToken, User
+from webapp.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+TOKEN_BYTES = 32
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 hex digest stored for a (high-entropy) API token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token() -> str:
+    """Return a fresh random API token."""
+    return "chime_" + secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def create_token(name: str) -> str:
+    """Store the hash of a new token and return the token itself (shown once)."""
+    token = new_token()
+    db.session.add(ApiToken(name=name, token_hash=hash_token(token)))
+    db.session.commit()
+    return token
+
+
+def is_valid_token(token: str) -> bool:
+    """Check a bearer token against API_TOKENS and the stored token hashes."""
+    digest = hash_token(token)
+    env_digests = current_app.extensions.setdefault(
+        "chime_env_token_digests", [hash_token(t) for t in current_app.config["API_TOKENS"]]
+    )
+    if any(hmac.compare_digest(digest, known) for known in env_digests):
+        return True
+    stored = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
+    return stored is not None
+
+
+def bearer_token() -> str | None:
+    """Return the token of an `Authorization: Bearer ...` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_api_token() -> None:
+    """Raise UnauthorizedError unless the request carries a valid bearer token (or a session)."""
+    token = bearer_token()
+    if token is not None and is_valid_token(token):
+        return
+    if token is None and session.get("user_id") and request.method == "GET":
+        return  # the admin's own pages read the API with their session
+    raise UnauthorizedError("A valid API token is required: send 'Authorization: Bearer <token>'")
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password)
+
+
+def create_user(username: str, password: str) -> User:
+    """Create a user with a hashed password."""
+    user = User(username=username, password_hash=hash_password(password))
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    """Return the user when the password matches, else None."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        check_password_hash(DUMMY_HASH, password)  # same work whether or not the user exists
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def ensure_first_admin(username: str, password: str | None) -> tuple[str, str] | None:
+    """Create the first admin when no user exists; return (name, password) when one was made."""
+    if db.session.scalar(select(User.id).limit(1)) is not None:
+        return None
+    if not password:
+        return None
+    create_user(username, password)
+    log.info("Created the first admin user %r", username)
+    return username, password
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send anonymous visitors of an admin page to the login form."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not session.get("user_id") or db.session.get(User, session["user_id"]) is None:
+            return redirect(url_for("admin.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    wrapped.__dict__["login_required"] = True
+    return wrapped
+
+
+def login_user(user: User) -> None:
+    session.clear()
+    session["user_id"] = user.id
+    session["username"] = user.username
+    session["logged_in_at"] = utcnow().isoformat()
+    session.permanent = True
+
+
+def logout_user() -> None:
+    session.clear()

@@ -1,0 +1,70 @@
+"""Turn the process environment into settings: pure, with named defaults."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
+DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_PAGE_LIMIT = 50
+MAX_PAGE_LIMIT = 500
+MAX_CONTENT_LENGTH_BYTES = 1024 * 1024
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+class ConfigError(RuntimeError):
+    """The environment asks for something the app refuses to run with."""
+
+
+def is_true(value: str | None) -> bool:
+    """Read an environment flag such as ALLOW_SHELL_JOBS=true."""
+    return (value or "").strip().lower() in TRUE_WORDS
+
+
+def normalise_database_url(url: str) -> str:
+    """Map postgres:// and postgresql:// onto the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def default_database_url(instance_path: str) -> str:
+    """Return the SQLite database under the instance folder."""
+    return "sqlite:///" + str(Path(instance_path) / "chime.sqlite3")
+
+
+def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables."""
+    tokens = [t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()]
+    return {
+        "ENV_NAME": env.get("CHIME_ENV", env.get("FLASK_ENV", "development")),
+        "SECRET_KEY": env.get("SECRET_KEY", DEFAULT_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(
+            env.get("DATABASE_URL") or default_database_url(instance_path)
+        ),
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "API_TOKENS": tokens,
+        "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
+        "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
+        "ALLOW_SHELL_JOBS": is_true(env.get("ALLOW_SHELL_JOBS")),
+        "RECONCILE_INTERVAL_SECONDS": int(
+            env.get("RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL_SECONDS)
+        ),
+        "LOG_RETENTION_DAYS": int(env.get("LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS)),
+        "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "WTF_CSRF_TIME_LIMIT": None,
+    }
+
+
+def check_production_settings(config: Mapping[str, Any]) -> None:
+    """Refuse to run in production with the default secret key."""
+    if config.get("ENV_NAME") == "production" and config.get("SECRET_KEY") == DEFAULT_SECRET_KEY:
+        raise ConfigError("SECRET_KEY must be set in production (CHIME_ENV=production)")

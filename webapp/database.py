@@ -1,0 +1,56 @@
+"""Database wiring: SQLite pragmas for concurrent writers, and one engine per process."""
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from webapp.config import SQLITE_BUSY_TIMEOUT_SECONDS
+from webapp.extensions import db, migrate
+
+MIGRATIONS_DIRECTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+@event.listens_for(Engine, "connect")
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """Turn on WAL, a busy timeout and foreign keys for every SQLite connection."""
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _begin_immediate(connection: Any) -> None:
+    """Take SQLite's write lock at BEGIN, so busy_timeout applies instead of SQLITE_BUSY_SNAPSHOT."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def engine_options(uri: str) -> dict[str, Any]:
+    """Return SQLAlchemy engine options suited to the database kind."""
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_recycle": 1800}
+
+
+def init_db(app: Flask) -> None:
+    """Bind Flask-SQLAlchemy and Flask-Migrate to the app."""
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIRECTORY, render_as_batch=True)
+
+
+def dispose_after_fork(app: Flask) -> None:
+    """Drop pooled connections inherited over fork(): a child must open its own."""
+    with app.app_context():
+        db.engine.dispose(close=False)

@@ -1,0 +1,147 @@
+"""Errors with an HTTP status and a code, and the handlers that render them.
+
+JSON under /api/ (``{"error", "message", "fields"?}``); HTML pages elsewhere.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from webapp.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class ChimeError(Exception):
+    """Base class: an error a client can be told about."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.fields is not None:
+            body["fields"] = self.fields
+        return body
+
+
+class ValidationError(ChimeError):
+    """The input is not a valid task (or query): ``fields`` says why, per field."""
+
+    status = 400
+    code = "validation_error"
+
+    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
+        summary = "; ".join(f"{name}: {reason}" for name, reason in sorted(fields.items()))
+        super().__init__(message or f"Invalid input: {summary}", fields)
+
+
+class NotFoundError(ChimeError, LookupError):
+    """No object with that id."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, kind: str, object_id: object) -> None:
+        super().__init__(f"No {kind} with id {object_id!r} was found")
+
+
+class ConflictError(ChimeError):
+    """The request conflicts with the current state (duplicate name, dependents)."""
+
+    status = 409
+    code = "conflict"
+
+
+class UnauthorizedError(ChimeError):
+    status = 401
+    code = "unauthorized"
+
+
+class UnavailableError(ChimeError):
+    """A backing service (Redis, the database) is down."""
+
+    status = 503
+    code = "service_unavailable"
+
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+
+def wants_json() -> bool:
+    """Answer JSON for API paths and for clients that ask for it."""
+    if request.path.startswith("/api/") or request.path == "/api":
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str, code: str | None = None, fields: dict | None = None) -> Response:
+    """Build the one error body every API error uses."""
+    body: dict[str, Any] = {"error": code or HTTP_CODES.get(status, "error"), "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _render(status: int, message: str, code: str, fields: dict | None = None) -> Any:
+    if wants_json():
+        return error_response(status, message, code, fields)
+    return render_template("error.html", status=status, message=message), status
+
+
+def handle_chime_error(error: ChimeError) -> Any:
+    return _render(error.status, error.message, error.code, error.fields)
+
+
+def handle_http_exception(error: HTTPException) -> Any:
+    status = error.code or 500
+    response = _render(status, error.description or error.name, HTTP_CODES.get(status, "error"))
+    if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
+        if isinstance(response, Response):
+            response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def handle_unexpected(error: Exception) -> Any:
+    db.session.rollback()
+    log.exception("Unhandled error on %s %s", request.method, request.path)
+    return _render(500, "Internal server error; the details are in the server log", "internal_error")
+
+
+def handle_redis_down(error: Exception) -> Any:
+    db.session.rollback()
+    log.warning("Redis unavailable on %s %s: %s", request.method, request.path, error)
+    return _render(503, "Redis is unavailable; try again shortly", "service_unavailable")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install the handlers on the app, so unknown URLs are covered too."""
+    import redis.exceptions
+
+    app.register_error_handler(ChimeError, handle_chime_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(redis.exceptions.ConnectionError, handle_redis_down)
+    app.register_error_handler(redis.exceptions.TimeoutError, handle_redis_down)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,272 @@
+"""Database models: Task, Execution, Notification, User, ApiToken."""
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from webapp.extensions import db
+from webapp.timeutil import as_utc, isoformat, utcnow
+
+
+class UTCDateTime(TypeDecorator):
+    """Store instants as UTC and always read them back aware (SQLite drops tzinfo)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        value = as_utc(value)
+        if value is not None and dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return as_utc(value)
+
+
+class Status(str, enum.Enum):
+    """Status of a task (its latest run) and of one execution."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    RETRYING = "RETRYING"
+    SKIPPED = "SKIPPED"
+
+
+FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
+FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED)
+
+
+class ScheduleType(str, enum.Enum):
+    ONE_TIME = "ONE_TIME"
+    CRON = "CRON"
+    INTERVAL = "INTERVAL"
+
+
+class Trigger(str, enum.Enum):
+    """Why an execution happened."""
+
+    SCHEDULE = "SCHEDULE"
+    MANUAL = "MANUAL"
+    RETRY = "RETRY"
+    RECOVERY = "RECOVERY"
+
+
+class Overlap(str, enum.Enum):
+    SKIP = "SKIP"
+    ALLOW = "ALLOW"
+
+
+class NotifyPolicy(str, enum.Enum):
+    ALWAYS = "ALWAYS"
+    ON_FAILURE = "ON_FAILURE"
+    NEVER = "NEVER"
+
+
+class Level(str, enum.Enum):
+    """Notification level."""
+
+    INFO = "INFO"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+QUEUE_NAMES = ("high", "default", "low")
+
+task_dependencies = Table(
+    "task_dependencies",
+    db.metadata,
+    Column("task_id", ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("parent_id", ForeignKey("tasks.id", ondelete="RESTRICT"), primary_key=True),
+)
+
+
+class Task(db.Model):
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    job: Mapped[str] = mapped_column(String(100))
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    schedule_type: Mapped[str] = mapped_column(String(16))
+    run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enabled: Mapped[bool] = mapped_column(default=True, index=True)
+    max_retries: Mapped[int] = mapped_column(default=3)
+    retry_backoff_seconds: Mapped[int] = mapped_column(default=60)
+    timeout_seconds: Mapped[int] = mapped_column(default=300)
+    overlap: Mapped[str] = mapped_column(String(8), default=Overlap.SKIP.value)
+    misfire_grace_seconds: Mapped[int] = mapped_column(default=300)
+    queue: Mapped[str] = mapped_column(String(16), default="default")
+    notify: Mapped[str] = mapped_column(String(16), default=NotifyPolicy.ALWAYS.value)
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value, index=True)
+    last_status: Mapped[str | None] = mapped_column(String(16))
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    parents: Mapped[list[Task]] = relationship(
+        secondary=task_dependencies,
+        primaryjoin=lambda: Task.id == task_dependencies.c.task_id,
+        secondaryjoin=lambda: Task.id == task_dependencies.c.parent_id,
+        back_populates="children",
+        order_by=lambda: Task.id,
+    )
+    children: Mapped[list[Task]] = relationship(
+        secondary=task_dependencies,
+        primaryjoin=lambda: Task.id == task_dependencies.c.parent_id,
+        secondaryjoin=lambda: Task.id == task_dependencies.c.task_id,
+        back_populates="parents",
+        order_by=lambda: Task.id,
+    )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.name!r}>"
+
+
+class Execution(db.Model):
+    """One run of one attempt of one occurrence of a task: the execution log."""
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("task_id", "scheduled_for", "attempt", name="uq_executions_occurrence"),
+        Index("ix_executions_task_id_id", "task_id", "id"),
+        Index("ix_executions_status_created_at", "status", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    task_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(default=1)
+    trigger: Mapped[str] = mapped_column(String(16))
+    scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    job_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    task: Mapped[Task | None] = relationship()
+
+
+class Notification(db.Model):
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_read_id", "read", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
+    level: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(300))
+    message: Mapped[str] = mapped_column(Text, default="")
+    read: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiToken(db.Model):
+    """An API token; only its SHA-256 digest is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def task_to_dict(task: Task) -> dict[str, Any]:
+    """Represent a task as the API shows it."""
+    return {
+        "id": task.id,
+        "name": task.name,
+        "description": task.description or "",
+        "job": task.job,
+        "args": task.args or {},
+        "schedule_type": task.schedule_type,
+        "run_at": isoformat(task.run_at),
+        "cron": task.cron,
+        "interval_seconds": task.interval_seconds,
+        "timezone": task.timezone,
+        "start_at": isoformat(task.start_at),
+        "end_at": isoformat(task.end_at),
+        "enabled": task.enabled,
+        "max_retries": task.max_retries,
+        "retry_backoff_seconds": task.retry_backoff_seconds,
+        "timeout_seconds": task.timeout_seconds,
+        "depends_on": [parent.id for parent in task.parents],
+        "overlap": task.overlap,
+        "misfire_grace_seconds": task.misfire_grace_seconds,
+        "queue": task.queue,
+        "notify": task.notify,
+        "status": task.status,
+        "next_run_at": isoformat(task.next_run_at),
+        "last_run_at": isoformat(task.last_run_at),
+        "last_status": task.last_status,
+        "created_at": isoformat(task.created_at),
+        "updated_at": isoformat(task.updated_at),
+    }
+
+
+def execution_to_dict(execution: Execution) -> dict[str, Any]:
+    """Represent one execution-log entry as the API shows it."""
+    return {
+        "id": execution.id,
+        "task_id": execution.task_id,
+        "task_name": execution.task_name,
+        "status": execution.status,
+        "attempt": execution.attempt,
+        "trigger": execution.trigger,
+        "scheduled_for": isoformat(execution.scheduled_for),
+        "started_at": isoformat(execution.started_at),
+        "finished_at": isoformat(execution.finished_at),
+        "duration_ms": execution.duration_ms,
+        "message": execution.message or "",
+        "result": execution.result,
+        "worker": execution.worker,
+        "job_id": execution.job_id,
+        "retry_at": isoformat(execution.retry_at),
+    }
+
+
+def notification_to_dict(notification: Notification) -> dict[str, Any]:
+    """Represent a notification as the API shows it."""
+    return {
+        "id": notification.id,
+        "task_id": notification.task_id,
+        "execution_id": notification.execution_id,
+        "level": notification.level,
+        "title": notification.title,
+        "message": notification.message or "",
+        "read": notification.read,
+        "created_at": isoformat(notification.created_at),
+    }

@@ -1,0 +1,275 @@
+"""Use-cases shared by the API, the admin and the CLI; each owns its commit.
+
+The database is the source of truth. After a task change is committed, its pending
+occurrence in Redis is replaced in the same request; if Redis is down the change
+still stands and the reconciler puts the occurrence in place later.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+
+from scheduler import occurrence as occ
+from scheduler.triggers import Schedule, first_fire_at
+from webapp.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from webapp.extensions import db, get_redis
+from webapp.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
+from webapp.timeutil import utcnow
+from webapp.validation import validate_task
+
+log = logging.getLogger(__name__)
+
+NOTIFY_LEVELS = {
+    NotifyPolicy.ALWAYS.value: {Level.INFO, Level.SUCCESS, Level.WARNING, Level.ERROR},
+    NotifyPolicy.ON_FAILURE.value: {Level.WARNING, Level.ERROR},
+    NotifyPolicy.NEVER.value: set(),
+}
+
+
+def get_task(task_id: int) -> Task:
+    """Return the task or raise NotFoundError."""
+    task = db.session.get(Task, task_id)
+    if task is None:
+        raise NotFoundError("task", task_id)
+    return task
+
+
+def current_fields(task: Task) -> dict[str, Any]:
+    """Return the writable fields of a task, as validate_task merges them for a PATCH."""
+    return {
+        "name": task.name,
+        "description": task.description,
+        "job": task.job,
+        "args": task.args,
+        "schedule_type": task.schedule_type,
+        "run_at": task.run_at,
+        "cron": task.cron,
+        "interval_seconds": task.interval_seconds,
+        "timezone": task.timezone,
+        "start_at": task.start_at,
+        "end_at": task.end_at,
+        "enabled": task.enabled,
+        "max_retries": task.max_retries,
+        "retry_backoff_seconds": task.retry_backoff_seconds,
+        "timeout_seconds": task.timeout_seconds,
+        "depends_on": [parent.id for parent in task.parents],
+        "overlap": task.overlap,
+        "misfire_grace_seconds": task.misfire_grace_seconds,
+        "queue": task.queue,
+        "notify": task.notify,
+    }
+
+
+def schedule_of(task: Task) -> Schedule:
+    """Return the pure schedule description of a task."""
+    return Schedule(
+        schedule_type=task.schedule_type,
+        timezone=task.timezone,
+        run_at=task.run_at,
+        cron=task.cron,
+        interval_seconds=task.interval_seconds,
+        start_at=task.start_at,
+        end_at=task.end_at,
+        anchor_at=task.created_at,
+    )
+
+
+def create_task(payload: Any, *, allow_shell: bool, now: datetime | None = None) -> Task:
+    """Validate and store a new task, then schedule its first occurrence."""
+    fields = validate_task(payload, allow_shell=allow_shell)
+    task = Task(created_at=now or utcnow())
+    _apply(task, fields)
+    _save(task)
+    sync_schedule(task, now=now)
+    return task
+
+
+def update_task(task: Task, payload: Any, *, partial: bool, allow_shell: bool) -> Task:
+    """Validate and apply a PUT (partial=False) or PATCH; replace the pending occurrence."""
+    fields = validate_task(payload, current=current_fields(task) if partial else None, allow_shell=allow_shell)
+    _apply(task, fields)
+    task.version = (task.version or 1) + 1
+    task.updated_at = utcnow()
+    _save(task)
+    sync_schedule(task)
+    return task
+
+
+def toggle_task(task: Task, enabled: bool | None = None) -> Task:
+    """Flip (or set) `enabled` and add or remove the pending occurrence."""
+    task.enabled = (not task.enabled) if enabled is None else enabled
+    task.version = (task.version or 1) + 1
+    task.updated_at = utcnow()
+    db.session.commit()
+    sync_schedule(task)
+    return task
+
+
+def delete_task(task: Task) -> None:
+    """Delete a task that no other task depends on, and drop its pending occurrence."""
+    if task.children:
+        names = ", ".join(f"{child.name!r} (id {child.id})" for child in task.children)
+        raise ConflictError(f"Task {task.id} cannot be deleted: tasks depend on it: {names}")
+    task_id = task.id
+    db.session.delete(task)
+    db.session.commit()
+    _unschedule(task_id)
+
+
+def run_task_now(task: Task, *, now: datetime | None = None) -> str:
+    """Enqueue one MANUAL run at once, enabled or not; return the RQ job id."""
+    now = now or utcnow()
+    occurrence = occ.Occurrence(
+        task_id=task.id, scheduled_for=now, attempt=1, trigger=Trigger.MANUAL.value,
+        version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
+    )
+    try:
+        return occ.push_now(get_redis(), occurrence, now)
+    except RedisError as error:
+        raise UnavailableError("Redis is unavailable, so the task could not be queued; nothing was changed") from error
+
+
+def first_occurrence(task: Task, now: datetime) -> occ.Occurrence | None:
+    """Return the occurrence that should be pending for a task now, if any."""
+    if not task.enabled:
+        return None
+    if task.schedule_type == ScheduleType.ONE_TIME.value and has_scheduled_run(task):
+        return None
+    due_at = first_fire_at(schedule_of(task), now)
+    if due_at is None:
+        return None
+    return occ.Occurrence(
+        task_id=task.id, scheduled_for=due_at, attempt=1, trigger=Trigger.SCHEDULE.value,
+        version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
+    )
+
+
+def has_scheduled_run(task: Task) -> bool:
+    """Say whether a ONE_TIME task already has a non-manual run for its run_at."""
+    query = select(
+        exists().where(
+            Execution.task_id == task.id,
+            Execution.scheduled_for == task.run_at,
+            Execution.trigger != Trigger.MANUAL.value,
+        )
+    )
+    return bool(db.session.execute(query).scalar())
+
+
+def sync_schedule(task: Task, *, now: datetime | None = None) -> None:
+    """Make Redis hold exactly the pending occurrence the task should have."""
+    occurrence = first_occurrence(task, now or utcnow())
+    task.next_run_at = occurrence.scheduled_for if occurrence else None
+    db.session.commit()
+    try:
+        occ.replace_pending(get_redis(), task.id, occurrence)
+    except RedisError as error:
+        log.warning("Task %s saved but not scheduled (Redis: %s); the reconciler will schedule it", task.id, error)
+
+
+def _unschedule(task_id: int) -> None:
+    try:
+        occ.replace_pending(get_redis(), task_id, None)
+    except RedisError as error:
+        log.warning("Task %s deleted; its occurrence stays in Redis until the reconciler runs (%s)", task_id, error)
+
+
+def _apply(task: Task, fields: dict[str, Any]) -> None:
+    depends_on = fields.pop("depends_on", [])
+    with db.session.no_autoflush:
+        parents = _parents(task, depends_on)
+        for name, value in fields.items():
+            setattr(task, name, value)
+        task.parents = parents
+
+
+def _parents(task: Task, parent_ids: list[int]) -> list[Task]:
+    if task.id is not None and task.id in parent_ids:
+        raise ValidationError({"depends_on": "a task cannot depend on itself"})
+    parents = db.session.scalars(select(Task).where(Task.id.in_(parent_ids))).all() if parent_ids else []
+    missing = sorted(set(parent_ids) - {p.id for p in parents})
+    if missing:
+        db.session.rollback()
+        raise ValidationError({"depends_on": "no task with id " + ", ".join(map(str, missing))})
+    if task.id is not None and _reaches(parents, task.id):
+        db.session.rollback()
+        raise ValidationError({"depends_on": "this would create a dependency cycle"})
+    return sorted(parents, key=lambda p: p.id)
+
+
+def _reaches(parents: list[Task], target_id: int) -> bool:
+    """Say whether `target_id` is an ancestor of (or among) the given parents."""
+    seen: set[int] = set()
+    stack = list(parents)
+    while stack:
+        node = stack.pop()
+        if node.id == target_id:
+            return True
+        if node.id in seen:
+            continue
+        seen.add(node.id)
+        stack.extend(node.parents)
+    return False
+
+
+def _save(task: Task) -> None:
+    query = select(Task.id).where(Task.name == task.name)
+    if task.id is not None:
+        query = query.where(Task.id != task.id)
+    with db.session.no_autoflush:
+        clash = db.session.scalar(query)
+    if clash is not None:
+        db.session.rollback()
+        raise ConflictError(f"A task named {task.name!r} already exists (id {clash})", {"name": "already taken"})
+    db.session.add(task)
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        raise ConflictError(f"A task named {task.name!r} already exists", {"name": "already taken"}) from error
+
+
+def add_notification(
+    task: Task | None, level: Level, title: str, message: str = "", execution: Execution | None = None,
+    *, commit: bool = False,
+) -> Notification | None:
+    """Record a notification unless the task's `notify` policy mutes its level."""
+    policy = task.notify if task is not None else NotifyPolicy.ALWAYS.value
+    if level not in NOTIFY_LEVELS.get(policy, set()):
+        return None
+    notification = Notification(
+        task_id=task.id if task else None,
+        execution_id=execution.id if execution else None,
+        level=level.value, title=title[:300], message=message,
+    )
+    db.session.add(notification)
+    if commit:
+        db.session.commit()
+    return notification
+
+
+def record_skip(task: Task, scheduled_for: datetime, message: str, *, trigger: str = Trigger.SCHEDULE.value,
+                attempt: int = 1, level: Level | None = None) -> Execution | None:
+    """Record an occurrence that did not run (missed, overlapping) as SKIPPED; idempotent."""
+    now = utcnow()
+    execution = Execution(
+        task_id=task.id, task_name=task.name, status="SKIPPED", attempt=attempt, trigger=trigger,
+        scheduled_for=scheduled_for, started_at=now, finished_at=now, duration_ms=0, message=message,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(execution)
+    except IntegrityError:
+        return None
+    task.last_status = "SKIPPED"
+    if task.status != "RUNNING":
+        task.status = "SKIPPED"
+    if level is not None:
+        db.session.flush()
+        add_notification(task, level, f"{task.name!r} skipped", message, execution)
+    return execution

@@ -1,0 +1,84 @@
+"""The numbers behind /api/stats/ and the dashboard, from the database and Redis."""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
+
+from scheduler import health
+from webapp.extensions import db, get_redis
+from webapp.models import Execution, Notification, Task
+from webapp.timeutil import isoformat, utcnow
+
+NEXT_RUNS_COUNT = 10
+
+
+def collect_stats(now: datetime | None = None) -> dict[str, Any]:
+    """Gather the whole stats document; Redis parts degrade to null when Redis is down."""
+    now = now or utcnow()
+    return {
+        "tasks": task_counts(),
+        "executions": execution_counts(now),
+        "next_runs": next_runs(),
+        **redis_state(),
+        "notifications": {"unread": db.session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.read.is_(False)))},
+    }
+
+
+def task_counts() -> dict[str, Any]:
+    by_status = dict(db.session.execute(select(Task.status, func.count()).group_by(Task.status)).all())
+    return {
+        "total": sum(by_status.values()),
+        "enabled": db.session.scalar(select(func.count()).select_from(Task).where(Task.enabled.is_(True))),
+        "by_status": by_status,
+    }
+
+
+def execution_counts(now: datetime) -> dict[str, Any]:
+    by_status = dict(db.session.execute(select(Execution.status, func.count()).group_by(Execution.status)).all())
+    last_24h = db.session.scalar(
+        select(func.count()).select_from(Execution).where(Execution.created_at >= now - timedelta(hours=24)))
+    return {"total": sum(by_status.values()), "by_status": by_status, "last_24h": last_24h}
+
+
+def next_runs(limit: int = NEXT_RUNS_COUNT) -> list[dict[str, Any]]:
+    rows = db.session.execute(
+        select(Task.id, Task.name, Task.next_run_at)
+        .where(Task.enabled.is_(True), Task.next_run_at.is_not(None))
+        .order_by(Task.next_run_at, Task.id).limit(limit)
+    ).all()
+    return [{"task_id": r.id, "name": r.name, "next_run_at": isoformat(r.next_run_at)} for r in rows]
+
+
+def redis_state() -> dict[str, Any]:
+    """Return queues, workers, scheduler and reconciler state, or nulls when Redis is down."""
+    try:
+        connection = get_redis()
+        workers = health.worker_names(connection)
+        scheduler = health.scheduler_state(connection, now_epoch=time.time())
+        report = health.last_reconcile_report(connection)
+        queues = health.queue_depths(connection)
+    except RedisError:
+        return {
+            "queues": None,
+            "workers": {"count": None, "names": []},
+            "scheduler": {"alive": False, "last_heartbeat": None},
+            "reconciler": {"last_run_at": None, "last_report": None},
+        }
+    last_beat = scheduler["last_heartbeat"]
+    return {
+        "queues": queues,
+        "workers": {"count": len(workers), "names": workers},
+        "scheduler": {
+            "alive": scheduler["alive"],
+            "last_heartbeat": isoformat(datetime.fromtimestamp(last_beat).astimezone()) if last_beat else None,
+        },
+        "reconciler": {
+            "last_run_at": report.get("finished_at") if report else None,
+            "last_report": report,
+        },
+    }
