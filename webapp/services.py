@@ -273,3 +273,22 @@ def record_skip(task: Task, scheduled_for: datetime, message: str, *, trigger: s
         db.session.flush()
         add_notification(task, level, f"{task.name!r} skipped", message, execution)
     return execution
+
+
+def mark_notification_read(notification_id: int) -> Notification:
+    """Mark one notification read."""
+    notification = db.session.get(Notification, notification_id)
+    if notification is None:
+        raise NotFoundError("notification", notification_id)
+    notification.read = True
+    db.session.commit()
+    return notification
+
+
+def mark_all_notifications_read() -> int:
+    """Mark every unread notification read; return how many were."""
+    from sqlalchemy import update
+
+    result = db.session.execute(update(Notification).where(Notification.read.is_(False)).values(read=True))
+    db.session.commit()
+    return result.rowcount

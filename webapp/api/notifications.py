@@ -4,12 +4,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
-from sqlalchemy import select, update
+from sqlalchemy import select
 
+from webapp import services
 from webapp.api import bp
 from webapp.api.common import bool_arg, paginate
-from webapp.errors import NotFoundError
-from webapp.extensions import db
 from webapp.models import Notification, notification_to_dict
 
 
@@ -24,16 +23,9 @@ def list_notifications() -> Any:
 
 @bp.post("/notifications/<int:notification_id>/read/")
 def read_notification(notification_id: int) -> Any:
-    notification = db.session.get(Notification, notification_id)
-    if notification is None:
-        raise NotFoundError("notification", notification_id)
-    notification.read = True
-    db.session.commit()
-    return jsonify(notification_to_dict(notification))
+    return jsonify(notification_to_dict(services.mark_notification_read(notification_id)))
 
 
 @bp.post("/notifications/read-all/")
 def read_all_notifications() -> Any:
-    result = db.session.execute(update(Notification).where(Notification.read.is_(False)).values(read=True))
-    db.session.commit()
-    return jsonify({"marked_read": result.rowcount})
+    return jsonify({"marked_read": services.mark_all_notifications_read()})
