@@ -131,16 +131,18 @@ def other_run_active(task: Task, execution: Execution) -> bool:
 
 
 def perform(task: Task, execution: Execution) -> Outcome:
-    """Run the job function under the task's timeout; never let it raise."""
+    """Run the job function under the task's timeout, outside any transaction; never raise."""
+    job_name, args, timeout_seconds = task.job, dict(task.args or {}), task.timeout_seconds
     context = registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=execution.attempt,
                                   scheduled_for=execution.scheduled_for)
+    db.session.commit()  # end the read transaction: a job may run for minutes and must hold no lock
     try:
-        with time_limit(task.timeout_seconds):
-            result = registry.run(task.job, dict(task.args or {}), context=context)
+        with time_limit(timeout_seconds):
+            result = registry.run(job_name, args, context=context)
     except JobTimeoutError:
-        return Outcome(Status.FAILED, f"timed out after {task.timeout_seconds} s")
+        return Outcome(Status.FAILED, f"timed out after {timeout_seconds} s")
     except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash
-        log.info("Task %s execution %s failed: %r", task.id, execution.id, error)
+        log.info("Task %s execution %s failed: %r", context.task_id, context.execution_id, error)
         return Outcome(Status.FAILED, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
     return Outcome(Status.SUCCESS, "", result)
 

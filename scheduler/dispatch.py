@@ -66,11 +66,11 @@ class DueJob:
 
 
 def parse_due(job_id: str) -> DueJob | None:
-    """Decode an occurrence job id (chime-<task>-<ms>-<attempt>[-m]); None for foreign jobs."""
+    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m]); None for foreign jobs."""
     parts = job_id.split("-")
     if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
         return None
-    scheduled_for = datetime.fromtimestamp(int(parts[2]) / 1000, tz=timezone.utc)
+    scheduled_for = occ.from_epoch_us(int(parts[2]))
     return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=len(parts) == 5)
 
 

@@ -32,7 +32,7 @@ JOB_TIMEOUT_MARGIN_SECONDS = 60
 RESULT_TTL_SECONDS = 600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-ONE_MILLISECOND = timedelta(milliseconds=1)
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,20 @@ class Occurrence:
         return occurrence_job_id(self.task_id, self.scheduled_for, self.attempt, self.trigger)
 
 
-def epoch_ms(instant: datetime) -> int:
-    """Return whole milliseconds since the epoch of an aware instant."""
-    return (instant - EPOCH) // ONE_MILLISECOND
+def epoch_us(instant: datetime) -> int:
+    """Return whole microseconds since the epoch of an aware instant (exact, unlike a float)."""
+    return (instant - EPOCH) // ONE_MICROSECOND
+
+
+def from_epoch_us(value: int) -> datetime:
+    """Return the aware UTC instant `value` microseconds after the epoch."""
+    return EPOCH + value * ONE_MICROSECOND
 
 
 def occurrence_job_id(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> str:
     """Derive the RQ job id: scheduling the same occurrence twice yields the same id."""
     suffix = "-m" if trigger == "MANUAL" else ""
-    return f"chime-{task_id}-{epoch_ms(scheduled_for)}-{attempt}{suffix}"
+    return f"chime-{task_id}-{epoch_us(scheduled_for)}-{attempt}{suffix}"
 
 
 def task_id_of(job_id: str) -> int | None:
@@ -105,8 +110,8 @@ def save_jobs(connection: Redis, occurrences: Iterable[Occurrence]) -> None:
 
 
 def score_of(instant: datetime) -> float:
-    """Return the sorted-set score (epoch seconds, millisecond precision)."""
-    return epoch_ms(instant) / 1000.0
+    """Return the sorted-set score in epoch seconds, as rq-scheduler uses."""
+    return epoch_us(instant) / 1_000_000
 
 
 # Replace the pending occurrence of one task (or remove it when ARGV[2] is empty).

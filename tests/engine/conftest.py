@@ -1,0 +1,157 @@
+"""Real engine processes: the Procfile's worker and scheduler against a private Redis."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import test_config
+from tests.services import RedisServer, missing_service, postgres_url
+from webapp import create_app
+from webapp.config import normalise_database_url
+from webapp.extensions import db
+
+ROOT = Path(__file__).resolve().parents[2]
+STOP_TIMEOUT_SECONDS = 10
+
+
+def procfile_command(name: str) -> str:
+    """Return the command of one Procfile entry."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(name)
+
+
+class Engine:
+    """Starts and stops worker and scheduler processes exactly as the Procfile says."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.counter = 0
+
+    def start(self, kind: str, name: str | None = None, extra_env: dict[str, str] | None = None) -> str:
+        self.counter += 1
+        name = name or f"{kind}{self.counter}"
+        log = open(self.log_dir / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            ["bash", "-c", "exec " + procfile_command(kind)], cwd=ROOT, env={**self.env, **(extra_env or {})},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return name
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        process = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def kill(self, name: str) -> None:
+        """kill -9 the whole process group (a worker and its work horse)."""
+        self.stop(name, signal.SIGKILL)
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def stop_all(self) -> None:
+        for name in list(self.processes):
+            self.stop(name)
+
+    def wait_ready(self, connection: Any, workers: int = 1, schedulers: int = 1) -> None:
+        """Wait until the workers are registered and the schedulers beat."""
+        import redis as redis_lib
+        from rq import Worker
+
+        from scheduler import health
+
+        def ready() -> bool:
+            beats = connection.hlen(health.SCHEDULER_HEARTBEAT_KEY)
+            return len(Worker.all(connection=connection)) >= workers and beats >= schedulers
+
+        assert isinstance(connection, redis_lib.Redis)
+        wait_for(ready, 30, f"{workers} worker(s) and {schedulers} scheduler(s) to start", self)
+
+    def start_engine(self, connection: Any, workers: int = 1, schedulers: int = 1) -> None:
+        """Start workers and schedulers from the Procfile and wait until they are up."""
+        for _ in range(workers):
+            self.start("worker")
+        for _ in range(schedulers):
+            self.start("scheduler")
+        self.wait_ready(connection, workers, schedulers)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.log_dir.glob("*.log"))
+
+
+@pytest.fixture
+def engine_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server per engine test, so tests can stop, flush and restart it."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite"])
+def engine_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'engine.sqlite3'}"
+    url = postgres_url()
+    if url is None:
+        missing_service("Postgres is not reachable (set TEST_DATABASE_URL)")
+    return url
+
+
+@pytest.fixture
+def engine_app(engine_database_url: str, engine_redis: RedisServer) -> Iterator[Any]:
+    from tests.conftest import reset_database
+
+    app = create_app(test_config(engine_database_url, engine_redis.url, WTF_CSRF_ENABLED=False))
+    with app.app_context():
+        reset_database(engine_database_url)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def engine(engine_app: Any, engine_database_url: str, engine_redis: RedisServer, tmp_path: Path) -> Iterator[Engine]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": normalise_database_url(engine_database_url),
+        "REDIS_URL": engine_redis.url,
+        "SECRET_KEY": "engine-test",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    engine = Engine(env, tmp_path)
+    yield engine
+    engine.stop_all()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_seconds: float, what: str, engine: Engine | None = None) -> Any:
+    """Poll until predicate() is truthy; fail with the engine's logs otherwise."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    logs = engine.logs() if engine else ""
+    pytest.fail(f"timed out after {timeout_seconds} s waiting for {what}\n{logs}")
