@@ -68,11 +68,40 @@ def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger:
         if execution is None:
             log.info("Duplicate delivery of task %s %s attempt %s ignored (job %s)", task_id, scheduled_for, attempt, job_id)
             return {"duplicate": True}
-        outcome = gate(task, execution) or perform(task, execution)
-        record(task, execution, outcome)
+        with liveness(execution.id):
+            outcome = gate(task, execution) or perform(task, execution)
+            record(task, execution, outcome)
         return {"execution_id": execution.id, "status": execution.status}
     finally:
         forget_inflight(task_id, job_id)
+
+
+@contextmanager
+def liveness(execution_id: int) -> Iterator[None]:
+    """Keep an expiring 'alive' key for a running execution, so the reconciler can tell a lost worker."""
+    connection = get_redis()
+    stop = threading.Event()
+    key = occ.ALIVE_KEY.format(execution_id=execution_id)
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                connection.set(key, os.getpid(), ex=occ.ALIVE_TTL_SECONDS)
+            except RedisError as error:
+                log.warning("Liveness beat of execution %s failed: %s", execution_id, error)
+            stop.wait(occ.ALIVE_BEAT_SECONDS)
+
+    thread = threading.Thread(target=beat, name=f"alive-{execution_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)
+        try:
+            connection.delete(key)
+        except RedisError:
+            pass
 
 
 def current_job_identity() -> tuple[str | None, str]:
@@ -171,6 +200,12 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 def record(task: Task, execution: Execution, outcome: Outcome) -> None:
     """Store the outcome, schedule a retry when one is due, and notify."""
+    db.session.refresh(execution)
+    if execution.status != Status.RUNNING.value:
+        log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded",
+                    execution.id, execution.status, execution.message, outcome.status.value)
+        db.session.rollback()
+        return
     finished_at = utcnow()
     status = outcome.status
     retry_at = None

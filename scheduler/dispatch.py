@@ -31,6 +31,7 @@ from scheduler import health
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
+from scheduler.reconcile import ensure_periodic_job
 from scheduler.triggers import missed_fire_times, next_fire_at
 from webapp.extensions import db
 from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
@@ -54,24 +55,6 @@ class Plan:
     moves: list[occ.Move] = field(default_factory=list)
     new_jobs: list[occ.Occurrence] = field(default_factory=list)
     next_run_at: dict[int, datetime | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DueJob:
-    job_id: str
-    task_id: int
-    scheduled_for: datetime
-    attempt: int
-    manual: bool
-
-
-def parse_due(job_id: str) -> DueJob | None:
-    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m]); None for foreign jobs."""
-    parts = job_id.split("-")
-    if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
-        return None
-    scheduled_for = occ.from_epoch_us(int(parts[2]))
-    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=len(parts) == 5)
 
 
 class ChimeScheduler(Scheduler):
@@ -110,6 +93,7 @@ class ChimeScheduler(Scheduler):
                 moved = self.dispatch_due(utcnow())
             if moved >= BATCH_SIZE:
                 return 0.0
+            ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
             return self.seconds_until_next_due(time.time())
         except (RedisError, SQLAlchemyError) as error:
             log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)
@@ -152,8 +136,8 @@ class ChimeScheduler(Scheduler):
             occ.SCHEDULED_KEY, "-inf", now.timestamp(), start=0, num=BATCH_SIZE)]
         if not due_ids:
             return 0
-        ours = [d for d in (parse_due(j) for j in due_ids) if d is not None]
-        self.enqueue_foreign([j for j in due_ids if parse_due(j) is None])
+        ours = [d for d in (occ.parse_job_id(j) for j in due_ids) if d is not None]
+        self.enqueue_foreign([j for j in due_ids if occ.parse_job_id(j) is None])
         plan = self.plan(ours, now)
         occ.save_jobs(self.connection, plan.new_jobs)
         moved = occ.move_due(self.connection, plan.moves, now)
@@ -168,7 +152,7 @@ class ChimeScheduler(Scheduler):
             except NoSuchJobError:
                 self.cancel(job_id)
 
-    def plan(self, due: Sequence[DueJob], now: datetime) -> Plan:
+    def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
         """Decide, per due occurrence, what to push and what comes next; record skips."""
         tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_({d.task_id for d in due})))}
         busy = self.busy_tasks([t for t in tasks.values() if t.overlap == Overlap.SKIP.value])
@@ -178,7 +162,7 @@ class ChimeScheduler(Scheduler):
         db.session.commit()
         return plan
 
-    def plan_one(self, plan: Plan, item: DueJob, task: Task | None, busy: bool, now: datetime) -> None:
+    def plan_one(self, plan: Plan, item: occ.DueJob, task: Task | None, busy: bool, now: datetime) -> None:
         if task is None or not task.enabled:
             plan.moves.append(occ.Move(item.job_id, "", "default", item.task_id))
             plan.next_run_at[item.task_id] = None
@@ -201,7 +185,7 @@ class ChimeScheduler(Scheduler):
             plan.new_jobs.append(next_occurrence)
         plan.next_run_at[task.id] = next_occurrence.scheduled_for if next_occurrence else None
 
-    def push_for(self, plan: Plan, task: Task, item: DueJob, decision: Any, busy: bool) -> str:
+    def push_for(self, plan: Plan, task: Task, item: occ.DueJob, decision: Any, busy: bool) -> str:
         """Return the job id to push for a due scheduled occurrence ('' when it is recorded SKIPPED)."""
         if decision.action == "SKIP_MISSED":
             record_skip(task, decision.scheduled_for,

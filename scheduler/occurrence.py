@@ -24,6 +24,9 @@ SCHEDULED_KEY = Scheduler.scheduled_jobs_key
 PENDING_KEY = "chime:pending"
 INFLIGHT_KEY = "chime:inflight:{task_id}"
 WAKEUP_KEY = "chime:scheduler:wakeup"
+ALIVE_KEY = "chime:execution:{execution_id}:alive"
+ALIVE_TTL_SECONDS = 10
+ALIVE_BEAT_SECONDS = 2
 QUEUES_SET_KEY = Queue.redis_queues_keys
 QUEUE_KEY = Queue.redis_queue_namespace_prefix + "{name}"
 JOB_KEY = Job.redis_job_namespace_prefix + "{job_id}"
@@ -68,12 +71,22 @@ def occurrence_job_id(task_id: int, scheduled_for: datetime, attempt: int, trigg
     return f"chime-{task_id}-{epoch_us(scheduled_for)}-{attempt}{suffix}"
 
 
-def task_id_of(job_id: str) -> int | None:
-    """Return the task id encoded in an occurrence job id, or None for other jobs."""
+@dataclass(frozen=True)
+class DueJob:
+    job_id: str
+    task_id: int
+    scheduled_for: datetime
+    attempt: int
+    manual: bool
+
+
+def parse_job_id(job_id: str) -> DueJob | None:
+    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m]); None for foreign jobs."""
     parts = job_id.split("-")
-    if len(parts) < 4 or parts[0] != "chime" or not parts[1].isdigit():
+    if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
         return None
-    return int(parts[1])
+    scheduled_for = from_epoch_us(int(parts[2]))
+    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=len(parts) == 5)
 
 
 def build_job(connection: Redis, occurrence: Occurrence) -> Job:

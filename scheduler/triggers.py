@@ -206,7 +206,10 @@ def _alias_expression(text: str) -> str:
 
 def _check_cron_field(field: _CronField, text: str) -> None:
     """Raise ScheduleError unless text is a valid list of items for the field."""
-    for item in text.split(","):
+    items = text.split(",")
+    if len(items) > 1 and "*" in items:
+        raise ScheduleError(f"'*' already means every {field.name}; it cannot be part of a list.")
+    for item in items:
         match = _CRON_ITEM.fullmatch(item)
         if match is None:
             raise ScheduleError(f"{_quote(item)} is not a valid {field.name} entry.")
@@ -262,7 +265,11 @@ def _require_aware_or_none(value: datetime | None, name: str) -> None:
 
 
 def describe_cron(expr: str) -> str:
-    """Return a human sentence for a cron expression, e.g. 'At 09:00, Monday through Friday'."""
+    """Return a human sentence for a cron expression, e.g. 'At 09:00, Monday through Friday'.
+
+    A valid expression that cron_descriptor cannot phrase (some lists mixing
+    steps, such as '0 5,5/2 * * *') gets a plain fallback sentence.
+    """
     expression = _normalize_cron(expr)
     options = Options(
         casing_type=CasingTypeEnum.Sentence,
@@ -273,8 +280,8 @@ def describe_cron(expr: str) -> str:
     )
     try:
         return ExpressionDescriptor(expression, options).get_description()
-    except Exception as exc:  # cron_descriptor raises its own error family
-        raise ScheduleError(f"The cron expression {_quote(expression)} cannot be described.") from exc
+    except Exception:  # cron_descriptor raises assorted errors on lists it cannot phrase
+        return f"Runs on the cron schedule {_quote(expression)}"
 
 
 # --- public schedule maths -----------------------------------------------------

@@ -17,6 +17,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_admin_command)
     app.cli.add_command(create_token_command)
     app.cli.add_command(ensure_admin_command)
+    app.cli.add_command(reconcile_command)
 
 
 @click.command("create-admin")
@@ -52,3 +53,14 @@ def ensure_admin_command() -> None:
         click.echo(f"Created admin user {username!r} with the password from ADMIN_PASSWORD")
     else:
         click.echo(f"Created admin user {username!r} with password {created[1]!r} (shown once)")
+
+
+@click.command("reconcile")
+def reconcile_command() -> None:
+    """Run one reconcile pass now and print its report as JSON."""
+    import json
+
+    from scheduler.reconcile import reconcile
+    from webapp.extensions import get_redis
+
+    click.echo(json.dumps(reconcile(get_redis()), indent=2))

@@ -1,0 +1,16 @@
+"""Route to run one reconcile pass on demand."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+
+from scheduler.reconcile import reconcile
+from webapp.api import bp
+from webapp.extensions import get_redis
+
+
+@bp.post("/reconcile/")
+def run_reconcile() -> Any:
+    report = reconcile(get_redis())
+    return jsonify(report), 409 if report.get("skipped") else 200
