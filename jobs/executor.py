@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 import jobs.registry as registry
 from scheduler import occurrence as occ
@@ -32,6 +32,8 @@ from webapp.timeutil import as_utc, utcnow
 log = logging.getLogger(__name__)
 RUNNING_STALE_MARGIN_SECONDS = 60
 MAX_MESSAGE_CHARS = 4000
+DATABASE_RETRY_DELAY_SECONDS = 5
+RECORD_RETRY_SECONDS = 120
 
 
 class JobTimeoutError(Exception):
@@ -52,8 +54,27 @@ def execute(task_id: int, scheduled_for: str, attempt: int, trigger: str, versio
     with worker_app().app_context():
         try:
             return run_occurrence(task_id, datetime.fromisoformat(scheduled_for), attempt, trigger)
+        except OperationalError as error:
+            return requeue_when_database_is_down(task_id, scheduled_for, attempt, trigger, error)
         finally:
             db.session.remove()
+
+
+def requeue_when_database_is_down(task_id: int, scheduled_for: str, attempt: int, trigger: str,
+                                  error: Exception) -> dict[str, Any]:
+    """Put the same occurrence back (same job id) for later: an unreachable database never drops it.
+
+    If the RUNNING row was already written, the duplicate delivery is ignored and the reconciler
+    closes the row as "worker lost" and retries it by policy.
+    """
+    db.session.rollback()
+    from rq import get_current_job
+
+    job = get_current_job()
+    log.warning("Database unavailable for task %s (%s); requeueing in %s s", task_id, error, DATABASE_RETRY_DELAY_SECONDS)
+    if job is not None:
+        occ.redeliver_later(get_redis(), job, utcnow() + timedelta(seconds=DATABASE_RETRY_DELAY_SECONDS))
+    return {"requeued": True, "reason": str(error)[:200]}
 
 
 def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> dict[str, Any]:
@@ -70,7 +91,7 @@ def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger:
             return {"duplicate": True}
         with liveness(execution.id):
             outcome = gate(task, execution) or perform(task, execution)
-            record(task, execution, outcome)
+            record_until_stored(task.id, execution.id, outcome)
         return {"execution_id": execution.id, "status": execution.status}
     finally:
         forget_inflight(task_id, job_id)
@@ -196,6 +217,24 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous_handler)
         if previous_delay:
             signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 0.001))
+
+
+def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> None:
+    """Record the outcome, retrying while the database is unreachable (the job must not run twice)."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            task, execution = db.session.get(Task, task_id), db.session.get(Execution, execution_id)
+            record(task, execution, outcome)
+            return
+        except OperationalError as error:
+            db.session.rollback()
+            if time.monotonic() > deadline:
+                raise
+            log.warning("Recording execution %s failed (%s); retrying in %.1f s", execution_id, error, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
 
 
 def record(task: Task, execution: Execution, outcome: Outcome) -> None:

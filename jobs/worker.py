@@ -8,7 +8,8 @@ import os
 from typing import Any
 
 from flask import Flask
-from rq import Worker
+from redis.exceptions import RedisError
+from rq import Worker, worker_registration
 
 _app: Flask | None = None
 
@@ -33,8 +34,27 @@ def _after_fork() -> None:
 
 
 class ChimeWorker(Worker):
-    """A standard RQ worker that builds the app before it forks work horses."""
+    """A standard RQ worker that builds the app before it forks work horses.
+
+    It also registers itself again when Redis comes back empty (restart, FLUSHALL),
+    so `rq info` and the dashboard keep seeing it.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         worker_app()
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is None and self.birth_date is not None and not self._is_registered():
+            self.log.warning("Worker %s: registration lost (Redis restarted?); registering again", self.name)
+            with self.connection.pipeline() as pipe:
+                pipe.hset(self.key, mapping=self.serialize())
+                worker_registration.register(self, pipe)
+                pipe.execute()
+        super().heartbeat(timeout, pipeline)
+
+    def _is_registered(self) -> bool:
+        try:
+            return bool(self.connection.sismember(worker_registration.REDIS_WORKER_KEYS, self.key))
+        except RedisError:
+            return True

@@ -10,6 +10,7 @@ Two schedulers may run; the one holding the lock dispatches, the other waits to 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 import uuid
@@ -141,6 +142,7 @@ class ChimeScheduler(Scheduler):
         plan = self.plan(ours, now)
         occ.save_jobs(self.connection, plan.new_jobs)
         moved = occ.move_due(self.connection, plan.moves, now)
+        fault_point("after_move")
         self.store_next_run_at(plan, moved, {m.task_id: m.due_id for m in plan.moves})
         return len(due_ids)
 
@@ -154,20 +156,25 @@ class ChimeScheduler(Scheduler):
 
     def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
         """Decide, per due occurrence, what to push and what comes next; record skips."""
-        tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_({d.task_id for d in due})))}
+        task_ids = sorted({d.task_id for d in due})
+        tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
+        pending = {i: p.decode() for i, p in zip(task_ids, self.connection.hmget(occ.PENDING_KEY, task_ids)) if p}
         busy = self.busy_tasks([t for t in tasks.values() if t.overlap == Overlap.SKIP.value])
         plan = Plan()
         for item in due:
-            self.plan_one(plan, item, tasks.get(item.task_id), item.task_id in busy, now)
+            task = tasks.get(item.task_id)
+            if item.attempt == 1 and not item.extra and pending.get(item.task_id) != item.job_id:
+                log.warning("Dropping %s: it is not the pending occurrence of task %s", item.job_id, item.task_id)
+                task = None
+            self.plan_one(plan, item, task, item.task_id in busy, now)
         db.session.commit()
         return plan
 
     def plan_one(self, plan: Plan, item: occ.DueJob, task: Task | None, busy: bool, now: datetime) -> None:
         if task is None or not task.enabled:
             plan.moves.append(occ.Move(item.job_id, "", "default", item.task_id))
-            plan.next_run_at[item.task_id] = None
             return
-        if item.attempt > 1 or item.manual:
+        if item.attempt > 1 or item.extra:
             plan.moves.append(occ.Move(item.job_id, item.job_id, task.queue, task.id))
             return
         schedule = schedule_of(task)
@@ -252,6 +259,16 @@ class ChimeScheduler(Scheduler):
         if rows:
             db.session.execute(update(Task), rows)
             db.session.commit()
+
+
+FAULT_INJECT_ENV = "CHIME_FAULT_INJECT"
+
+
+def fault_point(name: str) -> None:
+    """Die here, abruptly, when the fault-injection tests ask for it (CHIME_FAULT_INJECT=<name>)."""
+    if os.environ.get(FAULT_INJECT_ENV) == name:
+        log.error("Fault injected at %s: exiting abruptly", name)
+        os._exit(17)
 
 
 def main() -> None:

@@ -73,20 +73,40 @@ def occurrence_job_id(task_id: int, scheduled_for: datetime, attempt: int, trigg
 
 @dataclass(frozen=True)
 class DueJob:
+    """An occurrence job id, decoded. `extra` marks a manual run (-m) or a redelivery (-r)."""
+
     job_id: str
     task_id: int
     scheduled_for: datetime
     attempt: int
     manual: bool
+    extra: bool
 
 
 def parse_job_id(job_id: str) -> DueJob | None:
-    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m]); None for foreign jobs."""
+    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m|-r]); None for foreign jobs."""
     parts = job_id.split("-")
     if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
         return None
+    if len(parts) == 5 and parts[4] not in ("m", "r"):
+        return None
     scheduled_for = from_epoch_us(int(parts[2]))
-    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=len(parts) == 5)
+    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=parts[4:] == ["m"],
+                  extra=len(parts) == 5)
+
+
+def redeliver_later(connection: Redis, job: Job, due_at: datetime) -> str:
+    """Schedule a copy of a job (id suffixed -r) for `due_at`: same occurrence, delivered again."""
+    copy_id = job.id if job.id.endswith("-r") else job.id + "-r"
+    copy = Job.create(job.func_name, kwargs=job.kwargs, connection=connection, id=copy_id, timeout=job.timeout,
+                      result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS, description=job.description,
+                      status=JobStatus.SCHEDULED, meta=job.meta)
+    copy.origin = job.origin
+    with connection.pipeline() as pipe:
+        copy.save(pipeline=pipe)
+        pipe.zadd(SCHEDULED_KEY, {copy_id: score_of(due_at)})
+        pipe.execute()
+    return copy_id
 
 
 def build_job(connection: Redis, occurrence: Occurrence) -> Job:

@@ -240,7 +240,7 @@ def _check_croniter_accepts(expression: str) -> None:
         if not any(day <= _month_length(month) for day in days for month in months):
             raise ScheduleError(
                 f"The cron expression {_quote(expression)} never fires: "
-                "none of its months has that day."
+                "none of its days of the month exists in its months."
             )
 
 
@@ -311,11 +311,12 @@ def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime
 def missed_fire_times(
     schedule: Schedule, scheduled_at: datetime, now: datetime, limit: int = DEFAULT_MISSED_LIMIT
 ) -> tuple[int, datetime]:
-    """Return (fire times in [scheduled_at, now] capped at limit, the latest of them)."""
+    """Return (fire times in [scheduled_at, now] capped at limit, the latest of them).
+
+    scheduled_at itself always counts, even if the clock says it is not quite due.
+    """
     _require_aware(scheduled_at, "scheduled_at")
     _require_aware(now, "now")
-    if scheduled_at > now:
-        raise ValueError("scheduled_at must not be after now.")
     validate_schedule(schedule)
     scheduled_at = _to_utc(scheduled_at)
     cap = max(int(limit), 1)
