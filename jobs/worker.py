@@ -5,13 +5,18 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Worker, worker_registration
 
 _app: Flask | None = None
+REDIS_RETRY_FIRST_SECONDS = 0.5
+REDIS_RETRY_MAX_SECONDS = 5.0
 
 
 def worker_app() -> Flask:
@@ -52,6 +57,45 @@ class ChimeWorker(Worker):
                 worker_registration.register(self, pipe)
                 pipe.execute()
         super().heartbeat(timeout, pipeline)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        """Run a job; if Redis goes away meanwhile, reap the horse and wait for Redis instead of quitting."""
+        try:
+            super().execute_job(job, queue)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            self.log.warning("Worker %s: Redis lost while running %s (%s); waiting for it", self.name, job.id, error)
+            self._reap_horse()
+            self._wait_for_redis()
+
+    def check_for_suspension(self, burst: bool) -> None:
+        try:
+            super().check_for_suspension(burst)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._wait_for_redis()
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except (RedisConnectionError, RedisTimeoutError):
+            self._wait_for_redis()
+
+    def _reap_horse(self) -> None:
+        if self._horse_pid:
+            try:
+                os.waitpid(self._horse_pid, 0)
+            except ChildProcessError:
+                pass
+
+    def _wait_for_redis(self) -> None:
+        delay = REDIS_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                self.connection.ping()
+                self.log.info("Worker %s: Redis is back", self.name)
+                return
+            except (RedisConnectionError, RedisTimeoutError):
+                time.sleep(delay)
+                delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
 
     def _is_registered(self) -> bool:
         try:

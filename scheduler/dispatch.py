@@ -139,6 +139,8 @@ class ChimeScheduler(Scheduler):
             return 0
         ours = [d for d in (occ.parse_job_id(j) for j in due_ids) if d is not None]
         self.enqueue_foreign([j for j in due_ids if occ.parse_job_id(j) is None])
+        if not ours:
+            return len(due_ids)
         plan = self.plan(ours, now)
         occ.save_jobs(self.connection, plan.new_jobs)
         moved = occ.move_due(self.connection, plan.moves, now)

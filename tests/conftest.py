@@ -13,6 +13,8 @@ from webapp import create_app
 from webapp.config import normalise_database_url
 from webapp.extensions import db
 
+pytest_plugins = ["tests.engine_fixtures"]
+
 API_TOKEN = "test-token-123"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 _postgres_schema_ready: set[str] = set()

@@ -1,4 +1,4 @@
-"""Real engine processes: the Procfile's worker and scheduler against a private Redis."""
+"""Engine fixtures (a pytest plugin): the Procfile's worker and scheduler against a private Redis."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,7 @@ from webapp import create_app
 from webapp.config import normalise_database_url
 from webapp.extensions import db
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 10
 
 

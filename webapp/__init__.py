@@ -8,12 +8,13 @@ from typing import Any
 
 from flask import Flask
 
-from webapp.config import check_production_settings, settings_from_env
+from webapp.config import check_production_settings, instance_path_from_env, settings_from_env
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config -> extensions -> blueprints -> error handlers -> CLI."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True,
+                instance_path=instance_path_from_env(os.environ))
     app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
     if test_config:
         app.config.update(test_config)

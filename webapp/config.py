@@ -38,6 +38,12 @@ def default_database_url(instance_path: str) -> str:
     return "sqlite:///" + str(Path(instance_path) / "chime.sqlite3")
 
 
+def instance_path_from_env(env: Mapping[str, str]) -> str | None:
+    """CHIME_INSTANCE_PATH moves the instance folder (None keeps Flask's default)."""
+    value = env.get("CHIME_INSTANCE_PATH", "").strip()
+    return os.path.abspath(value) if value else None
+
+
 def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config mapping from environment variables."""
     tokens = [t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()]

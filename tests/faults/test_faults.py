@@ -1,0 +1,233 @@
+"""Fault injection: real redis-server, real worker and scheduler processes, SQLite and Postgres.
+
+Each test states the fault, waits for recovery, and checks that every occurrence due in the
+window has exactly one final execution and that nothing ran twice.
+"""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from rq import Worker
+
+from scheduler import health
+from scheduler import occurrence as occ
+from scheduler.dispatch import ChimeScheduler
+from scheduler.reconcile import reconcile
+from tests.conftest import AUTH
+from tests.engine.helpers import create, executions, in_seconds, task, toggle, with_status
+from tests.engine_fixtures import Engine, wait_for
+from tests.faults.proxy import Proxy
+from webapp.extensions import db
+from webapp.models import Task
+from webapp.timeutil import utcnow
+
+pytestmark = [pytest.mark.engine,
+              pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)]
+
+FINAL = ("SUCCESS", "FAILED", "SKIPPED")
+
+
+def redis_of(app: Any) -> Any:
+    return app.extensions["redis"]
+
+
+def reconcile_now(app: Any) -> dict[str, Any]:
+    report = reconcile(redis_of(app))
+    db.session.rollback()
+    return report
+
+
+def scheduled_occurrences(connection: Any) -> Counter[int]:
+    """Count the scheduled first-attempt occurrences per task in the sorted set."""
+    found = (occ.parse_job_id(m.decode()) for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1))
+    return Counter(d.task_id for d in found if d is not None and d.attempt == 1 and not d.extra)
+
+
+def assert_no_occurrence_ran_twice(task_id: int) -> None:
+    runs = executions(task_id)
+    keys = [(r.scheduled_for, r.attempt) for r in runs]
+    assert len(keys) == len(set(keys)), keys
+
+
+def test_worker_killed_mid_job_is_failed_as_lost_and_retried_elsewhere(engine: Engine, engine_app: Any) -> None:
+    connection = redis_of(engine_app)
+    doomed = engine.start("worker")
+    engine.start("scheduler")
+    engine.wait_ready(connection, workers=1)
+    task_id = create(name="long", job="sleep", args={"seconds": 6}, schedule_type="ONE_TIME",
+                     interval_seconds=None, run_at=in_seconds(0), retry_backoff_seconds=1)
+    running = wait_for(lambda: with_status(task_id, "RUNNING"), 30, "the job to start", engine)[0]
+    horse_pid = int(wait_for(lambda: connection.get(occ.ALIVE_KEY.format(execution_id=running.id)), 5,
+                             "the work horse's liveness key", engine))
+    engine.kill(doomed)
+    os.kill(horse_pid, signal.SIGKILL)  # RQ's work horse runs in its own session: the machine is lost
+    survivor = engine.start("worker")
+    engine.wait_ready(connection, workers=1)
+    wait_for(lambda: reconcile_now(engine_app).get("executions_lost"), 40, "the reconciler to see the lost worker", engine)
+    wait_for(lambda: with_status(task_id, "SUCCESS"), 40, "the retry to succeed", engine)
+    first, second = executions(task_id)
+    assert (first.attempt, first.status, first.message) == (1, "FAILED", "worker lost")
+    assert (second.attempt, second.status, second.trigger) == (2, "SUCCESS", "RETRY")
+    assert second.worker != first.worker and survivor in engine.processes
+
+
+def test_flushall_is_repaired_by_one_reconcile_pass(engine: Engine, engine_app: Any) -> None:
+    connection = redis_of(engine_app)
+    engine.start("worker")
+    scheduler = engine.start("scheduler")
+    engine.wait_ready(connection)
+    ids = {"enabled": [], "disabled": []}
+    for n in range(50):
+        kind = ("INTERVAL", "CRON", "ONE_TIME")[n % 3]
+        fields: dict[str, Any] = {"name": f"t{n}", "schedule_type": kind, "interval_seconds": None}
+        fields.update({"INTERVAL": {"interval_seconds": 3600}, "CRON": {"cron": "0 3 * * *"},
+                       "ONE_TIME": {"run_at": in_seconds(3600)}}[kind])
+        enabled = n % 10 != 0
+        ids["enabled" if enabled else "disabled"].append(create(enabled=enabled, **fields))
+    catch_up = create(name="catch-up", interval_seconds=2, misfire_grace_seconds=300)
+    too_late = create(name="too-late", interval_seconds=2, misfire_grace_seconds=0)
+    wait_for(lambda: with_status(catch_up, "SUCCESS"), 20, "a first run", engine)
+    engine.stop(scheduler)  # with no scheduler, the periodic reconcile cannot repair it before we look
+    connection.flushall()
+    time.sleep(4.5)  # let several occurrences of the 2 s tasks be missed
+    reconcile_now(engine_app)
+    counts = scheduled_occurrences(connection)
+    assert all(counts[t] == 1 for t in ids["enabled"]), counts
+    assert all(counts[t] == 0 for t in ids["disabled"])
+    assert all(occ.pending_job_id(connection, t) for t in ids["enabled"])
+    engine.start("scheduler")
+    recovered = wait_for(lambda: [r for r in executions(catch_up) if r.trigger == "RECOVERY"], 20,
+                         "the coalesced catch-up run", engine)
+    assert recovered[0].status in ("RUNNING", "SUCCESS")
+    missed = wait_for(lambda: [r for r in with_status(too_late, "SKIPPED") if r.message.startswith("missed")], 20,
+                      "the missed record", engine)
+    assert missed
+    assert task(catch_up).next_run_at > utcnow() - timedelta(seconds=3)
+
+
+def test_scheduler_killed_right_after_a_move_loses_nothing(engine: Engine, engine_app: Any) -> None:
+    connection = redis_of(engine_app)
+    engine.start("worker")
+    engine.wait_ready(connection, workers=1, schedulers=0)
+    crashing = engine.start("scheduler", extra_env={"CHIME_FAULT_INJECT": "after_move"})
+    task_id = create(name="steady", interval_seconds=1)
+    wait_for(lambda: engine.processes[crashing].poll() is not None, 30, "the injected crash", engine)
+    assert engine.processes[crashing].returncode == 17
+    assert occ.pending_job_id(connection, task_id) is not None
+    engine.start("scheduler")
+    wait_for(lambda: len(with_status(task_id, "SUCCESS")) >= 4, 30, "runs after the restart", engine)
+    toggle(task_id)
+    assert_no_occurrence_ran_twice(task_id)
+    assert "Duplicate delivery" not in engine.logs()
+
+
+def test_redis_restarted_empty_is_survived(engine: Engine, engine_app: Any, engine_redis: Any) -> None:
+    connection = redis_of(engine_app)
+    client = engine_app.test_client()
+    engine.start_engine(connection)
+    task_id = create(name="heartbeat", interval_seconds=1)
+    wait_for(lambda: with_status(task_id, "SUCCESS"), 20, "a first run", engine)
+    engine_redis.stop()
+    health_down = client.get("/api/health/")
+    created = client.post("/api/tasks/", json={"name": "born-in-outage", "job": "noop", "schedule_type": "INTERVAL",
+                                               "interval_seconds": 1}, headers=AUTH)
+    time.sleep(10)
+    engine_redis.start()
+    assert health_down.status_code == 503 and health_down.get_json()["redis"] != "ok"
+    assert created.status_code == 201
+    assert client.get("/api/tasks/", headers=AUTH).get_json()["count"] == 2
+    before = len(executions(task_id))
+    wait_for(lambda: len(Worker.all(connection=connection)) >= 1, 60, "the worker to register again", engine)
+    wait_for(lambda: health.scheduler_state(connection, now_epoch=time.time())["alive"], 30, "the scheduler", engine)
+    wait_for(lambda: len(executions(task_id)) >= before + 2, 60, "runs after the restart", engine)
+    newborn = created.get_json()["id"]
+    wait_for(lambda: with_status(newborn, "SUCCESS"), 60, "the task created during the outage to run", engine)
+    assert client.get("/api/health/").status_code == 200
+    assert_no_occurrence_ran_twice(task_id)
+
+
+def test_database_unavailable_for_a_worker_drops_nothing(engine: Engine, engine_app: Any,
+                                                         engine_database_url: str) -> None:
+    if engine_database_url.startswith("sqlite"):
+        pytest.skip("a database server to lose exists only with Postgres")
+    connection = redis_of(engine_app)
+    target = urlparse(engine_database_url)
+    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5432)
+    proxy.start()
+    proxied = f"postgresql+psycopg://{target.username}@127.0.0.1:{proxy.port}{target.path}"
+    engine.start("worker", extra_env={"DATABASE_URL": proxied})
+    engine.start("scheduler")
+    engine.wait_ready(connection)
+    proxy.cut()
+    try:
+        due = [create(name=f"during-outage-{n}", schedule_type="ONE_TIME", interval_seconds=None,
+                      run_at=in_seconds(n)) for n in range(3)]
+        time.sleep(6)
+    finally:
+        proxy.restore()
+    for task_id in due:
+        wait_for(lambda: [r for r in executions(task_id) if r.status in FINAL], 60,
+                 f"task {task_id} to be recorded", engine)
+    for task_id in due:
+        assert [r.status for r in executions(task_id)] in (["SUCCESS"], ["FAILED", "SUCCESS"])
+    proxy.cut()
+
+
+def test_clock_jumps_cause_no_burst_of_runs(engine_app: Any) -> None:
+    connection = redis_of(engine_app)
+    task_id = create(name="minutely", interval_seconds=60)
+    scheduler = ChimeScheduler(connection, engine_app, name="clock-test")
+    due_at = task(task_id).next_run_at
+    queued = lambda: connection.llen("rq:queue:default")  # noqa: E731
+    assert scheduler.dispatch_due(due_at + timedelta(milliseconds=5)) == 1 and queued() == 1
+    jumped = due_at + timedelta(days=1)
+    scheduler.dispatch_due(jumped)
+    assert queued() == 1
+    skipped = with_status(task_id, "SKIPPED")
+    assert len(skipped) == 1 and skipped[0].message.startswith("missed: 1440 occurrence(s)")
+    assert task(task_id).next_run_at > jumped
+    assert scheduler.dispatch_due(due_at + timedelta(seconds=30)) == 0  # the clock jumps back: nothing is due
+    assert scheduler.dispatch_due(task(task_id).next_run_at) == 1 and queued() == 2
+    assert scheduled_occurrences(connection)[task_id] == 1
+
+
+def test_random_changes_while_running_keep_one_occurrence_per_enabled_task(engine: Engine, engine_app: Any) -> None:
+    connection = redis_of(engine_app)
+    client = engine_app.test_client()
+    engine.start_engine(connection)
+    rng = random.Random(20261122)
+    live: list[int] = []
+    for step in range(80):
+        action = rng.choice(["create", "create", "edit", "toggle", "delete"]) if live else "create"
+        if action == "create" and len(live) < 20:
+            body = rng.choice([{"schedule_type": "INTERVAL", "interval_seconds": rng.randint(1, 5)},
+                               {"schedule_type": "CRON", "cron": "* * * * *"},
+                               {"schedule_type": "ONE_TIME", "run_at": in_seconds(3600)}])
+            response = client.post("/api/tasks/", json={"name": f"walk-{step}", "job": "noop", **body}, headers=AUTH)
+            assert response.status_code == 201
+            live.append(response.get_json()["id"])
+        elif action == "edit" and live:
+            target = rng.choice(live)
+            response = client.patch(f"/api/tasks/{target}/", json={"interval_seconds": rng.randint(1, 4)}
+                                    if rng.random() < 0.5 else {"description": f"edit {step}"}, headers=AUTH)
+            assert response.status_code in (200, 400)
+        elif action == "toggle" and live:
+            assert client.post(f"/api/tasks/{rng.choice(live)}/toggle/", headers=AUTH).status_code == 200
+        elif action == "delete" and live:
+            target = live.pop(rng.randrange(len(live)))
+            assert client.delete(f"/api/tasks/{target}/", headers=AUTH).status_code == 204
+        time.sleep(rng.uniform(0, 0.1))
+    time.sleep(1.5)
+    enabled = {t.id for t in db.session.scalars(db.select(Task).where(Task.enabled.is_(True)))}
+    db.session.rollback()
+    counts = scheduled_occurrences(connection)
+    assert {t: counts[t] for t in enabled} == {t: 1 for t in enabled}
+    assert set(counts) == enabled
