@@ -33,7 +33,7 @@ from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
 from scheduler.reconcile import ensure_periodic_job
-from scheduler.triggers import missed_fire_times, next_fire_at
+from scheduler.triggers import DEFAULT_MISSED_LIMIT, missed_fire_times, next_fire_at
 from webapp.extensions import db
 from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
 from webapp.services import record_skip, schedule_of
@@ -197,8 +197,10 @@ class ChimeScheduler(Scheduler):
     def push_for(self, plan: Plan, task: Task, item: occ.DueJob, decision: Any, busy: bool) -> str:
         """Return the job id to push for a due scheduled occurrence ('' when it is recorded SKIPPED)."""
         if decision.action == "SKIP_MISSED":
+            count = decision.missed_count
+            count_text = f"at least {count}" if count >= DEFAULT_MISSED_LIMIT else str(count)
             record_skip(task, decision.scheduled_for,
-                        f"missed: {decision.missed_count} occurrence(s) due while the engine was down; "
+                        f"missed: {count_text} occurrence(s) due while the engine was down; "
                         f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)",
                         level=Level.WARNING)
             return ""

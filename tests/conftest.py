@@ -8,7 +8,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import text
 
-from tests.services import RedisServer, missing_service, postgres_url
+from tests.services import PostgresSchema, RedisServer, missing_service, postgres_url
 from webapp import create_app
 from webapp.config import normalise_database_url
 from webapp.extensions import db
@@ -34,14 +34,31 @@ def redis_url(redis_server: RedisServer) -> str:
     return redis_server.url
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'chime.sqlite3'}"
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[PostgresSchema | None]:
+    """A private schema for this test session (None when Postgres is unreachable)."""
     url = postgres_url()
     if url is None:
+        yield None
+        return
+    schema = PostgresSchema(url)
+    schema.create()
+    yield schema
+    schema.drop()
+
+
+def database_url_for(kind: str, tmp_path: Any, schema: PostgresSchema | None) -> str:
+    """Return a SQLite file URL, or the private Postgres schema's URL."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'chime.sqlite3'}"
+    if schema is None:
         missing_service("Postgres is not reachable (set TEST_DATABASE_URL)")
-    return url
+    return schema.url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_schema: PostgresSchema | None) -> str:
+    return database_url_for(request.param, tmp_path, postgres_schema)
 
 
 def test_config(database_url: str, redis_url: str, **extra: Any) -> dict[str, Any]:

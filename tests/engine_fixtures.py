@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import test_config
-from tests.services import RedisServer, missing_service, postgres_url
+from tests.services import RedisServer
 from webapp import create_app
 from webapp.config import normalise_database_url
 from webapp.extensions import db
@@ -109,13 +109,10 @@ def engine_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(params=["sqlite"])
-def engine_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'engine.sqlite3'}"
-    url = postgres_url()
-    if url is None:
-        missing_service("Postgres is not reachable (set TEST_DATABASE_URL)")
-    return url
+def engine_database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_schema: Any) -> str:
+    from tests.conftest import database_url_for
+
+    return database_url_for(request.param, tmp_path, postgres_schema)
 
 
 @pytest.fixture

@@ -104,3 +104,30 @@ def postgres_url() -> str | None:
             return url
     except Exception:  # noqa: BLE001 - any failure means "not reachable"
         return None
+
+
+class PostgresSchema:
+    """A private schema in the test database, so concurrent runs never see each other's tables."""
+
+    def __init__(self, base_url: str) -> None:
+        import secrets
+
+        self.base_url = base_url
+        self.name = f"chime_test_{secrets.token_hex(4)}"
+
+    @property
+    def url(self) -> str:
+        separator = "&" if "?" in self.base_url else "?"
+        return f"{self.base_url}{separator}options=-csearch_path%3D{self.name}"
+
+    def create(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')

@@ -162,7 +162,7 @@ def test_database_unavailable_for_a_worker_drops_nothing(engine: Engine, engine_
     target = urlparse(engine_database_url)
     proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5432)
     proxy.start()
-    proxied = f"postgresql+psycopg://{target.username}@127.0.0.1:{proxy.port}{target.path}"
+    proxied = f"postgresql+psycopg://{target.username}@127.0.0.1:{proxy.port}{target.path}?{target.query}"
     engine.start("worker", extra_env={"DATABASE_URL": proxied})
     engine.start("scheduler")
     engine.wait_ready(connection)
@@ -183,20 +183,24 @@ def test_database_unavailable_for_a_worker_drops_nothing(engine: Engine, engine_
 
 def test_clock_jumps_cause_no_burst_of_runs(engine_app: Any) -> None:
     connection = redis_of(engine_app)
-    task_id = create(name="minutely", interval_seconds=60)
+    coalesced = create(name="minutely", interval_seconds=60, overlap="ALLOW")
+    skipped = create(name="strict", interval_seconds=60, misfire_grace_seconds=10)
     scheduler = ChimeScheduler(connection, engine_app, name="clock-test")
-    due_at = task(task_id).next_run_at
-    queued = lambda: connection.llen("rq:queue:default")  # noqa: E731
-    assert scheduler.dispatch_due(due_at + timedelta(milliseconds=5)) == 1 and queued() == 1
-    jumped = due_at + timedelta(days=1)
-    scheduler.dispatch_due(jumped)
-    assert queued() == 1
-    skipped = with_status(task_id, "SKIPPED")
-    assert len(skipped) == 1 and skipped[0].message.startswith("missed: 1440 occurrence(s)")
-    assert task(task_id).next_run_at > jumped
-    assert scheduler.dispatch_due(due_at + timedelta(seconds=30)) == 0  # the clock jumps back: nothing is due
-    assert scheduler.dispatch_due(task(task_id).next_run_at) == 1 and queued() == 2
-    assert scheduled_occurrences(connection)[task_id] == 1
+    due_at = max(task(coalesced).next_run_at, task(skipped).next_run_at)
+    queued = lambda: connection.lrange("rq:queue:default", 0, -1)  # noqa: E731
+    assert scheduler.dispatch_due(due_at + timedelta(milliseconds=5)) == 2 and len(queued()) == 2
+    jumped = due_at + timedelta(days=1, seconds=30)  # the wall clock jumps a day ahead
+    assert scheduler.dispatch_due(jumped) == 2
+    assert len(queued()) == 3  # one coalesced catch-up run, not 1,440
+    catch_up = occ.parse_job_id(queued()[-1].decode())
+    assert catch_up.task_id == coalesced and jumped - timedelta(seconds=60) < catch_up.scheduled_for <= jumped
+    missed = with_status(skipped, "SKIPPED")
+    assert len(missed) == 1 and missed[0].message.startswith("missed: at least 1000 occurrence(s)")
+    assert task(coalesced).next_run_at > jumped and task(skipped).next_run_at > jumped
+    assert scheduler.dispatch_due(due_at + timedelta(seconds=30)) == 0  # and back: nothing is due twice
+    next_due_at = max(task(coalesced).next_run_at, task(skipped).next_run_at)
+    assert scheduler.dispatch_due(next_due_at) == 2 and len(queued()) == 4
+    assert scheduled_occurrences(connection) == {coalesced: 1, skipped: 1}
 
 
 def test_random_changes_while_running_keep_one_occurrence_per_enabled_task(engine: Engine, engine_app: Any) -> None:
