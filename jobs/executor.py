@@ -22,9 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 import jobs.registry as registry
+from scheduler import metrics
 from scheduler import occurrence as occ
 from scheduler.policy import retry_delay_seconds, should_retry
 from webapp.extensions import db, get_redis
+from webapp.logs import log_context
 from webapp.models import FINAL_STATUSES, Execution, Level, Overlap, Status, Task, Trigger
 from webapp.services import add_notification
 from webapp.timeutil import as_utc, utcnow
@@ -80,6 +82,12 @@ def requeue_when_database_is_down(task_id: int, scheduled_for: str, attempt: int
 def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> dict[str, Any]:
     """Claim, gate, run and record one occurrence; a duplicate delivery does nothing."""
     job_id, worker = current_job_identity()
+    with log_context(task_id=task_id, job_id=job_id):
+        return _run_occurrence(task_id, scheduled_for, attempt, trigger, job_id, worker)
+
+
+def _run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str,
+                    job_id: str | None, worker: str) -> dict[str, Any]:
     try:
         task = db.session.get(Task, task_id)
         if task is None or (not task.enabled and trigger != Trigger.MANUAL.value):
@@ -89,7 +97,7 @@ def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger:
         if execution is None:
             log.info("Duplicate delivery of task %s %s attempt %s ignored (job %s)", task_id, scheduled_for, attempt, job_id)
             return {"duplicate": True}
-        with liveness(execution.id):
+        with liveness(execution.id), log_context(execution_id=execution.id):
             outcome = gate(task, execution) or perform(task, execution)
             record_until_stored(task.id, execution.id, outcome)
         return {"execution_id": execution.id, "status": execution.status}
@@ -262,8 +270,22 @@ def record(task: Task, execution: Execution, outcome: Outcome) -> None:
     task.last_status = status.value
     notify_outcome(task, execution)
     db.session.commit()
+    log.info("Execution %s of task %s finished %s in %s ms", execution.id, task.id, status.value, execution.duration_ms)
+    observe(task, execution)
     if retry_at is not None:
         schedule_retry(task, execution, retry_at)
+
+
+def observe(task: Task, execution: Execution) -> None:
+    """Add the execution to the engine metrics (a Redis outage only loses the sample)."""
+    lag = None
+    if execution.trigger == Trigger.SCHEDULE.value:
+        lag = (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
+    try:
+        metrics.record_execution(get_redis(), task_id=task.id, status=execution.status,
+                                 duration_seconds=(execution.duration_ms or 0) / 1000, lag_seconds=lag)
+    except RedisError as error:
+        log.warning("Metrics of execution %s not recorded: %s", execution.id, error)
 
 
 def notify_outcome(task: Task, execution: Execution) -> None:

@@ -22,7 +22,7 @@ from rq.queue import Queue
 from rq.utils import utcparse
 from sqlalchemy import select
 
-from scheduler import health
+from scheduler import health, metrics
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import retry_delay_seconds, should_retry
@@ -89,6 +89,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
             **{key: counts.get(key, 0) for key in REPORT_KEYS},
         }
         health.save_reconcile_report(connection, report)
+        metrics.record_repairs(connection, report)
         log.info("Reconcile pass: %s", report)
         return report
     finally:

@@ -1,7 +1,6 @@
 """Chime's Flask application factory."""
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -35,8 +34,9 @@ def register_extensions(app: Flask) -> None:
     init_db(app)
     csrf.init_app(app)
     init_redis(app)
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from webapp.logs import configure_logging
+
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
 
 
 def register_blueprints(app: Flask) -> None:
@@ -45,8 +45,12 @@ def register_blueprints(app: Flask) -> None:
     from webapp.extensions import csrf
 
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
+    from webapp.monitoring import bp as monitoring_bp
+
+    csrf.exempt(monitoring_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(monitoring_bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -1,0 +1,22 @@
+"""GET /metrics in the Prometheus text format (bearer token required, like the API)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from scheduler.metrics import EngineCollector
+from webapp.auth import require_api_token
+from webapp.extensions import get_redis
+
+bp = Blueprint("monitoring", __name__)
+
+
+@bp.get("/metrics")
+def metrics() -> Any:
+    require_api_token()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(get_redis()))
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
