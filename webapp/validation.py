@@ -23,6 +23,7 @@ MAX_BACKOFF_SECONDS = 24 * 3600
 MAX_RETRIES = 100
 MAX_GRACE_SECONDS = 365 * 24 * 3600
 MAX_DEPENDENCIES = 100
+MAX_ID = 2**31 - 1  # the largest id the INTEGER primary keys can hold (SQLite and Postgres alike)
 
 DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -105,9 +106,20 @@ def _text(max_length: int, *, required: bool) -> Callable[[Any], str]:
             raise ValueError(f"must be at most {max_length} characters")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+        if not is_encodable(value):
+            raise ValueError("must be valid Unicode text (no lone surrogates)")
         return value
 
     return check
+
+
+def is_encodable(value: str) -> bool:
+    """Say whether text can be stored: lone surrogates (from JSON escapes like \\ud800) cannot be UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _boolean(value: Any) -> bool:
@@ -141,6 +153,8 @@ def _depends_on(value: Any) -> list[int]:
         raise ValueError("must be a list of task ids")
     if len(value) > MAX_DEPENDENCIES:
         raise ValueError(f"must list at most {MAX_DEPENDENCIES} tasks")
+    if any(not 1 <= v <= MAX_ID for v in value):
+        raise ValueError(f"must list task ids between 1 and {MAX_ID}")
     return sorted(set(value))
 
 
@@ -231,7 +245,10 @@ def _check_schedule(
                 errors.setdefault(field, f"not allowed for schedule_type {schedule_type}")
             clean[field] = None
     for field in allowed:
-        if field in ("start_at", "end_at") or field in errors:
+        if field in ("start_at", "end_at"):
+            clean.setdefault(field, None)  # a PUT without them clears them
+            continue
+        if field in errors:
             continue
         if merged.get(field) is None:
             errors.setdefault(field, f"required for schedule_type {schedule_type}")

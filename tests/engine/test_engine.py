@@ -14,6 +14,7 @@ from tests.engine.helpers import (create, executions, in_seconds, notifications,
 pytestmark = pytest.mark.engine
 
 
+@pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)
 def test_interval_task_runs_repeatedly_at_fixed_rate(engine: Engine, engine_app: Any) -> None:
     engine.start_engine(engine_app.extensions["redis"])
     task_id = create(name="tick", job="echo", args={"message": "hi"}, interval_seconds=1)
@@ -37,6 +38,7 @@ def test_one_time_task_runs_exactly_once(engine: Engine, engine_app: Any) -> Non
     assert task(task_id).next_run_at is None and task(task_id).status == "SUCCESS"
 
 
+@pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)
 def test_failing_task_walks_through_its_retries_to_failed(engine: Engine, engine_app: Any) -> None:
     engine.start_engine(engine_app.extensions["redis"])
     task_id = create(name="broken", job="fail", args={"message": "boom"}, schedule_type="ONE_TIME",
@@ -69,6 +71,7 @@ def test_timeout_is_a_failure_that_names_the_limit(engine: Engine, engine_app: A
     assert run.message == "timed out after 1 s"
 
 
+@pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)
 def test_child_of_a_failed_parent_is_skipped_and_not_retried(engine: Engine, engine_app: Any) -> None:
     engine.start_engine(engine_app.extensions["redis"])
     parent = create(name="parent", job="fail", schedule_type="ONE_TIME", interval_seconds=None,
@@ -90,6 +93,7 @@ def test_child_of_a_successful_parent_runs(engine: Engine, engine_app: Any) -> N
     wait_for(lambda: with_status(child, "SUCCESS"), 30, "the child's run", engine)
 
 
+@pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)
 def test_overlap_skip_never_runs_two_at_once(engine: Engine, engine_app: Any) -> None:
     engine.start_engine(engine_app.extensions["redis"], workers=2)
     task_id = create(name="slowpoke", job="sleep", args={"seconds": 2.5}, interval_seconds=1)

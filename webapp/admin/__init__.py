@@ -5,4 +5,8 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, template_folder="../templates")
 
-from webapp.admin import views  # noqa: E402,F401  (routes)
+from webapp.admin import helpers  # noqa: E402
+
+helpers.register(bp)
+
+from webapp.admin import logs, notifications, tasks, views  # noqa: E402,F401  (routes)

@@ -17,4 +17,17 @@ def check_token() -> None:
         require_api_token()
 
 
-from webapp.api import logs, meta, notifications, stats, tasks  # noqa: E402,F401  (routes)
+@bp.before_request
+def reject_impossible_ids() -> None:
+    """Answer 404 for a path id no row can have, instead of letting the database overflow (a 500)."""
+    from flask import request
+
+    from webapp.errors import NotFoundError
+    from webapp.validation import MAX_ID
+
+    for name, value in (request.view_args or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and value > MAX_ID:
+            raise NotFoundError(name.removesuffix("_id"), value)
+
+
+from webapp.api import logs, meta, notifications, reconcile, stats, tasks  # noqa: E402,F401  (routes)

@@ -12,6 +12,7 @@ from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
 from webapp.errors import NotFoundError
 from webapp.extensions import db
 from webapp.models import Execution, Status, Trigger, execution_to_dict
+from webapp.validation import MAX_ID
 
 STATUSES = tuple(s.value for s in Status)
 TRIGGERS = tuple(t.value for t in Trigger)
@@ -20,7 +21,7 @@ TRIGGERS = tuple(t.value for t in Trigger)
 def filtered_executions(task_id: int | None = None) -> Any:
     """Build the execution query from the log filters of the request."""
     query = select(Execution).order_by(Execution.id.desc())
-    task_id = task_id if task_id is not None else int_arg("task_id", None, 1)
+    task_id = task_id if task_id is not None else int_arg("task_id", None, 1, MAX_ID)
     if task_id is not None:
         query = query.where(Execution.task_id == task_id)
     if (status := choice_arg("status", STATUSES)) is not None:
@@ -43,7 +44,7 @@ def list_logs() -> Any:
 def task_logs(task_id: int) -> Any:
     services.get_task(task_id)
     if "task_id" in request.args:
-        int_arg("task_id", None, 1)
+        int_arg("task_id", None, 1, MAX_ID)
     return jsonify(paginate(filtered_executions(task_id), execution_to_dict))
 
 

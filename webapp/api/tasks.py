@@ -9,6 +9,7 @@ from sqlalchemy import select
 from webapp import services
 from webapp.api import bp
 from webapp.api.common import bool_arg, choice_arg, json_body, paginate
+from webapp.errors import ValidationError
 from webapp.models import ScheduleType, Status, Task, task_to_dict
 
 STATUSES = tuple(s.value for s in Status)
@@ -37,6 +38,8 @@ def _search_arg() -> str:
     from flask import request
 
     raw = request.args.get("search", "")[:200]
+    if "\x00" in raw:
+        raise ValidationError({"search": "must not contain NUL characters"})
     return raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 

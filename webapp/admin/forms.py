@@ -1,0 +1,412 @@
+"""Convert between the admin's HTML forms and the payloads the services take.
+
+The task form turns into exactly the dict the JSON API accepts (naive datetimes as
+naive ISO strings, read by the validator in the task's time zone), so the admin and the
+API share one validation path: :func:`webapp.services.create_task` / ``update_task``.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from werkzeug.datastructures import MultiDict
+
+import jobs.registry as registry
+from scheduler.triggers import Schedule, ScheduleError, describe_cron, fire_times, first_fire_at, validate_timezone
+from webapp import services
+from webapp.errors import ValidationError
+from webapp.extensions import db
+from webapp.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
+from webapp.queries import ExecutionFilters, TaskFilters
+from webapp.timeutil import isoformat
+from webapp.validation import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, parse_instant, validate_task
+
+TEXT_FIELDS = ("name", "description", "job", "schedule_type", "cron", "timezone", "overlap", "queue", "notify")
+INT_FIELDS = ("interval_seconds", "max_retries", "retry_backoff_seconds", "timeout_seconds", "misfire_grace_seconds")
+DATETIME_FIELDS = ("run_at", "start_at", "end_at")
+JSON_TYPES = ("object", "array", "any")
+SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
+STATUSES = tuple(s.value for s in Status)
+TRIGGERS = tuple(t.value for t in Trigger)
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+ARG_PREFIX = "args."
+
+
+# --------------------------------------------------------------------------- job argument fields
+
+
+@dataclass(frozen=True)
+class ArgField:
+    """One job parameter as a form input."""
+
+    job: str
+    name: str
+    type: str
+    required: bool
+    default: Any
+    nullable: bool
+
+    @property
+    def input_name(self) -> str:
+        return f"{ARG_PREFIX}{self.job}.{self.name}"
+
+    @property
+    def input_id(self) -> str:
+        return f"arg-{self.job}-{self.name}"
+
+    @property
+    def widget(self) -> str:
+        """number, checkbox, json or text."""
+        if self.type in ("integer", "number"):
+            return "number"
+        if self.type == "boolean":
+            return "checkbox"
+        return "json" if self.type in JSON_TYPES else "text"
+
+    @property
+    def hint(self) -> str:
+        kind = {"object": "JSON object", "array": "JSON array", "any": "any JSON value"}.get(self.type, self.type)
+        if self.required:
+            return f"{kind}, required"
+        if self.default is None:
+            return f"{kind}, optional"
+        return f"{kind}, default {json.dumps(self.default)}"
+
+
+@dataclass(frozen=True)
+class JobChoice:
+    name: str
+    description: str
+    fields: tuple[ArgField, ...]
+    available: bool
+
+
+def job_choices(allow_shell: bool) -> list[JobChoice]:
+    """Every registered job with its argument fields; `available` is False for disabled jobs."""
+    choices = []
+    for spec in registry.all_jobs():
+        fields = tuple(ArgField(spec.name, p.name, p.type, p.required, p.default, p.nullable) for p in spec.parameters)
+        available = spec.name != "shell" or allow_shell
+        choices.append(JobChoice(spec.name, spec.description, fields, available))
+    return choices
+
+
+def _arg_raw(value: Any, widget: str) -> str:
+    """Render a stored argument value as the text of its input."""
+    if widget == "checkbox":
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    if widget == "json":
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return str(value)
+
+
+def _arg_value(raw: str, field: ArgField) -> tuple[bool, Any, str | None]:
+    """Return (present, value, error) for one argument input's text."""
+    if field.widget == "checkbox":
+        return True, raw == "true", None
+    if raw.strip() == "":
+        return False, None, None
+    if field.widget == "json":
+        try:
+            return True, json.loads(raw), None
+        except ValueError as error:
+            return True, None, f"is not valid JSON ({error})"
+    if field.widget == "number":
+        return True, _number(raw.strip(), integer=field.type == "integer"), None
+    return True, raw, None
+
+
+def _number(text: str, *, integer: bool) -> Any:
+    """Parse a number; text that is not one is passed on for the validator to reject."""
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return value if not integer else text
+
+
+# --------------------------------------------------------------------------- the task form
+
+
+def blank_values() -> dict[str, Any]:
+    """Form values for a new task: the API's defaults."""
+    values: dict[str, Any] = {name: "" for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS)}
+    for name in ("timezone", "overlap", "queue", "notify", "max_retries", "retry_backoff_seconds",
+                 "timeout_seconds", "misfire_grace_seconds"):
+        values[name] = str(DEFAULTS[name])
+    values.update(schedule_type=ScheduleType.INTERVAL.value, enabled=True, depends_on=[], args={})
+    return values
+
+
+def values_from_task(task: Task) -> dict[str, Any]:
+    """Form values showing a stored task (datetimes as wall-clock times in its time zone)."""
+    current = services.current_fields(task)
+    values = blank_values()
+    for name in (*TEXT_FIELDS, *INT_FIELDS):
+        values[name] = "" if current[name] is None else str(current[name])
+    for name in DATETIME_FIELDS:
+        values[name] = local_input_value(current[name], task.timezone)
+    values["enabled"] = bool(current["enabled"])
+    values["depends_on"] = list(current["depends_on"])
+    spec_fields = _fields_of(task.job)
+    values["args"] = {task.job: {f.name: _arg_raw((current["args"] or {}).get(f.name), f.widget) for f in spec_fields}}
+    return values
+
+
+def values_from_form(form: MultiDict) -> dict[str, Any]:
+    """Form values exactly as entered (for building the payload and for re-rendering)."""
+    values = blank_values()
+    for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS):
+        values[name] = form.get(name, "")
+    values["enabled"] = form.get("enabled") in ("on", "true", "1")
+    values["depends_on"] = form.getlist("depends_on")
+    args: dict[str, dict[str, str]] = {}
+    for choice in job_choices(allow_shell=True):
+        args[choice.name] = {}
+        for field in choice.fields:
+            if field.widget == "checkbox":
+                args[choice.name][field.name] = "true" if form.get(field.input_name) in ("on", "true") else "false"
+            else:
+                args[choice.name][field.name] = form.get(field.input_name, "")
+    values["args"] = args
+    return values
+
+
+def payload_from_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return (the API payload, conversion errors) for form values.
+
+    Empty inputs are left out, so the API's defaults apply; schedule fields that do not
+    belong to the chosen schedule type are left out too (all are visible without JS).
+    """
+    payload: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    allowed = FIELDS_OF_TYPE.get(values["schedule_type"], ())
+    for name in TEXT_FIELDS:
+        if values[name] != "" and (name not in SCHEDULE_FIELDS or name in allowed):
+            payload[name] = values[name]
+    for name in INT_FIELDS:
+        raw = str(values[name]).strip()
+        if raw and (name not in SCHEDULE_FIELDS or name in allowed):
+            payload[name] = _number(raw, integer=True)
+    for name in DATETIME_FIELDS:
+        raw = str(values[name]).strip()
+        if raw and name in allowed:
+            payload[name] = raw
+    payload["enabled"] = bool(values["enabled"])
+    payload["depends_on"] = [int(v) if str(v).isdigit() else v for v in values["depends_on"]]
+    payload["args"], errors = _args_payload(values)
+    return payload, errors
+
+
+def _args_payload(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    args: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    raw_args = values["args"].get(values["job"], {})
+    for field in _fields_of(values["job"]):
+        present, value, error = _arg_value(raw_args.get(field.name, ""), field)
+        if error:
+            errors[ARG_PREFIX + field.name] = error
+        elif present:
+            args[field.name] = value
+    return args, errors
+
+
+def _fields_of(job: str) -> tuple[ArgField, ...]:
+    try:
+        spec = registry.get(job)
+    except registry.UnknownJobError:
+        return ()
+    return tuple(ArgField(spec.name, p.name, p.type, p.required, p.default, p.nullable) for p in spec.parameters)
+
+
+def save_task(values: dict[str, Any], task: Task | None, *, allow_shell: bool) -> Task:
+    """Create (task=None) or replace a task from form values; raises ValidationError/ConflictError."""
+    payload, errors = payload_from_values(values)
+    if errors:
+        try:
+            validate_task(payload, allow_shell=allow_shell)
+        except ValidationError as error:
+            errors = {**(error.fields or {}), **errors}
+        raise ValidationError(errors)
+    if task is None:
+        return services.create_task(payload, allow_shell=allow_shell)
+    return services.update_task(task, payload, partial=False, allow_shell=allow_shell)
+
+
+def local_input_value(value: datetime | None, zone_name: str) -> str:
+    """An aware instant as a datetime-local input value in the given zone."""
+    if value is None:
+        return ""
+    try:
+        zone = ZoneInfo(zone_name)
+    except Exception:  # noqa: BLE001 - an unknown zone shows UTC
+        zone = ZoneInfo("UTC")
+    local = value.astimezone(zone).replace(tzinfo=None)
+    return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
+
+
+# --------------------------------------------------------------------------- list filters
+
+
+def page_arg(args: MultiDict) -> int:
+    raw = args.get("page", "1")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**9 else 1
+
+
+def _choice(args: MultiDict, name: str, options: tuple[str, ...]) -> str | None:
+    raw = args.get(name, "").upper()
+    return raw if raw in options else None
+
+
+def _bool(args: MultiDict, name: str) -> bool | None:
+    raw = args.get(name, "").lower()
+    return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(raw)
+
+
+def task_filters(args: MultiDict) -> TaskFilters:
+    """The task list filters of a query string; unknown values are ignored."""
+    return TaskFilters(
+        search=args.get("q", "").strip()[:200],
+        status=_choice(args, "status", STATUSES),
+        schedule_type=_choice(args, "type", SCHEDULE_TYPES),
+        enabled=_bool(args, "enabled"),
+    )
+
+
+RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def execution_filters(args: MultiDict, now: datetime) -> ExecutionFilters:
+    """The log filters of a query string; `since`/`until` are wall-clock times in `tz`."""
+    task_id = args.get("task", "")
+    zone = _zone(args.get("tz", "UTC"))
+    since = _instant(args.get("since", ""), zone)
+    if since is None and args.get("range") in RANGES:
+        since = now - RANGES[args["range"]]
+    return ExecutionFilters(
+        task_id=int(task_id) if task_id.isdigit() else None,
+        status=_choice(args, "status", STATUSES),
+        trigger=_choice(args, "trigger", TRIGGERS),
+        since=since,
+        until=_instant(args.get("until", ""), zone),
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return validate_timezone(name)
+    except ScheduleError:
+        return ZoneInfo("UTC")
+
+
+def _instant(raw: str, zone: ZoneInfo) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+
+
+OVERLAPS = tuple(o.value for o in Overlap)
+NOTIFY_POLICIES = tuple(n.value for n in NotifyPolicy)
+
+
+# --------------------------------------------------------------------------- live schedule preview
+
+
+def schedule_preview(args: MultiDict, now: datetime, count: int) -> dict[str, Any]:
+    """{"next_runs": [ISO, ...], "description", "error"} for the schedule fields of the form."""
+    schedule_type = args.get("schedule_type", "")
+    zone_name = args.get("timezone", "").strip() or "UTC"
+    try:
+        zone = validate_timezone(zone_name)
+        schedule = Schedule(
+            schedule_type=schedule_type, timezone=zone_name,
+            run_at=_preview_instant(args, "run_at", zone) if schedule_type == ScheduleType.ONE_TIME.value else None,
+            cron=args.get("cron") if schedule_type == ScheduleType.CRON.value else None,
+            interval_seconds=_preview_interval(args) if schedule_type == ScheduleType.INTERVAL.value else None,
+            start_at=_preview_instant(args, "start_at", zone), end_at=_preview_instant(args, "end_at", zone),
+            anchor_at=_anchor(args.get("task", ""), now),
+        )
+        times = first_and_next(schedule, now, count)
+    except (ScheduleError, ValueError) as error:
+        return {"next_runs": [], "description": "", "error": str(error)}
+    return {"next_runs": [isoformat(t) for t in times], "description": _describe(schedule), "error": None}
+
+
+def first_and_next(schedule: Schedule, now: datetime, count: int) -> list[datetime]:
+    if schedule.schedule_type == ScheduleType.ONE_TIME.value:
+        first = first_fire_at(schedule, now)
+        return [first] if first else []
+    return fire_times(schedule, now, count)
+
+
+def _describe(schedule: Schedule) -> str:
+    if schedule.schedule_type == ScheduleType.CRON.value:
+        return describe_cron(schedule.cron or "")
+    if schedule.schedule_type == ScheduleType.INTERVAL.value:
+        from webapp.admin.helpers import human_seconds
+
+        return f"Every {human_seconds(schedule.interval_seconds)}"
+    return "Once (a time in the past runs as soon as the task is saved)"
+
+
+def _preview_instant(args: MultiDict, name: str, zone: ZoneInfo) -> datetime | None:
+    raw = args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_instant(raw, zone)
+    except ValueError as error:
+        raise ValueError(f"{name.replace('_', ' ')} {error}") from None
+
+
+def _preview_interval(args: MultiDict) -> int:
+    raw = args.get("interval_seconds", "").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError("The interval must be a whole number of seconds, at least 1.")
+    return int(raw)
+
+
+def _anchor(task_id: str, now: datetime) -> datetime:
+    """Interval fires count from start_at, else from the task's creation (now, for a new task)."""
+    task = db.session.get(Task, int(task_id)) if task_id.isdigit() else None
+    return task.created_at if task is not None and task.created_at else now
+
+
+# --------------------------------------------------------------------------- error summary
+
+FIELD_LABELS = {
+    "name": "Name", "description": "Description", "job": "Job", "args": "Arguments",
+    "schedule_type": "Schedule type", "run_at": "Run at", "cron": "Cron expression",
+    "interval_seconds": "Interval", "timezone": "Time zone", "start_at": "Start", "end_at": "End",
+    "enabled": "Enabled", "max_retries": "Max retries", "retry_backoff_seconds": "Retry backoff",
+    "timeout_seconds": "Timeout", "depends_on": "Depends on", "overlap": "Overlap",
+    "misfire_grace_seconds": "Misfire grace", "queue": "Queue", "notify": "Notify",
+}
+
+
+def error_summary(errors: dict[str, str], job: str) -> list[tuple[str, str, str]]:
+    """(label, reason, id of the input) for each error, in the form's order."""
+    order = list(FIELD_LABELS)
+    items = []
+    for key, reason in errors.items():
+        if key.startswith(ARG_PREFIX):
+            name = key[len(ARG_PREFIX):]
+            items.append((len(order), f"Argument {name}", reason, f"arg-{job}-{name}"))
+        elif key == "schedule_type":
+            items.append((order.index(key), FIELD_LABELS[key], reason, "f-schedule_type-ONE_TIME"))
+        elif key == "args":
+            items.append((order.index(key), FIELD_LABELS[key], reason, f"args-{job}"))
+        else:
+            position = order.index(key) if key in order else len(order) + 1
+            items.append((position, FIELD_LABELS.get(key, key), reason, f"f-{key}"))
+    return [(label, reason, anchor) for _, label, reason, anchor in sorted(items, key=lambda item: item[0])]

@@ -1,0 +1,31 @@
+"""Admin pages for the execution log."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request
+
+from webapp import queries
+from webapp.admin import bp, forms
+from webapp.auth import login_required
+from webapp.errors import NotFoundError
+from webapp.timeutil import utcnow
+
+
+@bp.get("/logs")
+@login_required
+def log_list() -> Any:
+    now = utcnow()
+    filters = forms.execution_filters(request.args, now)
+    page = queries.execution_page(filters, forms.page_arg(request.args))
+    return render_template("logs/list.html", page=page, filters=filters, now=now,
+                           tasks=queries.task_choices(), ranges=forms.RANGES)
+
+
+@bp.get("/logs/<int:execution_id>")
+@login_required
+def log_detail(execution_id: int) -> Any:
+    execution = queries.get_execution(execution_id)
+    if execution is None:
+        raise NotFoundError("execution", execution_id)
+    return render_template("logs/detail.html", execution=execution, now=utcnow())

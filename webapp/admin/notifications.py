@@ -1,0 +1,37 @@
+"""Admin pages for notifications: the list, mark one read, mark all read."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+
+from webapp import queries, services
+from webapp.admin import bp, forms
+from webapp.admin.views import safe_next
+from webapp.auth import login_required
+from webapp.timeutil import utcnow
+
+
+@bp.get("/notifications")
+@login_required
+def notification_list() -> Any:
+    unread_only = request.args.get("show") == "unread"
+    page = queries.notification_page(unread_only, forms.page_arg(request.args))
+    names = queries.task_names({n.task_id for n in page.items if n.task_id is not None})
+    return render_template("notifications.html", page=page, unread_only=unread_only,
+                           task_names=names, now=utcnow())
+
+
+@bp.post("/notifications/<int:notification_id>/read")
+@login_required
+def notification_read(notification_id: int) -> Any:
+    services.mark_notification_read(notification_id)
+    return redirect(safe_next(request.form.get("next"), url_for("admin.notification_list")))
+
+
+@bp.post("/notifications/read-all")
+@login_required
+def notification_read_all() -> Any:
+    count = services.mark_all_notifications_read()
+    flash(f"Marked {count} notification{'s' if count != 1 else ''} read.", "success")
+    return redirect(safe_next(request.form.get("next"), url_for("admin.notification_list")))

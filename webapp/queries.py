@@ -1,0 +1,216 @@
+"""Read-only queries for the admin pages: lists with filters and pagination, chart data.
+
+Nothing here writes: every change goes through :mod:`webapp.services`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+from webapp.extensions import db
+from webapp.models import Execution, Notification, Status, Task
+from webapp.timeutil import as_utc, utcnow
+
+DEFAULT_PER_PAGE = 25
+HOURS_IN_CHART = 24
+CHART_OUTCOMES = ("SUCCESS", "FAILED", "RETRYING", "SKIPPED")
+
+
+@dataclass
+class Page:
+    """One page of a query's rows."""
+
+    items: list[Any]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return (self.page - 1) * self.per_page + 1 if self.total else 0
+
+    @property
+    def last_index(self) -> int:
+        return min(self.page * self.per_page, self.total)
+
+
+def paginate(query: Select, page: int, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """Run `query` for one page (1-based); a page past the end shows the last one."""
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    last_page = max(1, math.ceil(total / per_page))
+    page = min(max(1, page), last_page)
+    items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
+    return Page(items=items, total=total, page=page, per_page=per_page)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class TaskFilters:
+    search: str = ""
+    status: str | None = None
+    schedule_type: str | None = None
+    enabled: bool | None = None
+
+
+def task_page(filters: TaskFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """Tasks matching the list filters, by name."""
+    query = select(Task).order_by(func.lower(Task.name), Task.id)
+    if filters.search:
+        pattern = _like_pattern(filters.search[:200])
+        query = query.where(Task.name.ilike(pattern, escape="\\") | Task.job.ilike(pattern, escape="\\"))
+    if filters.status:
+        query = query.where(Task.status == filters.status)
+    if filters.schedule_type:
+        query = query.where(Task.schedule_type == filters.schedule_type)
+    if filters.enabled is not None:
+        query = query.where(Task.enabled.is_(filters.enabled))
+    return paginate(query, page, per_page)
+
+
+def task_choices(exclude_id: int | None = None) -> list[tuple[int, str]]:
+    """(id, name) of every task, for the depends_on and log filter selects."""
+    query = select(Task.id, Task.name).order_by(func.lower(Task.name), Task.id)
+    if exclude_id is not None:
+        query = query.where(Task.id != exclude_id)
+    return [(row.id, row.name) for row in db.session.execute(query).all()]
+
+
+def task_execution_page(task_id: int, page: int = 1, per_page: int = 20) -> Page:
+    """The run history of one task, newest first."""
+    query = select(Execution).where(Execution.task_id == task_id).order_by(Execution.id.desc())
+    return paginate(query, page, per_page)
+
+
+# --------------------------------------------------------------------------- executions
+
+
+@dataclass
+class ExecutionFilters:
+    task_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """Execution-log entries matching the filters, newest first."""
+    query = select(Execution).order_by(Execution.id.desc())
+    if filters.task_id is not None:
+        query = query.where(Execution.task_id == filters.task_id)
+    if filters.status:
+        query = query.where(Execution.status == filters.status)
+    if filters.trigger:
+        query = query.where(Execution.trigger == filters.trigger)
+    if filters.since is not None:
+        query = query.where(Execution.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Execution.created_at < filters.until)
+    return paginate(query, page, per_page)
+
+
+def get_execution(execution_id: int) -> Execution | None:
+    return db.session.get(Execution, execution_id)
+
+
+def latest_failures(limit: int = 5) -> list[Execution]:
+    """The most recent FAILED executions."""
+    query = select(Execution).where(Execution.status == Status.FAILED.value).order_by(Execution.id.desc())
+    return list(db.session.scalars(query.limit(limit)).all())
+
+
+@dataclass
+class HourBucket:
+    start: datetime
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def hourly_outcomes(now: datetime | None = None, hours: int = HOURS_IN_CHART) -> list[HourBucket]:
+    """Executions per hour by outcome for the last `hours` hours (oldest first).
+
+    Buckets are whole UTC hours; the last one is the current, partial hour.
+    """
+    now = as_utc(now or utcnow())
+    current_hour = now.replace(minute=0, second=0, microsecond=0)
+    first_hour = current_hour - timedelta(hours=hours - 1)
+    buckets = [HourBucket(start=first_hour + timedelta(hours=i)) for i in range(hours)]
+    for hour_start, status, count in _counts_by_hour(first_hour):
+        index = int((hour_start - first_hour).total_seconds() // 3600)
+        if 0 <= index < hours:
+            outcome = status if status in CHART_OUTCOMES else "OTHER"
+            counts = buckets[index].counts
+            counts[outcome] = counts.get(outcome, 0) + count
+    return buckets
+
+
+def _counts_by_hour(since: datetime) -> list[tuple[datetime, str, int]]:
+    """(hour start, status, count) rows for executions created since `since`."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        hour = func.date_trunc("hour", func.timezone("UTC", Execution.created_at))
+    elif dialect == "sqlite":
+        hour = func.strftime("%Y-%m-%d %H:00:00", Execution.created_at)
+    else:  # any other database: bucket in Python
+        rows = db.session.execute(
+            select(Execution.created_at, Execution.status).where(Execution.created_at >= since)).all()
+        return [(as_utc(r.created_at).replace(minute=0, second=0, microsecond=0), r.status, 1) for r in rows]
+    query = (select(hour.label("hour"), Execution.status, func.count())
+             .where(Execution.created_at >= since).group_by(hour, Execution.status))
+    result = []
+    for hour_value, status, count in db.session.execute(query).all():
+        if isinstance(hour_value, str):
+            hour_value = datetime.fromisoformat(hour_value)
+        result.append((as_utc(hour_value), status, count))
+    return result
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+def unread_notifications() -> tuple[int, int]:
+    """(number of unread notifications, id of the newest one or 0)."""
+    row = db.session.execute(
+        select(func.count(), func.max(Notification.id)).where(Notification.read.is_(False))).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def notification_page(unread_only: bool = False, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    query = select(Notification).order_by(Notification.id.desc())
+    if unread_only:
+        query = query.where(Notification.read.is_(False))
+    return paginate(query, page, per_page)
+
+
+def task_names(task_ids: set[int]) -> dict[int, str]:
+    """Names of the given tasks (those that still exist)."""
+    if not task_ids:
+        return {}
+    rows = db.session.execute(select(Task.id, Task.name).where(Task.id.in_(task_ids))).all()
+    return {row.id: row.name for row in rows}
