@@ -158,3 +158,18 @@ def test_standby_scheduler_takes_over_without_double_dispatch(engine: Engine, en
     assert len(occurrences) == len(set(occurrences))
     assert "Duplicate delivery" not in engine.logs()
     assert second in engine.processes
+
+
+def test_rq_info_shows_the_queues_and_the_worker(engine: Engine, engine_app: Any, engine_redis: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine.start_engine(engine_app.extensions["redis"], schedulers=0)
+    run_now(create(name="queued", enabled=False))
+    rq = Path(sys.executable).parent / "rq"
+    output = subprocess.run([str(rq), "info", "--url", engine_redis.url], capture_output=True, text=True,
+                            timeout=30, check=True).stdout
+    for queue in ("high", "default", "low"):
+        assert queue in output
+    assert "1 workers" in output or "1 worker" in output, output
