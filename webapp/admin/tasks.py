@@ -13,8 +13,8 @@ from webapp.admin import bp, forms
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from webapp.errors import ConflictError, UnavailableError, ValidationError
-from webapp.models import QUEUE_NAMES, Task
-from webapp.timeutil import utcnow
+from webapp.models import QUEUE_NAMES, Task, task_to_dict
+from webapp.timeutil import isoformat, utcnow
 
 FIRE_TIMES_SHOWN = 5
 
@@ -83,6 +83,14 @@ def task_detail(task_id: int) -> Any:
     history = queries.task_execution_page(task.id, forms.page_arg(request.args))
     return render_template("tasks/detail.html", task=task, history=history, now=utcnow(),
                            fire_times=_next_fire_times(task))
+
+
+@bp.get("/tasks/<int:task_id>/live")
+@login_required
+def task_live(task_id: int) -> Any:
+    """JSON for the detail page's live refresh: the task and its next fire times."""
+    task = services.get_task(task_id)
+    return jsonify({"task": task_to_dict(task), "next_runs": [isoformat(at) for at in _next_fire_times(task)]})
 
 
 def _next_fire_times(task: Task) -> list[Any]:

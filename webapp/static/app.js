@@ -1,4 +1,4 @@
-/* Chime admin: local times, the notification bell and toasts. Plain JS, no library. */
+/* Chime admin: local times, the notification bell, toasts and live run tables. Plain JS, no library. */
 (function () {
   "use strict";
 
@@ -131,6 +131,276 @@
     document.addEventListener("visibilitychange", function () { if (!document.hidden) poll(); });
   }
 
+  /* ------------------------------------------------------------ live tables */
+  /* The run history of a task and the first page of the logs refresh themselves: rows are
+     built with DOM calls and textContent only, mirroring the server-rendered ones. */
+
+  function node(tag, className, text) {
+    var el = document.createElement(tag);
+    if (className) el.className = className;
+    if (text !== undefined && text !== null) el.textContent = text;
+    return el;
+  }
+
+  function capitalize(text) {
+    text = String(text || "");
+    return text.charAt(0).toUpperCase() + text.slice(1).toLowerCase();
+  }
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+
+  /* The server's text of a <time> (the browser rewrites it in its own zone). */
+  function utcText(date) {
+    var text = date.getUTCFullYear() + "-" + pad(date.getUTCMonth() + 1) + "-" + pad(date.getUTCDate()) + " " +
+      pad(date.getUTCHours()) + ":" + pad(date.getUTCMinutes());
+    return text + (date.getUTCSeconds() ? ":" + pad(date.getUTCSeconds()) : "") + " UTC";
+  }
+
+  function timeNode(value, mode) {
+    var date = value ? new Date(value) : null;
+    if (!date || isNaN(date.getTime())) return node("span", "muted", "—");
+    var el = node("time", "", mode === "relative" ? relative(date, Date.now()) : utcText(date));
+    el.setAttribute("datetime", value);
+    el.dataset.format = mode || "absolute";
+    el.title = utcText(date);
+    return el;
+  }
+
+  function badgeNode(status) {
+    if (!status) return node("span", "muted", "—");
+    return node("span", "badge badge-" + String(status).toLowerCase(), capitalize(String(status).replace(/_/g, " ")));
+  }
+
+  function enabledBadgeNode(enabled) {
+    return enabled ? node("span", "badge badge-on", "Enabled") : node("span", "badge badge-off", "Disabled");
+  }
+
+  function humanSeconds(seconds) {
+    var parts = [], units = [["d", 86400], ["h", 3600], ["min", 60], ["s", 1]];
+    seconds = Math.floor(seconds);
+    for (var i = 0; i < units.length && parts.length < 2; i++) {
+      var size = units[i][1];
+      if (seconds >= size || (units[i][0] === "s" && !parts.length)) {
+        parts.push(Math.floor(seconds / size) + " " + units[i][0]);
+        seconds %= size;
+      }
+    }
+    return parts.join(" ");
+  }
+
+  function durationText(ms) {
+    if (ms === null || ms === undefined) return "—";
+    if (ms < 1000) return ms + " ms";
+    if (ms < 60000) return (ms / 1000).toFixed(1) + " s";
+    return humanSeconds(ms / 1000);
+  }
+
+  /* Jinja's truncate(140): cut at a word boundary and end with "...", with its 5-character leeway. */
+  function truncate(text, length) {
+    text = String(text || "");
+    if (text.length <= length + 5) return text;
+    var cut = text.slice(0, length - 3), space = cut.lastIndexOf(" ");
+    return (space >= 0 ? cut.slice(0, space) : cut) + "...";
+  }
+
+  function runState(run) {
+    return run.status + "/" + run.attempt + "/" + (run.duration_ms === null || run.duration_ms === undefined ? "" : run.duration_ms);
+  }
+
+  var CELLS = {
+    run: function (run, box) {
+      var td = node("td"), link = node("a", "", "#" + run.id);
+      link.href = box.dataset.runUrl + run.id;
+      td.appendChild(link);
+      return td;
+    },
+    task: function (run, box) {
+      var td = node("td", "name");
+      if (run.task_id) {
+        var link = node("a", "", run.task_name);
+        link.href = box.dataset.taskUrl + run.task_id;
+        td.appendChild(link);
+      } else {
+        td.appendChild(document.createTextNode(run.task_name + " "));
+        td.appendChild(node("span", "muted small", "(deleted)"));
+      }
+      return td;
+    },
+    outcome: function (run) { var td = node("td"); td.appendChild(badgeNode(run.status)); return td; },
+    trigger: function (run) { return node("td", "", capitalize(run.trigger)); },
+    attempt: function (run) { return node("td", "num", String(run.attempt)); },
+    scheduled: function (run) { var td = node("td", "nowrap"); td.appendChild(timeNode(run.scheduled_for)); return td; },
+    started: function (run) { var td = node("td", "nowrap"); td.appendChild(timeNode(run.started_at)); return td; },
+    duration: function (run) { return node("td", "num nowrap", durationText(run.duration_ms)); },
+    message: function (run) { return node("td", "msg", truncate(run.message, 140)); }
+  };
+
+  function runRow(run, box, columns) {
+    var tr = node("tr");
+    tr.dataset.runId = String(run.id);
+    tr.dataset.runState = runState(run);
+    columns.forEach(function (column) { tr.appendChild(CELLS[column](run, box)); });
+    renderTimes(tr);
+    return tr;
+  }
+
+  /* Put the wanted rows in order, moving as few existing nodes as possible (keeps focus on links). */
+  function syncRows(tbody, wanted) {
+    wanted.forEach(function (tr, index) {
+      var current = tbody.children[index];
+      if (current !== tr) tbody.insertBefore(tr, current || null);
+    });
+    while (tbody.children.length > wanted.length) tbody.removeChild(tbody.lastElementChild);
+  }
+
+  function updatePagination(nav, box, total) {
+    if (!nav) return;
+    var perPage = parseInt(box.dataset.perPage, 10) || 20;
+    var noun = box.dataset.noun || "items";
+    var pages = Math.max(1, Math.ceil(total / perPage));
+    var summary = nav.firstElementChild;
+    if (summary) {
+      summary.textContent = total ? "Showing 1–" + Math.min(perPage, total) + " of " + total + " " + noun : "No " + noun;
+    }
+    var links = nav.querySelector(".pages");
+    if (pages <= 1) { if (links) links.remove(); return; }
+    if (!links) {
+      links = node("span", "pages");
+      var prev = node("span", "btn btn-sm disabled", "← Previous");
+      prev.setAttribute("aria-disabled", "true");
+      var next = node("a", "btn btn-sm", "Next →");
+      next.href = box.dataset.nextPageUrl;
+      next.rel = "next";
+      links.appendChild(prev);
+      links.appendChild(node("span", "btn btn-sm disabled", ""));
+      links.appendChild(next);
+      links.children[1].setAttribute("aria-current", "page");
+      nav.appendChild(links);
+    }
+    var current = links.querySelector("[aria-current]");
+    if (current) current.textContent = "Page 1 of " + pages;
+  }
+
+  function liveRuns(box) {
+    var tbody = box.querySelector("tbody");
+    if (!tbody) return null;
+    var columns = (box.dataset.columns || "").split(/\s+/).filter(function (c) { return CELLS[c]; });
+    var busy = false;
+
+    function apply(data) {
+      var existing = {};
+      Array.prototype.forEach.call(tbody.querySelectorAll("tr[data-run-id]"), function (tr) { existing[tr.dataset.runId] = tr; });
+      var wanted = data.results.map(function (run) {
+        var tr = existing[String(run.id)];
+        return tr && tr.dataset.runState === runState(run) ? tr : runRow(run, box, columns);
+      });
+      if (!wanted.length) {
+        var empty = tbody.querySelector("td.empty");
+        if (empty) return;
+        var td = node("td", "empty", box.dataset.emptyText || "");
+        td.colSpan = columns.length;
+        var tr = node("tr");
+        tr.appendChild(td);
+        wanted = [tr];
+      }
+      syncRows(tbody, wanted);
+      updatePagination(box.querySelector("nav.pagination"), box, data.count);
+    }
+
+    return function poll() {
+      if (busy) return;
+      busy = true;
+      getJSON(box.dataset.pollUrl)
+        .then(function (data) { if (data && data.results) apply(data); })
+        .catch(function () { /* try again on the next tick */ })
+        .then(function () { busy = false; });
+    };
+  }
+
+  function replaceContent(el, child) {
+    if (!el) return;
+    while (el.firstChild) el.removeChild(el.firstChild);
+    if (child) el.appendChild(child);
+  }
+
+  function liveTask(box) {
+    var busy = false, lastNext = "", lastTask = "";
+
+    function nextRuns(enabled, times) {
+      var key = enabled + " " + times.join(" ");
+      var el = document.querySelector("[data-task-next-runs]");
+      if (!el || key === lastNext) return;
+      lastNext = key;
+      var fragment = document.createDocumentFragment();
+      if (!enabled) fragment.appendChild(node("p", "muted", "The task is disabled" + (times.length ? "; when enabled it would run at:" : ".")));
+      if (times.length) {
+        var list = node("ol", "list-plain"), now = Date.now();
+        times.forEach(function (at) {
+          var item = node("li");
+          item.appendChild(timeNode(at));
+          item.appendChild(node("span", "muted small", relative(new Date(at), now)));
+          list.appendChild(item);
+        });
+        fragment.appendChild(list);
+      } else if (enabled) {
+        fragment.appendChild(node("p", "muted", "No upcoming runs."));
+      }
+      replaceContent(el, fragment);
+      renderTimes(el);
+    }
+
+    function apply(data) {
+      var task = data.task;
+      nextRuns(task.enabled, data.next_runs || []);
+      var key = [task.status, task.enabled, task.last_run_at, task.last_status].join(" ");
+      if (key === lastTask) return;
+      lastTask = key;
+      replaceContent(document.querySelector("[data-task-status]"), badgeNode(task.status));
+      replaceContent(document.querySelector("[data-task-enabled]"), enabledBadgeNode(task.enabled));
+      var toggle = document.querySelector("[data-task-toggle]");
+      if (toggle) toggle.textContent = task.enabled ? "Disable" : "Enable";
+      var lastRun = document.querySelector("[data-task-last-run]");
+      if (lastRun) {
+        var fragment = document.createDocumentFragment();
+        fragment.appendChild(timeNode(task.last_run_at, "relative"));
+        if (task.last_status) {
+          fragment.appendChild(document.createTextNode(" "));
+          fragment.appendChild(badgeNode(task.last_status));
+        }
+        replaceContent(lastRun, fragment);
+        renderTimes(lastRun);
+      }
+    }
+
+    return function poll() {
+      if (busy) return;
+      busy = true;
+      getJSON(box.dataset.pollUrl)
+        .then(function (data) { if (data && data.task) apply(data); })
+        .catch(function () { /* try again on the next tick */ })
+        .then(function () { busy = false; });
+    };
+  }
+
+  function getJSON(url) {
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        var type = response.headers.get("Content-Type") || "";
+        return response.ok && type.indexOf("json") !== -1 ? response.json() : null;
+      });
+  }
+
+  /* Poll every live part of the page every POLL_MS, but not while the tab is hidden. */
+  function startLive() {
+    var polls = [];
+    document.querySelectorAll("[data-live-runs]").forEach(function (box) { var p = liveRuns(box); if (p) polls.push(p); });
+    document.querySelectorAll("[data-live-task]").forEach(function (box) { polls.push(liveTask(box)); });
+    if (!polls.length) return;
+    function tick() { if (!document.hidden) polls.forEach(function (poll) { poll(); }); }
+    setInterval(tick, POLL_MS);
+    document.addEventListener("visibilitychange", tick);
+  }
+
   /* On narrow screens the chart scrolls sideways: show the latest hours first. */
   function scrollCharts() {
     document.querySelectorAll(".chart-wrap").forEach(function (wrap) { wrap.scrollLeft = wrap.scrollWidth; });
@@ -146,6 +416,7 @@
     renderTimes(document);
     setInterval(function () { renderTimes(document); }, 30000);
     startBell();
+    startLive();
     scrollCharts();
     focusErrors();
   });
