@@ -32,7 +32,7 @@ from scheduler import health
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
-from scheduler.reconcile import ensure_periodic_job
+from scheduler.reconcile import ensure_periodic_job, ensure_retention_job
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, missed_fire_times, next_fire_at
 from webapp.extensions import db
 from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
@@ -95,6 +95,7 @@ class ChimeScheduler(Scheduler):
             if moved >= BATCH_SIZE:
                 return 0.0
             ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
+            ensure_retention_job(self)
             return self.seconds_until_next_due(time.time())
         except (RedisError, SQLAlchemyError) as error:
             log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)

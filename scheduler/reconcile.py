@@ -323,3 +323,21 @@ def ensure_periodic_job(scheduler: Any, interval_seconds: int) -> None:
                        interval=interval_seconds, id=RECONCILE_JOB_ID, queue_name="high", result_ttl=600,
                        timeout=LOCK_TTL_SECONDS)
     log.info("Scheduled the periodic reconcile every %s s", interval_seconds)
+
+
+PRUNE_JOB_ID = "chime-prune-logs"
+PRUNE_INTERVAL_SECONDS = 3600
+PRUNE_TIMEOUT_SECONDS = 1800
+
+
+def ensure_retention_job(scheduler: Any) -> None:
+    """Keep the hourly log-retention job (webapp.retention.run_prune) in rq-scheduler's sorted set."""
+    connection = scheduler.connection
+    if connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is not None:
+        return
+    if connection.hget(occ.JOB_KEY.format(job_id=PRUNE_JOB_ID), "status") in (b"queued", b"started"):
+        return
+    scheduler.schedule(scheduled_time=datetime.utcnow(), func="webapp.retention.run_prune",
+                       interval=PRUNE_INTERVAL_SECONDS, id=PRUNE_JOB_ID, queue_name="low", result_ttl=600,
+                       timeout=PRUNE_TIMEOUT_SECONDS)
+    log.info("Scheduled the log-retention prune every %s s", PRUNE_INTERVAL_SECONDS)

@@ -1,15 +1,21 @@
 """Command-line tools: `flask --app wsgi <command>`."""
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp.auth import create_token, create_user, ensure_first_admin
+from webapp.errors import ChimeError
 from webapp.extensions import db
-from webapp.models import User
+from webapp.models import ScheduleType, Task, User, task_to_dict
 
 
 def register_commands(app: Flask) -> None:
@@ -18,6 +24,10 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(create_token_command)
     app.cli.add_command(ensure_admin_command)
     app.cli.add_command(reconcile_command)
+    app.cli.add_command(tasks_group)
+    app.cli.add_command(prune_logs_command)
+    app.cli.add_command(export_command)
+    app.cli.add_command(import_command)
 
 
 @click.command("create-admin")
@@ -64,3 +74,198 @@ def reconcile_command() -> None:
     from webapp.extensions import get_redis
 
     click.echo(json.dumps(reconcile(get_redis()), indent=2))
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+@contextmanager
+def chime_errors() -> Iterator[None]:
+    """Turn Chime's errors (not found, conflict, Redis down...) into a clean CLI error (exit code 1)."""
+    try:
+        yield
+    except ChimeError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+
+
+def load_task(task_id: int) -> Task:
+    """Return the task with that id, or fail with a ClickException."""
+    from webapp.services import get_task
+    from webapp.validation import MAX_ID
+
+    if not 1 <= task_id <= MAX_ID:
+        raise click.ClickException(f"No task with id {task_id} was found")
+    with chime_errors():
+        return get_task(task_id)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def schedule_text(task: Task) -> str:
+    """Describe a task's schedule in a few words."""
+    if task.schedule_type == ScheduleType.CRON.value:
+        text = task.cron or ""
+    elif task.schedule_type == ScheduleType.INTERVAL.value:
+        text = f"every {task.interval_seconds}s"
+    else:
+        text = "at " + (task.run_at.isoformat() if task.run_at else "-")
+    return text if task.timezone in (None, "UTC") else f"{text} ({task.timezone})"
+
+
+def table_cell(value: Any, width: int = 40) -> str:
+    """Show a value on one line, at most `width` characters."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if len(text) <= width else text[:width - 1] + "~"
+
+
+TASK_COLUMNS = ("ID", "NAME", "TYPE", "SCHEDULE", "ENABLED", "STATUS", "NEXT RUN")
+
+
+def task_row(task: Task) -> list[str]:
+    return [str(task.id), table_cell(task.name), task.schedule_type, table_cell(schedule_text(task)),
+            "yes" if task.enabled else "no", task.status, task.next_run_at.isoformat() if task.next_run_at else "-"]
+
+
+def render_table(header: tuple[str, ...], rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [list(header), *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+                     for row in [list(header), *rows])
+
+
+tasks_group = AppGroup("tasks", help="List, show, run, enable and disable tasks.")
+
+
+@tasks_group.command("list", short_help="List tasks as a table (or --json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the tasks as a JSON list (as the API shows them).")
+def tasks_list_command(as_json: bool) -> None:
+    """List every task: id, name, type, schedule, enabled, status and next run."""
+    tasks = db.session.scalars(select(Task).order_by(Task.id)).all()
+    if as_json:
+        echo_json([task_to_dict(task) for task in tasks])
+    elif not tasks:
+        click.echo("No tasks.")
+    else:
+        click.echo(render_table(TASK_COLUMNS, [task_row(task) for task in tasks]))
+
+
+@tasks_group.command("show")
+@click.argument("task_id", metavar="ID", type=int)
+def tasks_show_command(task_id: int) -> None:
+    """Print task ID as JSON (as the API shows it)."""
+    echo_json(task_to_dict(load_task(task_id)))
+
+
+@tasks_group.command("run", short_help="Queue a manual run now; print the job id.")
+@click.argument("task_id", metavar="ID", type=int)
+def tasks_run_command(task_id: int) -> None:
+    """Queue one manual run of task ID now (enabled or not) and print the RQ job id."""
+    from webapp.services import run_task_now
+
+    task = load_task(task_id)
+    with chime_errors():
+        click.echo(run_task_now(task))
+
+
+def _toggle(task_id: int, enabled: bool) -> None:
+    from webapp.services import toggle_task
+
+    task = load_task(task_id)
+    with chime_errors():
+        toggle_task(task, enabled=enabled)
+    next_run = task.next_run_at.isoformat() if task.next_run_at else "none"
+    click.echo(f"Task {task.id} {task.name!r} {'enabled' if enabled else 'disabled'}; next run: {next_run}")
+
+
+@tasks_group.command("enable")
+@click.argument("task_id", metavar="ID", type=int)
+def tasks_enable_command(task_id: int) -> None:
+    """Enable task ID and schedule its next run."""
+    _toggle(task_id, True)
+
+
+@tasks_group.command("disable")
+@click.argument("task_id", metavar="ID", type=int)
+def tasks_disable_command(task_id: int) -> None:
+    """Disable task ID and drop its pending run."""
+    _toggle(task_id, False)
+
+
+# -- log retention ----------------------------------------------------------------------------
+
+@click.command("prune-logs", short_help="Delete old execution logs and read notifications.")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Delete entries older than this many days (default: LOG_RETENTION_DAYS, 30 unless set).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rows deleted per transaction.")
+def prune_logs_command(days: int | None, batch_size: int) -> None:
+    """Delete old execution-log entries and old READ notifications, in batches.
+
+    Unread notifications, RUNNING executions and the run that marks a ONE_TIME task as done are kept.
+    The scheduler also runs this every hour (job chime-prune-logs) unless LOG_RETENTION_DAYS <= 0.
+    """
+    from webapp.retention import prune
+    from webapp.timeutil import utcnow
+
+    if days is None:
+        days = int(current_app.config["LOG_RETENTION_DAYS"])
+        if days <= 0:
+            raise click.ClickException("Log retention is off (LOG_RETENTION_DAYS <= 0); pass --days N to prune")
+    report = prune(utcnow(), days, batch_size=batch_size)
+    click.echo(f"Deleted {report['executions_deleted']} execution(s) and {report['notifications_deleted']} "
+               f"read notification(s) created before {report['cutoff']} ({days} days).")
+
+
+# -- export / import ----------------------------------------------------------------------------
+
+@click.command("export", short_help="Export every task definition as JSON.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True, allow_dash=True), default="-",
+              help="Write to this file instead of standard output.")
+def export_command(output: str) -> None:
+    """Write every task definition as JSON: {"version": 1, "tasks": [...]}.
+
+    Each entry has exactly the fields the API accepts; depends_on lists task NAMES, so the file
+    imports into an empty database (see `import`).
+    """
+    from webapp.transfer import dump, export_tasks
+
+    document = export_tasks()
+    text = dump(document)
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    with click.open_file(output, "w", encoding="utf-8", atomic=True) as stream:
+        stream.write(text)
+    click.echo(f"Exported {len(document['tasks'])} task(s) to {output}")
+
+
+@click.command("import", short_help="Import tasks from an export file (all or nothing).")
+@click.argument("file", type=click.File("rb"))
+@click.option("--update", is_flag=True,
+              help="Update tasks whose name already exists (default: such entries are errors).")
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change; change nothing.")
+def import_command(file: Any, update: bool, dry_run: bool) -> None:
+    """Create tasks from FILE (an `export` file; - reads standard input), all or nothing.
+
+    Every entry is validated like an API request; every problem is reported and, if there is
+    any, nothing is imported. Parents are created before their children and depends_on names
+    resolve to the tasks in the file or already in the database.
+    """
+    from webapp import transfer
+
+    allow_shell = bool(current_app.config["ALLOW_SHELL_JOBS"])
+    try:
+        entries = transfer.load_document(file.read())
+        checked = transfer.check_entries(entries, allow_shell=allow_shell, update=update)
+        outcomes = (transfer.plan if dry_run else transfer.apply)(checked, allow_shell=allow_shell)
+    except (transfer.TransferError, transfer.ImportRejected, transfer.ImportFailed) as error:
+        db.session.rollback()
+        raise click.ClickException(str(error)) from None
+    prefix = "would be " if dry_run else ""
+    for outcome in outcomes:
+        where = f" (id {outcome.task_id})" if outcome.task_id is not None else ""
+        click.echo(f"{prefix}{outcome.action}: {outcome.name!r}{where}")
+    counts = {action: sum(o.action == action for o in outcomes) for action in ("created", "updated", "unchanged")}
+    summary = ", ".join(f"{count} {action}" for action, count in counts.items())
+    click.echo(f"{'Dry run, nothing changed' if dry_run else 'Imported'}: {len(outcomes)} task(s): {summary}")

@@ -1,0 +1,362 @@
+"""Export every task definition to JSON and import such a file back, all or nothing.
+
+The file is ``{"version": 1, "tasks": [...]}``. Each entry holds exactly the fields
+:func:`webapp.validation.validate_task` accepts, with instants as ISO-8601 (with offset) and
+``depends_on`` as a list of task NAMES, so a file can be imported into an empty database.
+
+An import first checks every entry the way the API does (``validate_task``), plus what only a
+whole file can get wrong (duplicate names, unknown or cyclic dependencies, names already taken),
+and reports every problem at once. Only a clean file is applied: parents before children, each
+entry through :mod:`webapp.services` like an API call. If applying fails half-way (another writer
+took a name meanwhile, say), the changes already made are undone.
+"""
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from webapp import services
+from webapp.errors import ChimeError, ValidationError
+from webapp.extensions import db
+from webapp.models import Task, task_to_dict
+from webapp.validation import MAX_DEPENDENCIES, WRITABLE, validate_task
+
+FORMAT_VERSION = 1
+# The writable fields, in the order the API shows them.
+EXPORT_FIELDS = tuple(key for key in (
+    "name", "description", "job", "args", "schedule_type", "run_at", "cron", "interval_seconds", "timezone",
+    "start_at", "end_at", "enabled", "max_retries", "retry_backoff_seconds", "timeout_seconds", "depends_on",
+    "overlap", "misfire_grace_seconds", "queue", "notify",
+) if key in WRITABLE)
+
+
+class TransferError(Exception):
+    """The file as a whole cannot be read (not JSON, wrong shape, unknown version)."""
+
+
+@dataclass
+class Problem:
+    """What is wrong with one entry of the file."""
+
+    index: int
+    name: str | None
+    fields: dict[str, str]
+
+    def describe(self) -> str:
+        label = f"entry {self.index}" + (f" ({self.name!r})" if self.name is not None else "")
+        reasons = "; ".join(f"{key}: {reason}" for key, reason in sorted(self.fields.items()))
+        return f"{label}: {reasons}"
+
+
+class ImportRejected(Exception):
+    """One or more entries are invalid; nothing was imported."""
+
+    def __init__(self, problems: list[Problem], total: int) -> None:
+        self.problems = sorted(problems, key=lambda p: p.index)
+        self.total = total
+        lines = [f"{len(self.problems)} of {total} entries are invalid; nothing was imported:"]
+        lines += ["  " + problem.describe() for problem in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class ImportFailed(Exception):
+    """Applying a checked file failed half-way; what had been applied was undone."""
+
+
+@dataclass
+class Entry:
+    """One checked entry of the file."""
+
+    index: int
+    name: str
+    payload: dict[str, Any]          # the entry as given, without depends_on
+    depends_on: list[str]
+    existing: Task | None = None     # the task of the same name, when updating
+
+
+@dataclass
+class Outcome:
+    """What happened to one entry: 'created', 'updated' or 'unchanged' (or would, in a dry run)."""
+
+    action: str
+    name: str
+    task_id: int | None
+
+
+@dataclass
+class _Undo:
+    updated: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    order: list[tuple[str, int]] = field(default_factory=list)
+
+
+# -- export -------------------------------------------------------------------------------
+
+def export_tasks() -> dict[str, Any]:
+    """Return the export document: every task's writable fields, parents before children."""
+    tasks = db.session.scalars(select(Task).options(selectinload(Task.parents)).order_by(Task.id)).all()
+    parents = {task.name: sorted(parent.name for parent in task.parents) for task in tasks}
+    by_name = {task.name: task for task in tasks}
+    order = dependency_order(parents)
+    order += sorted(set(by_name) - set(order))  # a cycle cannot be stored, but never drop a task
+    return {"version": FORMAT_VERSION, "tasks": [export_entry(by_name[name]) for name in order]}
+
+
+def export_entry(task: Task) -> dict[str, Any]:
+    """Return one task as an import entry (depends_on by name)."""
+    shown = task_to_dict(task)
+    entry = {key: shown[key] for key in EXPORT_FIELDS}
+    entry["depends_on"] = sorted(parent.name for parent in task.parents)
+    return entry
+
+
+def dump(document: Mapping[str, Any]) -> str:
+    """Serialise an export document as stable, readable JSON."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def dependency_order(parents: Mapping[str, Iterable[str]], rank: Mapping[str, Any] | None = None) -> list[str]:
+    """Order names parents first (ties by `rank`, else by name); names in a cycle are left out."""
+    rank = rank or {name: name for name in parents}
+    children: dict[str, list[str]] = {name: [] for name in parents}
+    waiting: dict[str, int] = {}
+    for name, names in parents.items():
+        inside = {p for p in names if p in parents}
+        waiting[name] = len(inside)
+        for parent in inside:
+            children[parent].append(name)
+    ready = [(rank[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (rank[child], child))
+    return order
+
+
+# -- import: reading and checking ------------------------------------------------------------
+
+def load_document(raw: bytes | str) -> list[Any]:
+    """Parse the file and return its list of entries, or raise TransferError."""
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise TransferError(f"The file is not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})") \
+            from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as error:
+        raise TransferError(f"The file is not valid JSON: {error}") from None
+    if not isinstance(document, dict) or "tasks" not in document:
+        raise TransferError('The file must be a JSON object like {"version": 1, "tasks": [...]}')
+    version = document.get("version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise TransferError(f"Unsupported file version {version!r}; this Chime reads version {FORMAT_VERSION}")
+    unknown = sorted(str(key) for key in document if key not in ("version", "tasks"))
+    if unknown:
+        raise TransferError("Unknown top-level keys: " + ", ".join(unknown))
+    if not isinstance(document["tasks"], list):
+        raise TransferError('"tasks" must be a list')
+    return document["tasks"]
+
+
+def check_entries(raw_entries: list[Any], *, allow_shell: bool, update: bool) -> list[Entry]:
+    """Check every entry; return them in the order to apply, or raise ImportRejected listing every problem."""
+    existing = {task.name: task for task in
+                db.session.scalars(select(Task).options(selectinload(Task.parents))).all()}
+    problems: dict[int, Problem] = {}
+    entries: list[Entry] = []
+    first_index: dict[str, int] = {}
+    named_in_file: set[str] = set()
+
+    def report(index: int, name: str | None, key: str, reason: str) -> None:
+        fields = problems.setdefault(index, Problem(index, name, {})).fields
+        if key not in fields:
+            fields[key] = reason
+        elif reason not in fields[key]:
+            fields[key] += "; " + reason
+
+    for index, raw in enumerate(raw_entries):
+        entry = _check_one(index, raw, allow_shell, report)
+        if entry is None:
+            label = _label(raw)
+            if label is not None:
+                named_in_file.add(label)  # reported already; its dependents need no second error
+            continue
+        if entry.name in first_index:
+            report(index, entry.name, "name", f"duplicate: entry {first_index[entry.name]} has the same name")
+            continue
+        first_index[entry.name] = index
+        if entry.name in existing:
+            if not update:
+                report(index, entry.name, "name",
+                       f"a task with this name already exists (id {existing[entry.name].id}); "
+                       "use --update to update it")
+            entry.existing = existing[entry.name]
+        entries.append(entry)
+
+    in_file = named_in_file | set(first_index)
+    for entry in entries:
+        if entry.name in entry.depends_on:
+            report(entry.index, entry.name, "depends_on", "a task cannot depend on itself")
+        for parent in entry.depends_on:
+            if parent != entry.name and parent not in in_file and parent not in existing:
+                report(entry.index, entry.name, "depends_on", f"no task named {parent!r} in the file or the database")
+
+    graph = {name: [p.name for p in task.parents] for name, task in existing.items()}
+    graph.update({entry.name: [p for p in entry.depends_on if p != entry.name] for entry in entries})
+    index_of = {entry.name: entry.index for entry in entries}
+    for cycle in find_cycles(graph):
+        path = " -> ".join(cycle + [cycle[0]])
+        for name in cycle:
+            if name in index_of:
+                report(index_of[name], name, "depends_on", f"dependency cycle: {path} (-> means 'depends on')")
+
+    if problems:
+        raise ImportRejected(list(problems.values()), len(raw_entries))
+    order = dependency_order({e.name: e.depends_on for e in entries}, {e.name: e.index for e in entries})
+    by_name = {entry.name: entry for entry in entries}
+    return [by_name[name] for name in order]
+
+
+def _check_one(index: int, raw: Any, allow_shell: bool, report: Any) -> Entry | None:
+    """Validate one entry like the API does; depends_on (names here) is checked apart."""
+    if not isinstance(raw, Mapping):
+        report(index, None, "entry", "must be a JSON object")
+        return None
+    payload = {key: value for key, value in raw.items() if key != "depends_on"}
+    label = _label(raw)
+    depends_on, depends_error = _parent_names(raw.get("depends_on"))
+    if depends_error:
+        report(index, label, "depends_on", depends_error)
+    try:
+        clean = validate_task(payload, allow_shell=allow_shell)
+    except ValidationError as error:
+        for key, reason in (error.fields or {}).items():
+            report(index, label, key, reason)
+        return None
+    if depends_error:
+        return None
+    return Entry(index=index, name=clean["name"], payload=payload, depends_on=depends_on)
+
+
+def _label(raw: Any) -> str | None:
+    """Return an entry's name for messages, when it has a usable one."""
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def _parent_names(value: Any) -> tuple[list[str], str | None]:
+    if value is None:
+        return [], None
+    if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+        return [], "must be a list of task names"
+    if len(value) > MAX_DEPENDENCIES:
+        return [], f"must list at most {MAX_DEPENDENCIES} tasks"
+    return sorted({v.strip() for v in value}), None
+
+
+def find_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Return the dependency cycles of a {name: parent names} graph, each once (unknown names ignored)."""
+    parents = {name: sorted(p for p in names if p in graph) for name, names in graph.items()}
+    acyclic = set(dependency_order(parents))
+    left = {name: [p for p in names if p not in acyclic] for name, names in parents.items() if name not in acyclic}
+    cycles: list[list[str]] = []
+    done: set[str] = set()
+    for start in sorted(left):
+        path: list[str] = []
+        position: dict[str, int] = {}
+        node = start
+        while node not in position and node not in done:
+            position[node] = len(path)
+            path.append(node)
+            node = left[node][0]  # every name left over waits on a parent that is left over too
+        if node in position:
+            cycles.append(path[position[node]:])
+        done.update(path)
+    return cycles
+
+
+# -- import: applying ----------------------------------------------------------------------
+
+def plan(entries: list[Entry], *, allow_shell: bool) -> list[Outcome]:
+    """Say what applying checked entries would do, without changing anything."""
+    ids = {name: task_id for name, task_id in db.session.execute(select(Task.name, Task.id))}
+    outcomes = []
+    for entry in entries:
+        if entry.existing is None:
+            outcomes.append(Outcome("created", entry.name, None))
+        else:
+            same = _unchanged(entry, entry.existing, ids, allow_shell)
+            outcomes.append(Outcome("unchanged" if same else "updated", entry.name, entry.existing.id))
+    return outcomes
+
+
+def apply(entries: list[Entry], *, allow_shell: bool) -> list[Outcome]:
+    """Create or update the checked entries in order through the services; undo all on a failure."""
+    ids = {name: task_id for name, task_id in db.session.execute(select(Task.name, Task.id))}
+    undo = _Undo()
+    outcomes: list[Outcome] = []
+    for entry in entries:
+        try:
+            outcomes.append(_apply_one(entry, ids, allow_shell, undo))
+        except ChimeError as error:
+            db.session.rollback()
+            failure = f"Import failed at entry {entry.index} ({entry.name!r}): {error.message}"
+            try:
+                undone = _undo(undo)
+            except ChimeError as undo_error:
+                db.session.rollback()
+                raise ImportFailed(f"{failure}; undoing the changes already made failed too "
+                                   f"({undo_error.message}): check the tasks") from error
+            raise ImportFailed(f"{failure}; {undone} change(s) already made were undone, "
+                               "so nothing was imported") from error
+    return outcomes
+
+
+def _apply_one(entry: Entry, ids: dict[str, int], allow_shell: bool, undo: _Undo) -> Outcome:
+    payload = {**entry.payload, "depends_on": [ids[name] for name in entry.depends_on]}
+    task = db.session.get(Task, entry.existing.id) if entry.existing is not None else None
+    if task is None:
+        task = services.create_task(payload, allow_shell=allow_shell)
+        undo.order.append(("created", task.id))
+        ids[task.name] = task.id
+        return Outcome("created", task.name, task.id)
+    if _unchanged(entry, task, ids, allow_shell):
+        return Outcome("unchanged", task.name, task.id)
+    before = services.current_fields(task)
+    services.update_task(task, payload, partial=False, allow_shell=allow_shell)
+    undo.order.append(("updated", task.id))
+    undo.updated.append((task.id, before))
+    return Outcome("updated", task.name, task.id)
+
+
+def _unchanged(entry: Entry, task: Task, ids: Mapping[str, int], allow_shell: bool) -> bool:
+    if any(name not in ids for name in entry.depends_on):
+        return False
+    wanted = validate_task({**entry.payload, "depends_on": [ids[name] for name in entry.depends_on]},
+                           allow_shell=allow_shell)
+    return wanted == services.current_fields(task)
+
+
+def _undo(undo: _Undo) -> int:
+    """Reverse the applied changes, newest first (so children go before their parents)."""
+    before = dict(undo.updated)
+    count = 0
+    for action, task_id in reversed(undo.order):
+        task = db.session.get(Task, task_id)
+        if task is None:
+            continue
+        if action == "created":
+            services.delete_task(task)
+        else:
+            services.update_task(task, before[task_id], partial=False, allow_shell=True)
+        count += 1
+    return count
