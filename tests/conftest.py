@@ -20,6 +20,16 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 _postgres_schema_ready: set[str] = set()
 
 
+SERIAL_MARKERS = ("engine", "browser")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run process-heavy tests (real workers, schedulers, browsers) one at a time on one xdist worker."""
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
+            item.add_marker(pytest.mark.xdist_group("serial"))
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from rq import Worker
@@ -24,7 +23,6 @@ from scheduler.reconcile import reconcile
 from tests.conftest import AUTH
 from tests.engine.helpers import create, executions, in_seconds, task, toggle, with_status
 from tests.engine_fixtures import Engine, wait_for
-from tests.faults.proxy import Proxy
 from webapp.extensions import db
 from webapp.models import Task
 from webapp.timeutil import utcnow
@@ -152,33 +150,6 @@ def test_redis_restarted_empty_is_survived(engine: Engine, engine_app: Any, engi
     wait_for(lambda: with_status(newborn, "SUCCESS"), 60, "the task created during the outage to run", engine)
     assert client.get("/api/health/").status_code == 200
     assert_no_occurrence_ran_twice(task_id)
-
-
-def test_database_unavailable_for_a_worker_drops_nothing(engine: Engine, engine_app: Any,
-                                                         engine_database_url: str) -> None:
-    if engine_database_url.startswith("sqlite"):
-        pytest.skip("a database server to lose exists only with Postgres")
-    connection = redis_of(engine_app)
-    target = urlparse(engine_database_url)
-    proxy = Proxy(target.hostname or "127.0.0.1", target.port or 5432)
-    proxy.start()
-    proxied = f"postgresql+psycopg://{target.username}@127.0.0.1:{proxy.port}{target.path}?{target.query}"
-    engine.start("worker", extra_env={"DATABASE_URL": proxied})
-    engine.start("scheduler")
-    engine.wait_ready(connection)
-    proxy.cut()
-    try:
-        due = [create(name=f"during-outage-{n}", schedule_type="ONE_TIME", interval_seconds=None,
-                      run_at=in_seconds(n)) for n in range(3)]
-        time.sleep(6)
-    finally:
-        proxy.restore()
-    for task_id in due:
-        wait_for(lambda: [r for r in executions(task_id) if r.status in FINAL], 60,
-                 f"task {task_id} to be recorded", engine)
-    for task_id in due:
-        assert [r.status for r in executions(task_id)] in (["SUCCESS"], ["FAILED", "SUCCESS"])
-    proxy.cut()
 
 
 def test_clock_jumps_cause_no_burst_of_runs(engine_app: Any) -> None:
