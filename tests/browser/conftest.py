@@ -140,11 +140,11 @@ def log_in(page: Any, username: str = USERNAME, password: str = PASSWORD) -> Non
 
 
 def screenshot(page: Any, name: str, *, docs: bool = False) -> Path:
-    """Save a full-page screenshot to test-artifacts/screenshots (and docs/screenshots)."""
+    """Save a full-page screenshot to test-artifacts/screenshots (and docs/screenshots when asked)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if docs:
+    if docs and os.environ.get("CHIME_UPDATE_DOCS_SCREENSHOTS") == "1":  # never dirty the tree by default
         DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_SCREENSHOTS / f"{name}.png")
     return path
