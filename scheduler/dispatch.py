@@ -14,9 +14,10 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Sequence
+from functools import partial
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -36,7 +37,8 @@ from scheduler.reconcile import ensure_periodic_job, ensure_retention_job
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, missed_fire_times, next_fire_at
 from webapp.extensions import db
 from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
-from webapp.services import record_skip, schedule_of
+from webapp.database import begin_read_only
+from webapp.services import add_notification, record_skip, schedule_of
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ LOCK_TTL_SECONDS = 5.0
 TICK_SECONDS = 1.0
 BATCH_SIZE = 2000
 ERROR_BACKOFF_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 1.0
 LIVE_JOB_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
 
 
@@ -56,6 +59,7 @@ class Plan:
     moves: list[occ.Move] = field(default_factory=list)
     new_jobs: list[occ.Occurrence] = field(default_factory=list)
     next_run_at: dict[int, datetime | None] = field(default_factory=dict)
+    writes: list[Callable[[], object]] = field(default_factory=list)  # skip records and notifications
 
 
 class ChimeScheduler(Scheduler):
@@ -67,6 +71,9 @@ class ChimeScheduler(Scheduler):
         self.app = app
         self.lock = Lock(connection, LOCK_KEY, lock_ttl_seconds)
         self.stopping = False
+        self.active = False
+        self.housekeeping_due_at = 0.0
+        self.unsaved_next_run_at: dict[int, datetime | None] = {}
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, burst: bool = False) -> None:
@@ -86,20 +93,28 @@ class ChimeScheduler(Scheduler):
     def tick(self) -> float:
         """Run one pass; return how long to wait before the next."""
         try:
-            active = self.lock.acquire_or_extend()
-            health.beat_scheduler(self.connection, self.name, active)
-            if not active:
-                return TICK_SECONDS
             with self.app.app_context():
-                moved = self.dispatch_due(utcnow())
+                if time.monotonic() >= self.housekeeping_due_at:
+                    self.housekeeping()
+                if not self.active:
+                    return TICK_SECONDS
+                moved = self.dispatch_due(utcnow(), save_next_run_at=False)
             if moved >= BATCH_SIZE:
                 return 0.0
-            ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
-            ensure_retention_job(self)
             return self.seconds_until_next_due(time.time())
         except (RedisError, SQLAlchemyError) as error:
             log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)
             return ERROR_BACKOFF_SECONDS
+
+    def housekeeping(self) -> None:
+        """Once a second, off the dispatch path: the lock, the heartbeat, bookkeeping, built-in jobs."""
+        self.active = self.lock.acquire_or_extend()
+        health.beat_scheduler(self.connection, self.name, self.active)
+        self.housekeeping_due_at = time.monotonic() + HOUSEKEEPING_SECONDS
+        if self.active:
+            self.save_next_run_at()
+            ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
+            ensure_retention_job(self)
 
     def wait(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a task change pushes the wake-up list."""
@@ -126,14 +141,23 @@ class ChimeScheduler(Scheduler):
 
     def _release(self) -> None:
         try:
+            with self.app.app_context():
+                self.save_next_run_at()
+        except SQLAlchemyError as error:
+            log.warning("Scheduler %s could not save next run times on exit: %s", self.name, error)
+        try:
             self.lock.release()
             self.connection.hdel(health.SCHEDULER_HEARTBEAT_KEY, self.name)
         except RedisError:
             pass
 
     # -- one pass -------------------------------------------------------------------------
-    def dispatch_due(self, now: datetime) -> int:
-        """Move every due occurrence (up to a batch) onto its queue; return how many were due."""
+    def dispatch_due(self, now: datetime, *, save_next_run_at: bool = True) -> int:
+        """Move every due occurrence (up to a batch) onto its queue; return how many were due.
+
+        The tasks' next_run_at (shown by the API) is saved now, or with the next housekeeping
+        when `save_next_run_at` is False, so the dispatch path does not wait for the database's write lock.
+        """
         due_ids = [j.decode() for j in self.connection.zrangebyscore(
             occ.SCHEDULED_KEY, "-inf", now.timestamp(), start=0, num=BATCH_SIZE)]
         if not due_ids:
@@ -146,7 +170,11 @@ class ChimeScheduler(Scheduler):
         occ.save_jobs(self.connection, plan.new_jobs)
         moved = occ.move_due(self.connection, plan.moves, now)
         fault_point("after_move")
-        self.store_next_run_at(plan, moved, {m.task_id: m.due_id for m in plan.moves})
+        due_by_task = {m.task_id: m.due_id for m in plan.moves}
+        self.unsaved_next_run_at.update({task_id: next_at for task_id, next_at in plan.next_run_at.items()
+                                         if due_by_task.get(task_id) in moved})
+        if save_next_run_at:
+            self.save_next_run_at()
         return len(due_ids)
 
     def enqueue_foreign(self, job_ids: Sequence[str]) -> None:
@@ -160,6 +188,7 @@ class ChimeScheduler(Scheduler):
     def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
         """Decide, per due occurrence, what to push and what comes next; record skips."""
         task_ids = sorted({d.task_id for d in due})
+        begin_read_only()
         tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
         pending = {i: p.decode() for i, p in zip(task_ids, self.connection.hmget(occ.PENDING_KEY, task_ids)) if p}
         busy = self.busy_tasks([t for t in tasks.values() if t.overlap == Overlap.SKIP.value])
@@ -170,7 +199,11 @@ class ChimeScheduler(Scheduler):
                 log.warning("Dropping %s: it is not the pending occurrence of task %s", item.job_id, item.task_id)
                 task = None
             self.plan_one(plan, item, task, item.task_id in busy, now)
-        db.session.commit()
+        db.session.rollback()  # end the read-only transaction before writing anything
+        if plan.writes:
+            for write in plan.writes:
+                write()
+            db.session.commit()
         return plan
 
     def plan_one(self, plan: Plan, item: occ.DueJob, task: Task | None, busy: bool, now: datetime) -> None:
@@ -200,13 +233,12 @@ class ChimeScheduler(Scheduler):
         if decision.action == "SKIP_MISSED":
             count = decision.missed_count
             count_text = f"at least {count}" if count >= DEFAULT_MISSED_LIMIT else str(count)
-            record_skip(task, decision.scheduled_for,
-                        f"missed: {count_text} occurrence(s) due while the engine was down; "
-                        f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)",
-                        level=Level.WARNING)
+            message = (f"missed: {count_text} occurrence(s) due while the engine was down; "
+                       f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)")
+            plan.writes.append(partial(record_skip, task, decision.scheduled_for, message, level=Level.WARNING))
             return ""
         if busy:
-            record_skip(task, decision.scheduled_for, "previous run still running")
+            plan.writes.append(partial(record_skip, task, decision.scheduled_for, "previous run still running"))
             return ""
         recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
         if decision.scheduled_for == item.scheduled_for and not recovery:
@@ -218,11 +250,10 @@ class ChimeScheduler(Scheduler):
         )
         plan.new_jobs.append(replacement)
         if recovery:
-            from webapp.services import add_notification
-
-            add_notification(task, Level.INFO, f"{task.name!r} recovered",
-                             f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
-                             f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)")
+            plan.writes.append(partial(
+                add_notification, task, Level.INFO, f"{task.name!r} recovered",
+                f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
+                f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)"))
         return replacement.job_id
 
     @staticmethod
@@ -257,13 +288,15 @@ class ChimeScheduler(Scheduler):
             statuses = pipe.execute()
         return {task_id for (task_id, _), status in zip(candidates, statuses) if status in LIVE_JOB_STATUSES}
 
-    def store_next_run_at(self, plan: Plan, moved: set[str], due_by_task: dict[int, str]) -> None:
-        """Write next_run_at for the tasks whose occurrence was really moved."""
-        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in plan.next_run_at.items()
-                if due_by_task.get(task_id) in moved]
-        if rows:
-            db.session.execute(update(Task), rows)
-            db.session.commit()
+    def save_next_run_at(self) -> None:
+        """Write the next_run_at of the tasks whose occurrence was moved since the last save."""
+        if not self.unsaved_next_run_at:
+            return
+        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in self.unsaved_next_run_at.items()]
+        existing = set(db.session.scalars(select(Task.id).where(Task.id.in_([r["id"] for r in rows]))))
+        db.session.execute(update(Task), [r for r in rows if r["id"] in existing])
+        db.session.commit()
+        self.unsaved_next_run_at.clear()
 
 
 FAULT_INJECT_ENV = "CHIME_FAULT_INJECT"

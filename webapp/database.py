@@ -29,11 +29,24 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+READ_ONLY_OPTION = "chime_read_only"
+
+
 @event.listens_for(Engine, "begin")
 def _begin_immediate(connection: Any) -> None:
-    """Take SQLite's write lock at BEGIN, so busy_timeout applies instead of SQLITE_BUSY_SNAPSHOT."""
+    """Take SQLite's write lock at BEGIN, so busy_timeout applies instead of SQLITE_BUSY_SNAPSHOT.
+
+    A transaction that promises to only read (execution option chime_read_only) begins DEFERRED
+    and never waits for writers.
+    """
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION)
+        connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+def begin_read_only() -> None:
+    """Start the session's next transaction as a read-only one (no write lock on SQLite)."""
+    db.session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
 def engine_options(uri: str) -> dict[str, Any]:
