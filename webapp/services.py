@@ -20,7 +20,7 @@ from webapp.errors import ConflictError, NotFoundError, UnavailableError, Valida
 from webapp.extensions import db, get_redis
 from webapp.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
 from webapp.timeutil import utcnow
-from webapp.validation import validate_task
+from webapp.validation import WRITABLE, validate_task
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +41,9 @@ def get_task(task_id: int) -> Task:
 
 def current_fields(task: Task) -> dict[str, Any]:
     """Return the writable fields of a task, as validate_task merges them for a PATCH."""
-    return {
-        "name": task.name,
-        "description": task.description,
-        "job": task.job,
-        "args": task.args,
-        "schedule_type": task.schedule_type,
-        "run_at": task.run_at,
-        "cron": task.cron,
-        "interval_seconds": task.interval_seconds,
-        "timezone": task.timezone,
-        "start_at": task.start_at,
-        "end_at": task.end_at,
-        "enabled": task.enabled,
-        "max_retries": task.max_retries,
-        "retry_backoff_seconds": task.retry_backoff_seconds,
-        "timeout_seconds": task.timeout_seconds,
-        "depends_on": [parent.id for parent in task.parents],
-        "overlap": task.overlap,
-        "misfire_grace_seconds": task.misfire_grace_seconds,
-        "queue": task.queue,
-        "notify": task.notify,
-    }
+    fields = {name: getattr(task, name) for name in WRITABLE if name != "depends_on"}
+    fields["depends_on"] = [parent.id for parent in task.parents]
+    return fields
 
 
 def schedule_of(task: Task) -> Schedule:
