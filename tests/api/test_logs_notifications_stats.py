@@ -397,3 +397,17 @@ def test_health_is_a_503_naming_redis_when_redis_is_unreachable(app_without_redi
     assert body["status"] == "unavailable"
     assert body["database"] == "ok"
     assert body["redis"] != "ok" and body["redis"].startswith("error: ")
+
+
+def test_reconcile_on_demand_returns_its_report_and_stats_show_it(api: Any) -> None:
+    report = api.post("/api/reconcile/").get_json()
+    assert report["tasks_checked"] == 0 and "finished_at" in report
+    assert api.get("/api/stats/").get_json()["reconciler"]["last_report"]["finished_at"] == report["finished_at"]
+
+
+def test_reconcile_while_another_pass_runs_is_a_409(api: Any, redis_client: Any) -> None:
+    from scheduler.reconcile import LOCK_KEY
+
+    redis_client.set(LOCK_KEY, "someone-else", ex=60)
+    response = api.post("/api/reconcile/")
+    assert response.status_code == 409 and response.get_json()["error"] == "conflict"

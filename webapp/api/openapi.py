@@ -350,8 +350,6 @@ def schemas() -> dict[str, Any]:
             "duration_ms": integer(0),
             **{key: integer(0) for key in REPORT_KEYS},
         }, description="What one reconcile pass found and repaired"),
-        "ReconcileSkipped": obj({"skipped": boolean(enum=[True]), "reason": string()},
-                                description="Another reconcile pass holds the lock"),
         "Health": obj({
             "status": enum(["ok", "unavailable"]),
             "database": string(pattern=CHECK_RESULT_PATTERN, description="`ok` or `error: <kind>`"),
@@ -458,7 +456,7 @@ def paths() -> dict[str, Any]:
         "/api/reconcile/": {
             "post": operation("runReconcile", "system", "Run one reconcile pass now and return its report", {
                 200: ok("The pass ran", ref("ReconcileReport")),
-                409: ok("Another pass is running; nothing was done", ref("ReconcileSkipped")),
+                409: error("Conflict"),
             }, errors=(503,)),
         },
         "/api/stats/": {

@@ -7,10 +7,13 @@ from flask import jsonify
 
 from scheduler.reconcile import reconcile
 from webapp.api import bp
+from webapp.errors import ConflictError
 from webapp.extensions import get_redis
 
 
 @bp.post("/reconcile/")
 def run_reconcile() -> Any:
     report = reconcile(get_redis())
-    return jsonify(report), 409 if report.get("skipped") else 200
+    if report.get("skipped"):
+        raise ConflictError("Another reconcile pass is running; nothing was done")
+    return jsonify(report)
