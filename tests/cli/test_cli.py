@@ -355,3 +355,27 @@ def test_a_failure_half_way_undoes_what_was_applied(app: Any, redis_client: Any,
     assert [t.name for t in db.session.scalars(select(Task))] == ["kept"]
     assert db.session.get(Task, kept.id).interval_seconds == 60
     assert occ.pending_job_id(redis_client, kept.id) is not None
+
+
+def test_reconcile_command_prints_the_same_report_as_the_api(app: Any) -> None:
+    import json
+
+    result = app.test_cli_runner().invoke(args=["reconcile"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["tasks_checked"] == 0 and set(report) >= {"pending_restored", "orphans_removed", "executions_lost"}
+
+
+def test_create_admin_and_ensure_admin_never_make_a_second_admin(app: Any) -> None:
+    from sqlalchemy import func, select
+
+    from webapp.extensions import db
+    from webapp.models import User
+
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["ensure-admin"])
+    assert first.exit_code == 0 and "shown once" in first.output
+    assert "already exists" in runner.invoke(args=["ensure-admin"]).output
+    duplicate = runner.invoke(args=["create-admin", "--username", "admin", "--password", "x" * 12])
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == 1
