@@ -49,6 +49,7 @@ TICK_SECONDS = 1.0
 BATCH_SIZE = 2000
 ERROR_BACKOFF_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
+PRECISE_SLEEP_SECONDS = 0.15  # longer than Redis' default blocking-timeout granularity (hz 10)
 LIVE_JOB_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
 
 
@@ -117,11 +118,19 @@ class ChimeScheduler(Scheduler):
             ensure_retention_job(self)
 
     def wait(self, seconds: float) -> None:
-        """Sleep until `seconds` pass or a task change pushes the wake-up list."""
+        """Sleep until `seconds` pass or a task change pushes the wake-up list.
+
+        Redis times out blocked clients on its `hz` clock (every 100 ms by default), so a BLPOP
+        may return up to 100 ms late: block only until shortly before the due time, and sleep the
+        last stretch in-process, where the clock is precise.
+        """
         if seconds <= 0 or self.stopping:
             return
+        if seconds <= PRECISE_SLEEP_SECONDS:
+            time.sleep(seconds)
+            return
         try:
-            self.connection.blpop([occ.WAKEUP_KEY], timeout=max(seconds, 0.001))
+            self.connection.blpop([occ.WAKEUP_KEY], timeout=seconds - PRECISE_SLEEP_SECONDS)
         except RedisError as error:
             log.warning("Scheduler %s cannot reach Redis (%s)", self.name, error)
             time.sleep(min(seconds, ERROR_BACKOFF_SECONDS))
