@@ -237,6 +237,22 @@ def replace_pending(connection: Redis, task_id: int, occurrence: Occurrence | No
     return old.decode() if isinstance(old, bytes) else old
 
 
+def replace_pending_many(connection: Redis, items: Sequence[tuple[int, Occurrence | None]],
+                         batch_size: int = 2000) -> None:
+    """replace_pending for many tasks, in pipelined batches (the reconciler's repair path)."""
+    script = connection.register_script(REPLACE_PENDING_LUA)
+    for start in range(0, len(items), batch_size):
+        batch = items[start:start + batch_size]
+        save_jobs(connection, [o for _, o in batch if o is not None])
+        with connection.pipeline(transaction=False) as pipe:
+            for task_id, occurrence in batch:
+                script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY],
+                       args=[task_id, occurrence.job_id if occurrence else "",
+                             score_of(occurrence.scheduled_for) if occurrence else 0, Job.redis_job_namespace_prefix],
+                       client=pipe)
+            pipe.execute()
+
+
 def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> set[str]:
     """Apply moves atomically; return the due ids that were still scheduled (and so moved)."""
     if not moves:

@@ -20,7 +20,7 @@ from typing import Any
 from redis import Redis
 from rq.queue import Queue
 from rq.utils import utcparse
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from scheduler import health, metrics
 from scheduler import occurrence as occ
@@ -29,7 +29,7 @@ from scheduler.policy import retry_delay_seconds, should_retry
 from scheduler.triggers import next_fire_at
 from webapp.extensions import db
 from webapp.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
-from webapp.services import add_notification, first_occurrence, has_scheduled_run, schedule_of
+from webapp.services import add_notification, first_occurrence, schedule_of
 from webapp.timeutil import isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -164,20 +164,61 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
 
 def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], now: datetime,
                     counts: Counter[str]) -> None:
-    """Give every enabled task with nothing pending, queued or running its occurrence back."""
+    """Give every enabled task with nothing pending its occurrence back, in batches.
+
+    A ONE_TIME task with an occurrence queued or running is left alone (it is being handled).
+    """
     active = active_task_ids(connection, view)
+    ran = one_time_tasks_that_ran()
+    restores: list[tuple[int, occ.Occurrence | None]] = []
     for task in tasks.values():
         if not task.enabled:
             continue
         pending_id = view.pending.get(task.id)
-        if pending_id in view.scheduled and not is_stale(task, view.job_fields.get(pending_id)):
+        stale = pending_id in view.scheduled
+        if stale and not is_stale(task, view.job_fields.get(pending_id)):
             continue
-        if pending_id in view.scheduled:
-            counts["stale_replaced"] += 1
-            restore_one(connection, task, now, counts, stale=True)
-        elif task.schedule_type != ScheduleType.ONE_TIME.value or task.id not in active:
-            restore_one(connection, task, now, counts, stale=False)
+        if not stale and task.schedule_type == ScheduleType.ONE_TIME.value and task.id in active:
+            continue
+        if not stale and is_overdue_one_time(task, now, task.id in ran):
+            recover_one_time(connection, task, now, counts)
+            restores.append((task.id, None))
+            continue
+        counts["stale_replaced" if stale else "pending_restored"] += 1
+        restores.append((task.id, wanted_occurrence(task, now, ran, stale, counts)))
+    occ.replace_pending_many(connection, restores)
+    rows = [{"id": task_id, "next_run_at": o.scheduled_for if o else None} for task_id, o in restores]
+    for start in range(0, len(rows), DB_BATCH):
+        db.session.execute(update(Task), rows[start:start + DB_BATCH])
     db.session.commit()
+    if restores:
+        log.info("Reconcile: %s occurrence(s) restored or replaced", len(restores))
+
+
+def one_time_tasks_that_ran() -> set[int]:
+    """Return the ONE_TIME tasks that already have a non-manual run for their run_at (one query)."""
+    query = (select(Execution.task_id).join(Task, Task.id == Execution.task_id)
+             .where(Task.schedule_type == ScheduleType.ONE_TIME.value, Execution.scheduled_for == Task.run_at,
+                    Execution.trigger != Trigger.MANUAL.value).distinct())
+    return set(db.session.scalars(query))
+
+
+def is_overdue_one_time(task: Task, now: datetime, has_run: bool) -> bool:
+    return (task.schedule_type == ScheduleType.ONE_TIME.value and not has_run
+            and task.run_at is not None and task.run_at <= now)
+
+
+def wanted_occurrence(task: Task, now: datetime, ran: set[int], stale: bool,
+                      counts: Counter[str]) -> occ.Occurrence | None:
+    """Return the occurrence a task should have pending; a lost due one keeps its time (misfire rule)."""
+    missed_at = task.next_run_at
+    if (not stale and task.schedule_type != ScheduleType.ONE_TIME.value and missed_at is not None
+            and missed_at <= now and is_fire_time(task, missed_at)):
+        counts["pending_restored"] -= 1
+        counts["missed_restored"] += 1
+        return occ.Occurrence(task_id=task.id, scheduled_for=missed_at, attempt=1, trigger=Trigger.SCHEDULE.value,
+                              version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
+    return first_occurrence(task, now, has_run=task.id in ran)
 
 
 def active_task_ids(connection: Redis, view: RedisView) -> set[int]:
@@ -196,27 +237,6 @@ def is_stale(task: Task, fields: tuple[datetime | None, str | None] | None) -> b
                                     and created_at < task.updated_at - timedelta(seconds=1))
 
 
-def restore_one(connection: Redis, task: Task, now: datetime, counts: Counter[str], *, stale: bool) -> None:
-    """Put back the occurrence a task should have; a missed one keeps its due time (misfire rule)."""
-    if task.schedule_type == ScheduleType.ONE_TIME.value:
-        if not has_scheduled_run(task) and task.run_at is not None and task.run_at <= now and not stale:
-            recover_one_time(connection, task, now, counts)
-            return
-    occurrence = first_occurrence(task, now)
-    missed_at = task.next_run_at
-    if (not stale and task.schedule_type != ScheduleType.ONE_TIME.value and missed_at is not None
-            and missed_at <= now and is_fire_time(task, missed_at)):
-        occurrence = occ.Occurrence(task_id=task.id, scheduled_for=missed_at, attempt=1,
-                                    trigger=Trigger.SCHEDULE.value, version=task.version, queue=task.queue,
-                                    timeout_seconds=task.timeout_seconds)
-        counts["missed_restored"] += 1
-    elif not stale:
-        counts["pending_restored"] += 1
-    occ.replace_pending(connection, task.id, occurrence)
-    task.next_run_at = occurrence.scheduled_for if occurrence else None
-    log.info("Reconcile: task %s occurrence restored at %s", task.id, occurrence and occurrence.scheduled_for)
-
-
 def is_fire_time(task: Task, at: datetime) -> bool:
     return next_fire_at(schedule_of(task), at - timedelta(microseconds=1)) == at
 
@@ -226,9 +246,7 @@ def recover_one_time(connection: Redis, task: Task, now: datetime, counts: Count
     occurrence = occ.Occurrence(task_id=task.id, scheduled_for=task.run_at, attempt=1,
                                 trigger=Trigger.RECOVERY.value, version=task.version, queue=task.queue,
                                 timeout_seconds=task.timeout_seconds)
-    occ.replace_pending(connection, task.id, None)
     occ.push_now(connection, occurrence, now)
-    task.next_run_at = None
     add_notification(task, Level.INFO, f"{task.name!r} recovered",
                      f"The run due at {isoformat(task.run_at)} was missed; it is running now.")
     counts["one_time_recovered"] += 1

@@ -115,12 +115,16 @@ def run_task_now(task: Task, *, now: datetime | None = None) -> str:
         raise UnavailableError("Redis is unavailable, so the task could not be queued; nothing was changed") from error
 
 
-def first_occurrence(task: Task, now: datetime) -> occ.Occurrence | None:
-    """Return the occurrence that should be pending for a task now, if any."""
+def first_occurrence(task: Task, now: datetime, *, has_run: bool | None = None) -> occ.Occurrence | None:
+    """Return the occurrence that should be pending for a task now, if any.
+
+    `has_run` (for ONE_TIME tasks) saves the query when the caller already knows it.
+    """
     if not task.enabled:
         return None
-    if task.schedule_type == ScheduleType.ONE_TIME.value and has_scheduled_run(task):
-        return None
+    if task.schedule_type == ScheduleType.ONE_TIME.value:
+        if has_run if has_run is not None else has_scheduled_run(task):
+            return None
     due_at = first_fire_at(schedule_of(task), now)
     if due_at is None:
         return None
