@@ -289,7 +289,19 @@ def describe_cron(expr: str) -> str:
 
 def next_fire_at(schedule: Schedule, after: datetime) -> datetime | None:
     """Return the first fire time strictly after `after`, or None if there is none."""
-    return next(_iter_fire_times(schedule, after), None)
+    if schedule.schedule_type != CRON:
+        return next(_iter_fire_times(schedule, after), None)
+    search_after = _search_after(schedule, after)
+    fire_at = _next_cron_fire_at(_normalize_cron(schedule.cron), schedule.timezone, search_after)
+    if fire_at is None or (schedule.end_at is not None and fire_at > schedule.end_at):
+        return None
+    return fire_at
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_cron_fire_at(expression: str, zone_name: str, after: datetime) -> datetime | None:
+    """Memoised first cron fire after an instant: many tasks share an expression and a `now`."""
+    return next(_iter_cron_fire_times(expression, validate_timezone(zone_name), after), None)
 
 
 def first_fire_at(schedule: Schedule, now: datetime) -> datetime | None:
@@ -345,13 +357,19 @@ def _within_bounds(schedule: Schedule, fire_at: datetime) -> bool:
     return schedule.end_at is None or fire_at <= schedule.end_at
 
 
-def _iter_fire_times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
-    """Yield the schedule's fire times strictly after `after`, in order, within its bounds."""
+def _search_after(schedule: Schedule, after: datetime) -> datetime:
+    """Validate, and return the instant after which to search (no fire before start_at)."""
     _require_aware(after, "after")
     validate_schedule(schedule)
     search_after = _to_utc(after)
     if schedule.start_at is not None:
         search_after = max(search_after, _to_utc(schedule.start_at) - _ONE_MICROSECOND)
+    return search_after
+
+
+def _iter_fire_times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
+    """Yield the schedule's fire times strictly after `after`, in order, within its bounds."""
+    search_after = _search_after(schedule, after)
     for fire_at in _iter_unbounded_fire_times(schedule, search_after):
         if schedule.end_at is not None and fire_at > schedule.end_at:
             return
