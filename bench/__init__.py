@@ -1,0 +1,1 @@
+"""Benchmarks of the engine (not part of the test suite); see BENCHMARKS.md."""
