@@ -167,12 +167,7 @@ def fresh_schema() -> None:
 
 
 # -- processes -------------------------------------------------------------------------------------
-def procfile_command(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise KeyError(name)
+from tests.engine_fixtures import procfile_command  # noqa: E402,F401  (one reader of the Procfile)
 
 
 class Processes:
