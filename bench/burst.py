@@ -48,8 +48,6 @@ def watch_queue(connection: Any, due_at: float, expected: int, timeout: float) -
 
 
 def chime_run(args: argparse.Namespace) -> dict[str, Any]:
-    from scheduler import occurrence as occ
-
     with common.Env(args.database_url) as env:
         due_at = math.ceil(time.time()) + args.lead
         due_dt = common.epoch_to_dt(due_at)
@@ -109,8 +107,8 @@ def main() -> None:
         return round(common.median(values), 3) if len(values) == len(runs[variant]) else None
 
     summary = {v: {k: med(v, k) for k in ("first_s", "all_s", "first_to_all_s")} for v in runs}
-    summary["ratio_chime_over_rq_scheduler"] = {
-        k: common.ratio(summary["chime"][k], summary["rq-scheduler"][k]) for k in ("first_s", "all_s", "first_to_all_s")}
+    summary["ratio_chime_over_rq_scheduler"] = {k: common.ratio(summary["chime"][k], summary["rq-scheduler"][k])
+                                                for k in ("first_s", "all_s", "first_to_all_s")}
     summary["goal_all_within_2s_met"] = summary["chime"]["all_s"] is not None and summary["chime"]["all_s"] <= 2.0
     print(f"\nBurst: {args.tasks} occurrences due at T, median of {args.repeat} (seconds after T)")
     common.print_table(["variant", "first on queue", "all on queue", "first->all"],

@@ -23,7 +23,6 @@ import argparse
 import math
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,6 @@ from bench.common import log  # noqa: E402
 def chime_run(args: argparse.Namespace, tasks: int, mode: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from scheduler import occurrence as occ
     from webapp.extensions import db
     from webapp.models import Execution
 
@@ -105,7 +103,8 @@ def chime_run(args: argparse.Namespace, tasks: int, mode: str) -> dict[str, Any]
                 .where(Execution.trigger == "SCHEDULE", Execution.attempt == 1,
                        Execution.scheduled_for >= window_start, Execution.scheduled_for < window_stop)).all()
             by_job = {e.job_id: e for e in executions}
-            started_lag = [(e.started_at - e.scheduled_for).total_seconds() for e in executions if e.status != "SKIPPED"]
+            started_lag = [(e.started_at - e.scheduled_for).total_seconds() for e in executions
+                           if e.status != "SKIPPED"]
             queue_wait = [e.started_at.timestamp() - enqueued[e.job_id] for e in executions
                           if e.status != "SKIPPED" and enqueued.get(e.job_id) is not None]
             never_started = [j for j in due if j not in by_job]

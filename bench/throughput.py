@@ -130,7 +130,8 @@ def main() -> None:
     for variant, items in runs.items():
         summary[variant] = {
             "wall_per_second_median": common.median([r["wall_per_second"] for r in items]),
-            "steady_per_second_median": common.median([r["steady_per_second"] for r in items if r["steady_per_second"]]),
+            "steady_per_second_median": common.median([r["steady_per_second"] for r in items
+                                                       if r["steady_per_second"]]),
         }
     bare, simple = summary["bare-rq"], summary["bare-rq-simple"]
     for variant, values in summary.items():
