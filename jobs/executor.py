@@ -49,17 +49,39 @@ class Outcome:
     result: Any = None
 
 
-def execute(task_id: int, scheduled_for: str, attempt: int, trigger: str, version: int = 0) -> dict[str, Any]:
-    """RQ job function: run one occurrence inside the worker's app context."""
+def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,
+            attempt: int | None = None) -> dict[str, Any]:
+    """RQ job function: run one occurrence inside the worker's app context.
+
+    The occurrence's scheduled time and attempt are read from the job id, which is derived from
+    them (`occ.occurrence_job_id`): the job's payload is then the same for every occurrence of a
+    task, so the scheduler can copy the due job's hash to make the next one. Jobs written before
+    that change pass them as arguments.
+    """
     from jobs.worker import worker_app
 
+    if scheduled_for is None or attempt is None:
+        scheduled_at, attempt = occurrence_of_current_job()
+    else:
+        scheduled_at = datetime.fromisoformat(scheduled_for)
     with worker_app().app_context():
         try:
-            return run_occurrence(task_id, datetime.fromisoformat(scheduled_for), attempt, trigger)
+            return run_occurrence(task_id, scheduled_at, attempt, trigger)
         except OperationalError as error:
-            return requeue_when_database_is_down(task_id, scheduled_for, attempt, trigger, error)
+            return requeue_when_database_is_down(task_id, scheduled_at.isoformat(), attempt, trigger, error)
         finally:
             db.session.remove()
+
+
+def occurrence_of_current_job() -> tuple[datetime, int]:
+    """Return (scheduled_for, attempt) encoded in the running RQ job's id."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    due = occ.parse_job_id(job.id) if job is not None else None
+    if due is None:
+        raise ValueError(f"not an occurrence job: {job.id if job is not None else 'no current job'}")
+    return due.scheduled_for, due.attempt
 
 
 def requeue_when_database_is_down(task_id: int, scheduled_for: str, attempt: int, trigger: str,

@@ -34,7 +34,7 @@ from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
 from scheduler.reconcile import ensure_periodic_job, ensure_retention_job
-from scheduler.triggers import DEFAULT_MISSED_LIMIT, missed_fire_times, next_fire_at
+from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up
 from webapp.extensions import db
 from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
 from webapp.database import begin_read_only
@@ -50,7 +50,13 @@ BATCH_SIZE = 2000
 ERROR_BACKOFF_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
 PRECISE_SLEEP_SECONDS = 0.15  # longer than Redis' default blocking-timeout granularity (hz 10)
-LIVE_JOB_STATUSES = {b"queued", b"started", b"scheduled", b"deferred"}
+# What planning reads of a task: plain rows, not ORM objects (a burst plans thousands at once).
+PLAN_COLUMNS = (
+    Task.id, Task.name, Task.enabled, Task.queue, Task.overlap, Task.version, Task.timeout_seconds,
+    Task.misfire_grace_seconds, Task.created_at, Task.updated_at, Task.schedule_type, Task.timezone,
+    Task.run_at, Task.cron, Task.interval_seconds, Task.start_at, Task.end_at,
+)
+TaskRow = Any  # a Row of PLAN_COLUMNS: read like a Task
 
 
 @dataclass
@@ -58,9 +64,10 @@ class Plan:
     """What one dispatch pass will do: the moves for Redis, new jobs to save, next times for the DB."""
 
     moves: list[occ.Move] = field(default_factory=list)
-    new_jobs: list[occ.Occurrence] = field(default_factory=list)
+    new_jobs: list[occ.Occurrence] = field(default_factory=list)  # saved before the move (replacements)
+    next_jobs: dict[str, occ.Occurrence] = field(default_factory=dict)  # copied by the move, by job id
     next_run_at: dict[int, datetime | None] = field(default_factory=dict)
-    writes: list[Callable[[], object]] = field(default_factory=list)  # skip records and notifications
+    writes: list[tuple[int, Callable[[Task], object]]] = field(default_factory=list)  # (task id, skip/notify)
 
 
 class ChimeScheduler(Scheduler):
@@ -171,13 +178,15 @@ class ChimeScheduler(Scheduler):
             occ.SCHEDULED_KEY, "-inf", now.timestamp(), start=0, num=BATCH_SIZE)]
         if not due_ids:
             return 0
-        ours = [d for d in (occ.parse_job_id(j) for j in due_ids) if d is not None]
-        self.enqueue_foreign([j for j in due_ids if occ.parse_job_id(j) is None])
+        parsed = [(job_id, occ.parse_job_id(job_id)) for job_id in due_ids]
+        ours = [due for _, due in parsed if due is not None]
+        self.enqueue_foreign([job_id for job_id, due in parsed if due is None])
         if not ours:
             return len(due_ids)
         plan = self.plan(ours, now)
         occ.save_jobs(self.connection, plan.new_jobs)
-        moved = occ.move_due(self.connection, plan.moves, now)
+        moved, unsaved = occ.move_due(self.connection, plan.moves, utcnow())  # enqueued_at: the move, not the plan
+        occ.save_jobs(self.connection, [plan.next_jobs[job_id] for job_id in unsaved])
         fault_point("after_move")
         due_by_task = {m.task_id: m.due_id for m in plan.moves}
         self.unsaved_next_run_at.update({task_id: next_at for task_id, next_at in plan.next_run_at.items()
@@ -198,9 +207,10 @@ class ChimeScheduler(Scheduler):
         """Decide, per due occurrence, what to push and what comes next; record skips."""
         task_ids = sorted({d.task_id for d in due})
         begin_read_only()
-        tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))}
+        tasks = {row.id: row for row in db.session.execute(select(*PLAN_COLUMNS).where(Task.id.in_(task_ids)))}
+        db.session.rollback()  # end the read-only transaction before writing anything
         pending = {i: p.decode() for i, p in zip(task_ids, self.connection.hmget(occ.PENDING_KEY, task_ids)) if p}
-        busy = self.busy_tasks([t for t in tasks.values() if t.overlap == Overlap.SKIP.value])
+        busy = occ.busy_task_ids(self.connection, [t.id for t in tasks.values() if t.overlap == Overlap.SKIP.value])
         plan = Plan()
         for item in due:
             task = tasks.get(item.task_id)
@@ -208,46 +218,56 @@ class ChimeScheduler(Scheduler):
                 log.warning("Dropping %s: it is not the pending occurrence of task %s", item.job_id, item.task_id)
                 task = None
             self.plan_one(plan, item, task, item.task_id in busy, now)
-        db.session.rollback()  # end the read-only transaction before writing anything
         if plan.writes:
-            for write in plan.writes:
-                write()
-            db.session.commit()
+            self.write(plan.writes)
         return plan
 
-    def plan_one(self, plan: Plan, item: occ.DueJob, task: Task | None, busy: bool, now: datetime) -> None:
+    @staticmethod
+    def write(writes: Sequence[tuple[int, Callable[[Task], object]]]) -> None:
+        """Record the plan's skips and notifications, in one transaction."""
+        ids = {task_id for task_id, _ in writes}
+        tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(ids)))}
+        for task_id, write in writes:
+            if task_id in tasks:
+                write(tasks[task_id])
+        db.session.commit()
+
+    def plan_one(self, plan: Plan, item: occ.DueJob, task: TaskRow | None, busy: bool, now: datetime) -> None:
         if task is None or not task.enabled:
             plan.moves.append(occ.Move(item.job_id, "", "default", item.task_id))
             return
         if item.attempt > 1 or item.extra:
             plan.moves.append(occ.Move(item.job_id, item.job_id, task.queue, task.id))
             return
-        schedule = schedule_of(task)
-        count, latest = missed_fire_times(schedule, item.scheduled_for, now)
+        count, latest, next_at = catch_up(schedule_of(task), item.scheduled_for, now)
         decision = decide_misfire(
             schedule_type=task.schedule_type, scheduled_at=item.scheduled_for, latest_due_at=latest,
             missed_count=count, now=now, grace_seconds=task.misfire_grace_seconds,
         )
-        next_occurrence = self.next_occurrence(task, latest)
+        next_occurrence = self.next_occurrence(task, next_at)
         push_id = self.push_for(plan, task, item, decision, busy)
-        plan.moves.append(occ.Move(item.job_id, push_id, task.queue, task.id,
-                                   next_occurrence.job_id if next_occurrence else "",
-                                   occ.score_of(next_occurrence.scheduled_for) if next_occurrence else 0.0))
-        if next_occurrence:
-            plan.new_jobs.append(next_occurrence)
         plan.next_run_at[task.id] = next_occurrence.scheduled_for if next_occurrence else None
+        if next_occurrence is None:
+            plan.moves.append(occ.Move(item.job_id, push_id, task.queue, task.id))
+            return
+        plan.next_jobs[next_occurrence.job_id] = next_occurrence
+        plan.moves.append(occ.Move(item.job_id, push_id, task.queue, task.id, next_occurrence.job_id,
+                                   occ.score_of(next_occurrence.scheduled_for),
+                                   occ.describe(task.id, next_occurrence.trigger, next_occurrence.scheduled_for, 1)))
 
-    def push_for(self, plan: Plan, task: Task, item: occ.DueJob, decision: Any, busy: bool) -> str:
+    def push_for(self, plan: Plan, task: TaskRow, item: occ.DueJob, decision: Any, busy: bool) -> str:
         """Return the job id to push for a due scheduled occurrence ('' when it is recorded SKIPPED)."""
         if decision.action == "SKIP_MISSED":
             count = decision.missed_count
             count_text = f"at least {count}" if count >= DEFAULT_MISSED_LIMIT else str(count)
             message = (f"missed: {count_text} occurrence(s) due while the engine was down; "
                        f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)")
-            plan.writes.append(partial(record_skip, task, decision.scheduled_for, message, level=Level.WARNING))
+            plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for, message=message,
+                                                 level=Level.WARNING)))
             return ""
         if busy:
-            plan.writes.append(partial(record_skip, task, decision.scheduled_for, "previous run still running"))
+            plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for,
+                                                 message="previous run still running")))
             return ""
         recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
         if decision.scheduled_for == item.scheduled_for and not recovery:
@@ -259,43 +279,23 @@ class ChimeScheduler(Scheduler):
         )
         plan.new_jobs.append(replacement)
         if recovery:
-            plan.writes.append(partial(
-                add_notification, task, Level.INFO, f"{task.name!r} recovered",
-                f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
-                f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)"))
+            plan.writes.append((task.id, partial(
+                add_notification, level=Level.INFO, title=f"{task.name!r} recovered",
+                message=f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
+                f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)")))
         return replacement.job_id
 
     @staticmethod
-    def defined_after(task: Task, scheduled_for: datetime) -> bool:
+    def defined_after(task: TaskRow, scheduled_for: datetime) -> bool:
         """A ONE_TIME task created with a past run_at is running on time, not recovering."""
         return task.schedule_type == ScheduleType.ONE_TIME.value and task.updated_at >= scheduled_for
 
     @staticmethod
-    def next_occurrence(task: Task, after: datetime) -> occ.Occurrence | None:
-        if task.schedule_type == ScheduleType.ONE_TIME.value:
-            return None
-        next_at = next_fire_at(schedule_of(task), after)
-        if next_at is None:
+    def next_occurrence(task: TaskRow, next_at: datetime | None) -> occ.Occurrence | None:
+        if next_at is None or task.schedule_type == ScheduleType.ONE_TIME.value:
             return None
         return occ.Occurrence(task_id=task.id, scheduled_for=next_at, attempt=1, trigger=Trigger.SCHEDULE.value,
                               version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
-
-    def busy_tasks(self, tasks: Sequence[Task]) -> set[int]:
-        """Return the ids of tasks with a job still queued or running."""
-        if not tasks:
-            return set()
-        with self.connection.pipeline(transaction=False) as pipe:
-            for task in tasks:
-                pipe.zrange(occ.INFLIGHT_KEY.format(task_id=task.id), 0, -1)
-            inflight = pipe.execute()
-        candidates = [(t.id, j.decode()) for t, jobs in zip(tasks, inflight) for j in jobs]
-        if not candidates:
-            return set()
-        with self.connection.pipeline(transaction=False) as pipe:
-            for _, job_id in candidates:
-                pipe.hget(occ.JOB_KEY.format(job_id=job_id), "status")
-            statuses = pipe.execute()
-        return {task_id for (task_id, _), status in zip(candidates, statuses) if status in LIVE_JOB_STATUSES}
 
     def save_next_run_at(self) -> None:
         """Write the next_run_at of the tasks whose occurrence was moved since the last save."""

@@ -84,15 +84,18 @@ class DueJob:
 
 
 def parse_job_id(job_id: str) -> DueJob | None:
-    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m|-r]); None for foreign jobs."""
+    """Decode an occurrence job id (chime-<task>-<epoch µs>-<attempt>[-m][-r]); None for foreign jobs.
+
+    -m marks a manual run, -r a redelivery of the same occurrence (redeliver_later).
+    """
     parts = job_id.split("-")
-    if len(parts) not in (4, 5) or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
+    if len(parts) < 4 or parts[0] != "chime" or not all(p.isdigit() for p in parts[1:4]):
         return None
-    if len(parts) == 5 and parts[4] not in ("m", "r"):
+    suffix = parts[4:]
+    if suffix not in ([], ["m"], ["r"], ["m", "r"]):
         return None
     scheduled_for = from_epoch_us(int(parts[2]))
-    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual=parts[4:] == ["m"],
-                  extra=len(parts) == 5)
+    return DueJob(job_id, int(parts[1]), scheduled_for, int(parts[3]), manual="m" in suffix, extra=bool(suffix))
 
 
 def redeliver_later(connection: Redis, job: Job, due_at: datetime) -> str:
@@ -113,25 +116,25 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
     """Create (without saving) the RQ job that runs one occurrence."""
     job = Job.create(
         EXECUTE_FUNC,
-        kwargs={
-            "task_id": occurrence.task_id,
-            "scheduled_for": occurrence.scheduled_for.isoformat(),
-            "attempt": occurrence.attempt,
-            "trigger": occurrence.trigger,
-            "version": occurrence.version,
-        },
+        # The scheduled time and the attempt are in the job id (the executor reads them there), so the
+        # payload is the same for every scheduled occurrence of a task and MOVE_DUE_LUA can copy it.
+        kwargs={"task_id": occurrence.task_id, "trigger": occurrence.trigger, "version": occurrence.version},
         connection=connection,
         id=occurrence.job_id,
         timeout=occurrence.timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS,
         result_ttl=RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
-        description=f"task {occurrence.task_id} {occurrence.trigger.lower()} "
-        f"{occurrence.scheduled_for.isoformat()} attempt {occurrence.attempt}",
+        description=describe(occurrence.task_id, occurrence.trigger, occurrence.scheduled_for, occurrence.attempt),
         status=JobStatus.SCHEDULED,
         meta={"task_id": occurrence.task_id, "version": occurrence.version, "trigger": occurrence.trigger},
     )
     job.origin = occurrence.queue
     return job
+
+
+def describe(task_id: int, trigger: str, scheduled_for: datetime, attempt: int) -> str:
+    """The RQ job description of an occurrence (shown by RQ's tools)."""
+    return f"task {task_id} {trigger.lower()} {scheduled_for.isoformat()} attempt {attempt}"
 
 
 def save_jobs(connection: Redis, occurrences: Iterable[Occurrence]) -> None:
@@ -167,13 +170,31 @@ return old
 """
 
 # Move due occurrences onto their queues and put each task's next one in place, atomically.
-# ARGV: now_text, then groups of 6: due_id, push_id, queue, task_id, next_id, next_score.
+# ARGV: now_text, then groups of 7: due_id, push_id, queue, task_id, next_id, next_score, next_description.
+# The next occurrence's job hash is a copy of the due one (same payload: the occurrence is in the id)
+# with its own created_at and description; next ids whose due hash was missing are returned so the
+# caller writes their hash in full.
 MOVE_DUE_LUA = """
-local moved = {}
+local moved, unsaved = {}, {}
 local now_text = ARGV[1]
-for i = 2, #ARGV, 6 do
-  local due, push, queue, task, nxt, score = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
+for i = 2, #ARGV, 7 do
+  local due, push, queue, task, nxt, score, description =
+    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
   if redis.call('ZREM', KEYS[1], due) == 1 then
+    if redis.call('HGET', KEYS[2], task) == due then
+      if nxt ~= '' then
+        if redis.call('COPY', 'rq:job:' .. due, 'rq:job:' .. nxt, 'REPLACE') == 1 then
+          redis.call('HSET', 'rq:job:' .. nxt, 'created_at', now_text, 'description', description,
+                     'status', 'scheduled')
+        else
+          unsaved[#unsaved + 1] = nxt
+        end
+        redis.call('ZADD', KEYS[1], score, nxt)
+        redis.call('HSET', KEYS[2], task, nxt)
+      else
+        redis.call('HDEL', KEYS[2], task)
+      end
+    end
     if push ~= '' then
       local queue_key = 'rq:queue:' .. queue
       redis.call('SADD', KEYS[3], queue_key)
@@ -184,21 +205,12 @@ for i = 2, #ARGV, 6 do
     if push ~= due then
       redis.call('DEL', 'rq:job:' .. due)
     end
-    if redis.call('HGET', KEYS[2], task) == due then
-      if nxt ~= '' then
-        redis.call('ZADD', KEYS[1], score, nxt)
-        redis.call('HSET', KEYS[2], task, nxt)
-      else
-        redis.call('HDEL', KEYS[2], task)
-      end
-    end
     moved[#moved + 1] = due
-  else
-    if push ~= '' and push ~= due then redis.call('DEL', 'rq:job:' .. push) end
-    if nxt ~= '' then redis.call('DEL', 'rq:job:' .. nxt) end
+  elseif push ~= '' and push ~= due then
+    redis.call('DEL', 'rq:job:' .. push)
   end
 end
-return moved
+return {moved, unsaved}
 """
 
 # Push one saved job onto its queue now (run now, recovery) and mark it in flight.
@@ -208,6 +220,23 @@ redis.call('HSET', 'rq:job:' .. ARGV[1], 'status', 'queued', 'enqueued_at', ARGV
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[1])
 return 1
+"""
+
+
+# The task ids (ARGV) that have a job still queued, started, scheduled or deferred: one round trip
+# for a whole dispatch batch instead of two commands per task.
+BUSY_TASKS_LUA = """
+local busy = {}
+for i = 1, #ARGV do
+  for _, job in ipairs(redis.call('ZRANGE', 'chime:inflight:' .. ARGV[i], 0, -1)) do
+    local status = redis.call('HGET', 'rq:job:' .. job, 'status')
+    if status == 'queued' or status == 'started' or status == 'scheduled' or status == 'deferred' then
+      busy[#busy + 1] = ARGV[i]
+      break
+    end
+  end
+end
+return busy
 """
 
 
@@ -221,6 +250,7 @@ class Move:
     task_id: int
     next_id: str = ""
     next_score: float = 0.0
+    next_description: str = ""
 
 
 def replace_pending(connection: Redis, task_id: int, occurrence: Occurrence | None) -> str | None:
@@ -253,16 +283,22 @@ def replace_pending_many(connection: Redis, items: Sequence[tuple[int, Occurrenc
             pipe.execute()
 
 
-def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> set[str]:
-    """Apply moves atomically; return the due ids that were still scheduled (and so moved)."""
+def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> tuple[set[str], list[str]]:
+    """Apply moves atomically; return the due ids that were still scheduled (and so moved), and the
+    next ids whose job hash could not be copied from their due job (the caller must save them)."""
     if not moves:
-        return set()
+        return set(), []
     args: list[object] = [utcformat(now)]
     for move in moves:
-        args += [move.due_id, move.push_id, move.queue, move.task_id, move.next_id, move.next_score]
+        args += [move.due_id, move.push_id, move.queue, move.task_id, move.next_id, move.next_score,
+                 move.next_description]
     script = connection.register_script(MOVE_DUE_LUA)
-    moved = script(keys=[SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY], args=args)
-    return {m.decode() if isinstance(m, bytes) else m for m in moved}
+    moved, unsaved = script(keys=[SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY], args=args)
+    return {_text(m) for m in moved}, [_text(u) for u in unsaved]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str:
@@ -291,6 +327,13 @@ def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> 
 def finish_inflight(connection: Redis, task_id: int, job_id: str) -> None:
     """Forget that a job is in flight (the executor is done with it)."""
     connection.zrem(INFLIGHT_KEY.format(task_id=task_id), job_id)
+
+
+def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:
+    """Return the ids among `task_ids` of tasks with a job still queued or running."""
+    if not task_ids:
+        return set()
+    return {int(t) for t in connection.register_script(BUSY_TASKS_LUA)(args=list(task_ids))}
 
 
 def inflight_job_ids(connection: Redis, task_id: int) -> list[str]:

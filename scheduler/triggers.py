@@ -289,6 +289,13 @@ def describe_cron(expr: str) -> str:
 
 def next_fire_at(schedule: Schedule, after: datetime) -> datetime | None:
     """Return the first fire time strictly after `after`, or None if there is none."""
+    _require_aware(after, "after")
+    validate_schedule(schedule)
+    return _next_fire_at(schedule, after)
+
+
+def _next_fire_at(schedule: Schedule, after: datetime) -> datetime | None:
+    """next_fire_at for a schedule already validated."""
     if schedule.schedule_type != CRON:
         return next(_iter_fire_times(schedule, after), None)
     search_after = _search_after(schedule, after)
@@ -317,6 +324,8 @@ def first_fire_at(schedule: Schedule, now: datetime) -> datetime | None:
 def fire_times(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
     """Return up to `count` (clamped to 1..50) successive fire times after `after`."""
     wanted = min(max(int(count), 1), MAX_PREVIEW_COUNT)
+    _require_aware(after, "after")
+    validate_schedule(schedule)
     return list(islice(_iter_fire_times(schedule, after), wanted))
 
 
@@ -330,6 +339,22 @@ def missed_fire_times(
     _require_aware(scheduled_at, "scheduled_at")
     _require_aware(now, "now")
     validate_schedule(schedule)
+    return _missed_fire_times(schedule, scheduled_at, now, limit)
+
+
+def catch_up(
+    schedule: Schedule, scheduled_at: datetime, now: datetime, limit: int = DEFAULT_MISSED_LIMIT
+) -> tuple[int, datetime, datetime | None]:
+    """For an occurrence due at scheduled_at, seen at now: missed_fire_times, and the first fire
+    time after the latest of them (the task's next occurrence), validating the schedule once."""
+    _require_aware(scheduled_at, "scheduled_at")
+    _require_aware(now, "now")
+    validate_schedule(schedule)
+    count, latest_at = _missed_fire_times(schedule, scheduled_at, now, limit)
+    return count, latest_at, _next_fire_at(schedule, latest_at)
+
+
+def _missed_fire_times(schedule: Schedule, scheduled_at: datetime, now: datetime, limit: int) -> tuple[int, datetime]:
     scheduled_at = _to_utc(scheduled_at)
     cap = max(int(limit), 1)
     if schedule.schedule_type == ONE_TIME:
@@ -358,9 +383,7 @@ def _within_bounds(schedule: Schedule, fire_at: datetime) -> bool:
 
 
 def _search_after(schedule: Schedule, after: datetime) -> datetime:
-    """Validate, and return the instant after which to search (no fire before start_at)."""
-    _require_aware(after, "after")
-    validate_schedule(schedule)
+    """Return the instant after which to search (no fire before start_at); the schedule is valid."""
     search_after = _to_utc(after)
     if schedule.start_at is not None:
         search_after = max(search_after, _to_utc(schedule.start_at) - _ONE_MICROSECOND)
