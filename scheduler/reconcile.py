@@ -168,8 +168,8 @@ def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], 
 
     A ONE_TIME task with an occurrence queued or running is left alone (it is being handled).
     """
-    active = active_task_ids(connection, view)
-    ran = one_time_tasks_that_ran()
+    active = active_task_ids(connection, view, tasks)
+    ran = one_time_tasks_that_ran()  # after the in-flight read (see active_task_ids)
     restores: list[tuple[int, occ.Occurrence | None]] = []
     for task in tasks.values():
         if not task.enabled:
@@ -221,9 +221,16 @@ def wanted_occurrence(task: Task, now: datetime, ran: set[int], stale: bool,
     return first_occurrence(task, now, has_run=task.id in ran)
 
 
-def active_task_ids(connection: Redis, view: RedisView) -> set[int]:
-    """Return tasks with an occurrence queued or running (their next one is being made by the dispatcher)."""
+def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, Task]) -> set[int]:
+    """Return the ONE_TIME tasks with an occurrence queued or running (being handled: not overdue).
+
+    Redis is read before the database: an occurrence leaves the in-flight set only after its
+    Execution row is committed, so a run is seen in one place or the other, never in neither.
+    """
     ids = {d.task_id for d in map(occ.parse_job_id, view.queued) if d is not None}
+    one_time = [t.id for t in tasks.values() if t.enabled and t.schedule_type == ScheduleType.ONE_TIME.value]
+    for start in range(0, len(one_time), DB_BATCH):
+        ids |= occ.busy_task_ids(connection, one_time[start:start + DB_BATCH])
     running = db.session.scalars(select(Execution.task_id).where(Execution.status == Status.RUNNING.value)).all()
     return ids | {t for t in running if t is not None}
 
