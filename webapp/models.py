@@ -255,6 +255,7 @@ def execution_to_dict(execution: Execution) -> dict[str, Any]:
         "worker": execution.worker,
         "job_id": execution.job_id,
         "retry_at": isoformat(execution.retry_at),
+        "created_at": isoformat(execution.created_at),
     }
 
 

@@ -118,6 +118,11 @@ class ExecutionFilters:
 
 def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
     """Execution-log entries matching the filters, newest first."""
+    return paginate(execution_query(filters), page, per_page)
+
+
+def execution_query(filters: ExecutionFilters) -> Select:
+    """The execution-log query for the filters, newest first (the API and the admin share it)."""
     query = select(Execution).order_by(Execution.id.desc())
     if filters.task_id is not None:
         query = query.where(Execution.task_id == filters.task_id)
@@ -129,7 +134,7 @@ def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEF
         query = query.where(Execution.created_at >= filters.since)
     if filters.until is not None:
         query = query.where(Execution.created_at < filters.until)
-    return paginate(query, page, per_page)
+    return query
 
 
 def get_execution(execution_id: int) -> Execution | None:

@@ -169,7 +169,7 @@ def test_one_log_entry_shows_every_field(api: Any, task: dict[str, Any]) -> None
         "id": execution_id, "task_id": task["id"], "task_name": task["name"], "status": "SUCCESS", "attempt": 1,
         "trigger": "SCHEDULE", "scheduled_for": NOW.isoformat(), "started_at": started.isoformat(),
         "finished_at": NOW.isoformat(), "duration_ms": 3000, "message": "done", "result": {"message": "hi"},
-        "worker": "w1", "job_id": "chime-x", "retry_at": None,
+        "worker": "w1", "job_id": "chime-x", "retry_at": None, "created_at": NOW.isoformat(),
     }
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify, request
-from sqlalchemy import select
 
-from webapp import services
+from webapp import queries, services
 from webapp.api import bp
 from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
 from webapp.errors import NotFoundError
@@ -20,19 +19,13 @@ TRIGGERS = tuple(t.value for t in Trigger)
 
 def filtered_executions(task_id: int | None = None) -> Any:
     """Build the execution query from the log filters of the request."""
-    query = select(Execution).order_by(Execution.id.desc())
-    task_id = task_id if task_id is not None else int_arg("task_id", None, 1, MAX_ID)
-    if task_id is not None:
-        query = query.where(Execution.task_id == task_id)
-    if (status := choice_arg("status", STATUSES)) is not None:
-        query = query.where(Execution.status == status)
-    if (trigger := choice_arg("trigger", TRIGGERS)) is not None:
-        query = query.where(Execution.trigger == trigger)
-    if (since := instant_arg("since")) is not None:
-        query = query.where(Execution.created_at >= since)
-    if (until := instant_arg("until")) is not None:
-        query = query.where(Execution.created_at < until)
-    return query
+    return queries.execution_query(queries.ExecutionFilters(
+        task_id=task_id if task_id is not None else int_arg("task_id", None, 1, MAX_ID),
+        status=choice_arg("status", STATUSES),
+        trigger=choice_arg("trigger", TRIGGERS),
+        since=instant_arg("since"),
+        until=instant_arg("until"),
+    ))
 
 
 @bp.get("/logs/")

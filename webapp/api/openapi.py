@@ -306,6 +306,7 @@ def schemas() -> dict[str, Any]:
             "worker": nullable(string()),
             "job_id": nullable(string()),
             "retry_at": nullable(date_time()),
+            "created_at": date_time(description="When the entry was recorded (the since/until filters apply to it)"),
         }),
         "ExecutionPage": page("Execution"),
         "Notification": obj({
