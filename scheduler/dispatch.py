@@ -29,14 +29,14 @@ from rq_scheduler import Scheduler
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler import health
+from scheduler import health, metrics
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
 from scheduler.reconcile import ensure_periodic_job, ensure_retention_job
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up
 from webapp.extensions import db
-from webapp.models import Level, Overlap, ScheduleType, Task, Trigger
+from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
 from webapp.database import begin_read_only
 from webapp.services import add_notification, record_skip, schedule_of
 from webapp.timeutil import utcnow
@@ -222,15 +222,17 @@ class ChimeScheduler(Scheduler):
             self.write(plan.writes)
         return plan
 
-    @staticmethod
-    def write(writes: Sequence[tuple[int, Callable[[Task], object]]]) -> None:
-        """Record the plan's skips and notifications, in one transaction."""
+    def write(self, writes: Sequence[tuple[int, Callable[[Task], object]]]) -> None:
+        """Record the plan's skips and notifications, in one transaction, and count the skips."""
         ids = {task_id for task_id, _ in writes}
         tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(ids)))}
-        for task_id, write in writes:
-            if task_id in tasks:
-                write(tasks[task_id])
+        written = [write(tasks[task_id]) for task_id, write in writes if task_id in tasks]
         db.session.commit()
+        skipped = [e.task_id for e in written if isinstance(e, Execution)]
+        try:
+            metrics.record_skipped(self.connection, skipped)
+        except RedisError as error:
+            log.warning("Metrics of %s skipped occurrence(s) not recorded: %s", len(skipped), error)
 
     def plan_one(self, plan: Plan, item: occ.DueJob, task: TaskRow | None, busy: bool, now: datetime) -> None:
         if task is None or not task.enabled:
@@ -318,9 +320,32 @@ def fault_point(name: str) -> None:
         os._exit(17)
 
 
+MIN_REDIS_VERSION = (6, 2)  # MOVE_DUE_LUA uses COPY
+
+
+def redis_version_supported(version: str) -> bool:
+    """Tell whether a redis_version string (INFO server) is new enough for the move script."""
+    parts = version.split(".")
+    try:
+        return tuple(int(p) for p in parts[:2]) >= MIN_REDIS_VERSION
+    except ValueError:
+        return True  # an unusual version string: let the server answer for itself
+
+
+def check_redis_version(connection: Redis) -> None:
+    """Refuse to start against a Redis too old for the move script (an unreachable one is waited for)."""
+    try:
+        version = str(connection.info("server").get("redis_version", ""))
+    except RedisError:
+        return
+    if version and not redis_version_supported(version):
+        raise SystemExit(f"Chime's scheduler needs Redis 6.2 or newer; the server runs {version}.")
+
+
 def main() -> None:
     """Entry point of `python -m scheduler` (the Procfile's scheduler)."""
     from webapp import create_app
 
     app = create_app()
+    check_redis_version(app.extensions["redis"])
     ChimeScheduler(app.extensions["redis"], app).run()

@@ -40,6 +40,16 @@ def record_execution(connection: Redis, *, task_id: int, status: str, duration_s
         pipe.execute()
 
 
+def record_skipped(connection: Redis, task_ids: Sequence[int]) -> None:
+    """Count occurrences the scheduler recorded SKIPPED (missed, overlapping): they never reach a worker."""
+    if not task_ids:
+        return
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hincrby(EXECUTIONS_KEY, f"{task_id}|SKIPPED", 1)
+        pipe.execute()
+
+
 def _observe(pipe: object, name: str, value: float, buckets: Sequence[float]) -> None:
     key = HISTOGRAM_KEY.format(name=name)
     pipe.hincrby(key, "le:" + bucket_bound(value, buckets), 1)  # type: ignore[attr-defined]

@@ -1,0 +1,50 @@
+"""What the scheduler records itself: skipped occurrences (logged, notified, counted), and its Redis check."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from scheduler import metrics
+from scheduler import occurrence as occ
+from scheduler.dispatch import ChimeScheduler, redis_version_supported
+from tests.engine.helpers import create, executions, notifications
+from webapp import services
+from webapp.extensions import db
+from webapp.models import Task
+from webapp.timeutil import utcnow
+
+
+def skipped_count(connection: Any, task_id: int) -> int:
+    return int(connection.hget(metrics.EXECUTIONS_KEY, f"{task_id}|SKIPPED") or 0)
+
+
+def test_an_occurrence_due_while_the_previous_run_is_in_flight_is_skipped_and_counted(app: Any) -> None:
+    connection = app.extensions["redis"]
+    task_id = create(name="slow", interval_seconds=60, overlap="SKIP", start_at=(utcnow() + timedelta(seconds=1)).isoformat())
+    services.run_task_now(db.session.get(Task, task_id))  # queued, not yet finished: in flight
+    db.session.rollback()
+
+    ChimeScheduler(connection, app).dispatch_due(utcnow() + timedelta(seconds=2))
+
+    assert [(e.status, e.message) for e in executions(task_id)] == [("SKIPPED", "previous run still running")]
+    assert skipped_count(connection, task_id) == 1
+    assert connection.llen("rq:queue:default") == 1  # only the manual run
+
+
+def test_an_occurrence_missed_past_its_grace_is_skipped_with_a_warning_and_counted(app: Any) -> None:
+    connection = app.extensions["redis"]
+    task_id = create(name="late", interval_seconds=60, misfire_grace_seconds=5,
+                     start_at=(utcnow() + timedelta(seconds=1)).isoformat())
+
+    ChimeScheduler(connection, app).dispatch_due(utcnow() + timedelta(seconds=30))
+
+    [run] = executions(task_id)
+    assert run.status == "SKIPPED" and run.message.startswith("missed:")
+    assert [n.level for n in notifications(task_id)] == ["WARNING"]
+    assert skipped_count(connection, task_id) == 1
+    assert occ.pending_job_id(connection, task_id) is not None
+
+
+def test_the_scheduler_accepts_redis_6_2_and_newer_only() -> None:
+    assert [redis_version_supported(v) for v in ("6.2.14", "7.0.15", "10.0.0", "6.0.16", "5.0.7")] == [
+        True, True, True, False, False]
