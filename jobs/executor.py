@@ -55,15 +55,13 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
 
     The occurrence's scheduled time and attempt are read from the job id, which is derived from
     them (`occ.occurrence_job_id`): the job's payload is then the same for every occurrence of a
-    task, so the scheduler can copy the due job's hash to make the next one. Jobs written before
-    that change pass them as arguments.
+    task, so the scheduler can copy the due job's hash to make the next one.
     """
     from jobs.worker import worker_app
+    from rq import get_current_job
 
-    if scheduled_for is None or attempt is None:
-        scheduled_at, attempt = occurrence_of_current_job()
-    else:
-        scheduled_at = datetime.fromisoformat(scheduled_for)
+    job = get_current_job()
+    scheduled_at, attempt = occurrence_of(job.id if job is not None else None, scheduled_for, attempt)
     with worker_app().app_context():
         try:
             return run_occurrence(task_id, scheduled_at, attempt, trigger)
@@ -73,15 +71,19 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
             db.session.remove()
 
 
-def occurrence_of_current_job() -> tuple[datetime, int]:
-    """Return (scheduled_for, attempt) encoded in the running RQ job's id."""
-    from rq import get_current_job
+def occurrence_of(job_id: str | None, scheduled_for: str | None, attempt: int | None) -> tuple[datetime, int]:
+    """Return (scheduled_for, attempt) of the occurrence a job runs: from its id, which is the occurrence.
 
-    job = get_current_job()
-    due = occ.parse_job_id(job.id) if job is not None else None
-    if due is None:
-        raise ValueError(f"not an occurrence job: {job.id if job is not None else 'no current job'}")
-    return due.scheduled_for, due.attempt
+    Jobs written before the id was the only record passed them as arguments too; a copy of such a job
+    (the scheduler copies the due job to make the next one) still holds the earlier occurrence's
+    arguments, so the id always wins and the arguments serve only a job without an occurrence id.
+    """
+    due = occ.parse_job_id(job_id) if job_id else None
+    if due is not None:
+        return due.scheduled_for, due.attempt
+    if scheduled_for is None or attempt is None:
+        raise ValueError(f"job {job_id!r} names no occurrence: no occurrence id and no scheduled_for/attempt")
+    return datetime.fromisoformat(scheduled_for), attempt
 
 
 def requeue_when_database_is_down(task_id: int, scheduled_for: str, attempt: int, trigger: str,
