@@ -1,6 +1,10 @@
 """The RQ worker side: build the Flask app once per worker process, not per job.
 
-`rq worker -c jobs.settings --worker-class jobs.worker.ChimeWorker high default low`
+`rq worker -c jobs.settings --worker-class jobs.worker.ChimeWorker --worker-ttl 30 high default low`
+
+--worker-ttl 30: an idle worker refreshes its registration every 15 s and a dead one leaves `rq info`
+(and the dashboard's worker count) within 90 s instead of RQ's default 8 minutes. A busy worker's
+registration lasts its job's timeout + 60 s, as in RQ.
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rq import Worker
 
 from scheduler import occurrence as occ
 from tests.engine_fixtures import Engine, wait_for
@@ -174,3 +175,6 @@ def test_rq_info_shows_the_queues_and_the_worker(engine: Engine, engine_app: Any
     for queue in ("high", "default", "low"):
         assert queue in output
     assert "1 workers" in output or "1 worker" in output, output
+    connection = engine_app.extensions["redis"]
+    [worker] = Worker.all(connection=connection)
+    assert 0 < connection.ttl(worker.key) <= 90  # a dead worker leaves rq info within 90 s
