@@ -336,11 +336,6 @@ def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:
     return {int(t) for t in connection.register_script(BUSY_TASKS_LUA)(args=list(task_ids))}
 
 
-def inflight_job_ids(connection: Redis, task_id: int) -> list[str]:
-    """Return the job ids of the task that are queued or running."""
-    return [j.decode() for j in connection.zrange(INFLIGHT_KEY.format(task_id=task_id), 0, -1)]
-
-
 def pending_job_id(connection: Redis, task_id: int) -> str | None:
     """Return the job id of the task's pending occurrence, if any."""
     value = connection.hget(PENDING_KEY, task_id)
