@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
+from webapp import validation  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
@@ -330,27 +331,9 @@ class Env:
 
 # -- bulk task creation ----------------------------------------------------------------------------
 TASK_DEFAULTS: dict[str, Any] = {
-    "description": "",
-    "job": "noop",
-    "args": {},
-    "run_at": None,
-    "cron": None,
-    "interval_seconds": None,
-    "timezone": "UTC",
-    "start_at": None,
-    "end_at": None,
-    "enabled": True,
-    "max_retries": 0,
-    "retry_backoff_seconds": 60,
-    "timeout_seconds": 300,
-    "overlap": "SKIP",
-    "misfire_grace_seconds": 300,
-    "queue": "default",
-    "notify": "ALWAYS",
-    "status": "PENDING",
-    "last_status": None,
-    "last_run_at": None,
-    "version": 1,
+    **{k: v for k, v in validation.DEFAULTS.items() if k != "depends_on"},  # what the API fills in
+    "job": "noop", "max_retries": 0,  # benchmark tasks: a no-op, never retried
+    "status": "PENDING", "last_status": None, "last_run_at": None, "version": 1,  # the model's column defaults
 }
 
 
