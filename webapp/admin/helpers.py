@@ -151,6 +151,11 @@ OUTCOME_WORDS = {"SUCCESS": "succeeded", "FAILED": "failed", "RETRYING": "retryi
                  "OTHER": "other"}
 
 
+def outcome_phrase(counts: dict[str, int]) -> str:
+    """'3 succeeded, 1 failed': the outcomes present, in OUTCOME_WORDS order ('' when none)."""
+    return ", ".join(f"{counts[o]} {OUTCOME_WORDS[o]}" for o in OUTCOME_WORDS if counts.get(o))
+
+
 @dataclass(frozen=True)
 class Bar:
     y: float
@@ -173,8 +178,7 @@ class Column:
 
     @property
     def summary(self) -> str:
-        parts = [f"{self.counts[o]} {OUTCOME_WORDS[o]}" for o in OUTCOME_WORDS if self.counts.get(o)]
-        return ", ".join(parts) if parts else "no runs"
+        return outcome_phrase(self.counts) or "no runs"
 
 
 @dataclass(frozen=True)
@@ -198,8 +202,8 @@ class Chart:
 
     @property
     def summary(self) -> str:
-        parts = [f"{self.totals[o]} {OUTCOME_WORDS[o]}" for o in OUTCOME_WORDS if self.totals.get(o)]
-        return f"{self.total} runs in the last 24 hours" + (": " + ", ".join(parts) if parts else "")
+        outcomes = outcome_phrase(self.totals)
+        return f"{self.total} runs in the last 24 hours" + (": " + outcomes if outcomes else "")
 
 
 def build_chart(buckets: list[HourBucket], width: int = 720, height: int = 220) -> Chart:
