@@ -124,3 +124,19 @@ def test_hourly_outcomes_buckets_by_hour_and_status(app: Any) -> None:
     assert buckets[index].counts == {"SUCCESS": 1, "OTHER": 1}
     if now.minute >= 1:  # both recent runs are in the current hour
         assert buckets[-1].counts == {"SUCCESS": 1, "FAILED": 1}
+
+
+def selected_options(html: str) -> set[str]:
+    return {chunk.split('"')[0] for chunk in html.split('<option value="')[1:] if '" selected>' in chunk.split(">")[0] + ">"}
+
+
+def test_the_log_and_task_filters_show_what_is_selected(admin: AdminClient) -> None:
+    alpha = add_task("alpha")
+    add_task("beta")
+    logs = admin.html(f"/logs?task={alpha.id}&status=FAILED&trigger=RETRY&range=24h")
+    assert selected_options(logs) == {str(alpha.id), "FAILED", "RETRY", "24h"}
+    assert '<option value="">All tasks</option>' in logs and "<option value=\"RETRY\" selected>Retry</option>" in logs
+    tasks = admin.html("/tasks?status=FAILED&type=CRON&enabled=false")
+    assert selected_options(tasks) == {"FAILED", "CRON", "false"}
+    assert selected_options(admin.html("/tasks?enabled=true")) == {"true"}
+    assert selected_options(admin.html("/tasks")) == set()
