@@ -118,10 +118,10 @@ def live_server(tmp_path: Path, redis_server: RedisServer) -> Iterator[LiveServe
         db.engine.dispose()
 
 
-@pytest.fixture
-def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
-    context = browser.new_context(viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB",
-                                  base_url=live_server.url)
+@contextmanager
+def open_page(browser: Any, base_url: str) -> Iterator[Any]:
+    """A desktop tab in Berlin's zone on `base_url`; fails the test if the page raised a JavaScript error."""
+    context = browser.new_context(viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB", base_url=base_url)
     context.set_default_timeout(10_000)
     tab = context.new_page()
     errors: list[str] = []
@@ -129,6 +129,12 @@ def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     yield tab
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@pytest.fixture
+def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
+    with open_page(browser, live_server.url) as tab:
+        yield tab
 
 
 def log_in(page: Any, username: str = USERNAME, password: str = PASSWORD) -> None:

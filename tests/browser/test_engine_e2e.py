@@ -21,7 +21,7 @@ import redis as redis_lib
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from tests.browser.conftest import DESKTOP, LiveServer, log_in, make_live_app, screenshot, start_live_server
+from tests.browser.conftest import LiveServer, log_in, make_live_app, open_page, screenshot, start_live_server
 from tests.browser.seed import add_execution
 from tests.engine_fixtures import Engine, wait_for
 from tests.services import RedisServer
@@ -88,15 +88,8 @@ def site(tmp_path: Path, engine_redis: RedisServer) -> Iterator[EngineSite]:
 
 @pytest.fixture
 def engine_page(browser: Any, site: EngineSite) -> Iterator[Any]:
-    context = browser.new_context(viewport=DESKTOP, timezone_id="Europe/Berlin", locale="en-GB",
-                                  base_url=site.server.url)
-    context.set_default_timeout(10_000)
-    tab = context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda error: errors.append(str(error)))
-    yield tab
-    context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    with open_page(browser, site.server.url) as tab:
+        yield tab
 
 
 def bell_count(page: Any) -> int:
