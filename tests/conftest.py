@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -97,14 +98,21 @@ def reset_database(url: str) -> None:
     db.session.commit()
 
 
-@pytest.fixture
-def app(database_url: str, redis_url: str) -> Iterator[Any]:
-    app = create_app(test_config(database_url, redis_url))
+@contextmanager
+def app_on(database_url: str, redis_url: str, **extra: Any) -> Iterator[Any]:
+    """The app on an emptied database, inside its app context; connections closed afterwards."""
+    app = create_app(test_config(database_url, redis_url, **extra))
     with app.app_context():
         reset_database(database_url)
         yield app
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str, redis_url: str) -> Iterator[Any]:
+    with app_on(database_url, redis_url) as app:
+        yield app
 
 
 @pytest.fixture

@@ -12,11 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import test_config
+from tests.conftest import app_on
 from tests.services import RedisServer
-from webapp import create_app
 from webapp.config import normalise_database_url
-from webapp.extensions import db
 
 ROOT = Path(__file__).resolve().parents[1]
 STOP_TIMEOUT_SECONDS = 10
@@ -117,14 +115,8 @@ def engine_database_url(request: pytest.FixtureRequest, tmp_path: Path, postgres
 
 @pytest.fixture
 def engine_app(engine_database_url: str, engine_redis: RedisServer) -> Iterator[Any]:
-    from tests.conftest import reset_database
-
-    app = create_app(test_config(engine_database_url, engine_redis.url, WTF_CSRF_ENABLED=False))
-    with app.app_context():
-        reset_database(engine_database_url)
+    with app_on(engine_database_url, engine_redis.url, WTF_CSRF_ENABLED=False) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

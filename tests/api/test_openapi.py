@@ -19,9 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import AUTH, reset_database
-from tests.conftest import test_config as make_config
-from webapp import create_app
+from tests.conftest import AUTH, app_on
 from webapp.api.openapi import openapi_document
 from webapp.extensions import db
 from webapp.models import Execution, Notification, execution_to_dict, notification_to_dict
@@ -71,14 +69,9 @@ def resolve(document: dict[str, Any], pointer: str) -> Any:
 @pytest.fixture
 def sqlite_app(tmp_path: Any, redis_url: str) -> Iterator[Any]:
     """The app on a fresh SQLite database, holding three tasks, two executions and two notifications."""
-    url = f"sqlite:///{tmp_path / 'openapi.sqlite3'}"
-    app = create_app(make_config(url, redis_url))
-    with app.app_context():
-        reset_database(url)
+    with app_on(f"sqlite:///{tmp_path / 'openapi.sqlite3'}", redis_url) as app:
         seed(app)
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def seed(app: Any) -> None:

@@ -17,10 +17,7 @@ from hypothesis import strategies as st
 
 from scheduler import occurrence as occ
 from tests.api.test_tasks import INTERVAL_TASK
-from tests.conftest import AUTH, ApiClient, reset_database
-from tests.conftest import test_config as make_config
-from webapp import create_app
-from webapp.extensions import db
+from tests.conftest import AUTH, ApiClient, app_on
 from webapp.validation import MAX_ID
 
 PROPERTY_SETTINGS = settings(max_examples=80, derandomize=True, deadline=None, database=None,
@@ -150,13 +147,8 @@ PATCH_BODIES = JSON_VALUES | TASK_LIKE | NEARLY_VALID_PATCH
 
 @pytest.fixture
 def sqlite_app(tmp_path: Any, redis_url: str) -> Iterator[Any]:
-    url = f"sqlite:///{tmp_path / 'properties.sqlite3'}"
-    app = create_app(make_config(url, redis_url))
-    with app.app_context():
-        reset_database(url)
+    with app_on(f"sqlite:///{tmp_path / 'properties.sqlite3'}", redis_url) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
