@@ -1,4 +1,5 @@
 import logging
+from contextlib import contextmanager
 from logging.config import fileConfig
 
 from flask import current_app
@@ -72,6 +73,25 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+@contextmanager
+def sqlite_foreign_keys_off(connection):
+    """Rebuilding a SQLite table (batch mode) drops the old one: with foreign keys on, that would
+    cascade to the rows that reference it, or fail. Turn them off around the migration (outside any
+    transaction, as SQLite requires), then check that every reference still holds."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.dbapi_connection
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        raw.execute("PRAGMA foreign_keys=ON")
+    if broken:
+        raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -103,8 +123,9 @@ def run_migrations_online():
             **conf_args
         )
 
-        with context.begin_transaction():
-            context.run_migrations()
+        with sqlite_foreign_keys_off(connection):
+            with context.begin_transaction():
+                context.run_migrations()
 
 
 if context.is_offline_mode():
