@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -91,6 +91,9 @@ task_dependencies = Table(
 
 class Task(db.Model):
     __tablename__ = "tasks"
+    # AUTOINCREMENT: SQLite never hands a deleted task's id to a new task (Postgres never does),
+    # so a job queued for a deleted task cannot run the task that would have taken its id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -118,7 +121,9 @@ class Task(db.Model):
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # When a person last changed the definition (services set it); the engine's own writes
+    # (status, last_run_at, next_run_at) leave it alone.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     parents: Mapped[list[Task]] = relationship(
         secondary=task_dependencies,
@@ -147,6 +152,7 @@ class Execution(db.Model):
         UniqueConstraint("task_id", "scheduled_for", "attempt", name="uq_executions_occurrence"),
         Index("ix_executions_task_id_id", "task_id", "id"),
         Index("ix_executions_status_created_at", "status", "created_at"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +196,11 @@ class User(db.Model):
     username: Mapped[str] = mapped_column(String(100), unique=True)
     password_hash: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A disabled user cannot sign in, and the cookies signed in before are refused.
+    active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # Stored in the session at sign-in; bumped on sign-out, password change and disabling, so
+    # every cookie issued before (a copied or replayed one too) stops working at once.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiToken(db.Model):
