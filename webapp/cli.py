@@ -228,15 +228,22 @@ def export_command(output: str) -> None:
     Each entry has exactly the fields the API accepts; depends_on lists task NAMES, so the file
     imports into an empty database (see `import`).
     """
-    from webapp.transfer import dump, export_tasks
+    from webapp.transfer import dump, export_tasks, replace_file
 
     document = export_tasks()
-    text = dump(document)
+    try:
+        data = dump(document).encode("utf-8")
+    except UnicodeEncodeError:
+        raise click.ClickException("Nothing exported: a task holds text that is not valid Unicode (a lone "
+                                   "surrogate); correct that task first") from None
     if output == "-":
-        click.echo(text, nl=False)
+        click.echo(data, nl=False)
         return
-    with click.open_file(output, "w", encoding="utf-8", atomic=True) as stream:
-        stream.write(text)
+    try:
+        replace_file(output, data)  # never click's atomic=True: it replaces the file even when writing failed
+    except OSError as error:
+        raise click.ClickException(f"Nothing exported: cannot write {output}: {error.strerror or error}; "
+                                   "an existing file there is unchanged") from None
     click.echo(f"Exported {len(document['tasks'])} task(s) to {output}")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,6 +120,38 @@ def export_entry(task: Task) -> dict[str, Any]:
 def dump(document: Mapping[str, Any]) -> str:
     """Serialise an export document as stable, readable JSON."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def replace_file(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing: a temporary file in the same directory, then os.replace.
+
+    If anything fails the file at ``path`` is left exactly as it was and the temporary file is removed.
+    A new file gets the usual permissions (0666 less the umask), a replaced one keeps its own.
+    """
+    target = os.path.realpath(path)
+    descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(target), prefix=f".{os.path.basename(target)}.",
+                                             suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, _mode_for(target))
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _mode_for(target: str) -> int:
+    """The permission bits a written file gets: the existing file's, else 0666 less the umask."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def dependency_order(parents: Mapping[str, Iterable[str]], rank: Mapping[str, Any] | None = None) -> list[str]:

@@ -159,6 +159,46 @@ def test_export_of_an_empty_database(app: Any) -> None:
     assert json.loads(ok(app, "export").output) == {"version": 1, "tasks": []}
 
 
+def test_an_export_that_cannot_be_encoded_leaves_the_existing_file_byte_for_byte(
+        app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make("one")
+    (tmp_path / "backups").mkdir()
+    backup = tmp_path / "backups" / "backup.json"
+    ok(app, "export", "-o", str(backup))
+    before = backup.read_bytes()
+    from webapp import transfer
+
+    real_dump = transfer.dump
+    monkeypatch.setattr(transfer, "dump", lambda document: real_dump(document).replace('"one"', '"\ud800"'))
+
+    assert "not valid Unicode" in failed(app, "export", "-o", str(backup))
+    assert backup.read_bytes() == before
+    assert [p.name for p in backup.parent.iterdir()] == ["backup.json"]
+
+
+def test_an_export_that_fails_while_writing_leaves_the_existing_file_and_no_temporary_file(
+        app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make("one")
+    (tmp_path / "backups").mkdir()
+    backup = tmp_path / "backups" / "backup.json"
+    backup.write_bytes(b'{"version": 1, "tasks": []}\n')
+    backup.chmod(0o640)
+    from webapp import transfer
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(transfer.os, "fsync", disk_full)
+    assert "No space left on device" in failed(app, "export", "-o", str(backup))
+    assert backup.read_bytes() == b'{"version": 1, "tasks": []}\n'
+    assert [p.name for p in backup.parent.iterdir()] == ["backup.json"]
+
+    monkeypatch.undo()
+    ok(app, "export", "-o", str(backup))
+    assert [t["name"] for t in json.loads(backup.read_text(encoding="utf-8"))["tasks"]] == ["one"]
+    assert backup.stat().st_mode & 0o777 == 0o640
+
+
 def test_export_import_round_trip_into_an_empty_database(app: Any, redis_client: Any, tmp_path: Path) -> None:
     late = make("late-parent-child", description="made before its parent")
     base = make("base", description="ünïcode ✓", max_retries=0, retry_backoff_seconds=5, timeout_seconds=30,
