@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see webapp.redis_url
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_PAGE_LIMIT = 50
@@ -53,7 +54,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(
             env.get("DATABASE_URL") or default_database_url(instance_path)
         ),
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_URL": env.get("REDIS_URL", DEFAULT_REDIS_URL),
         "API_TOKENS": tokens,
         "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,

@@ -40,7 +40,8 @@ from honcho.manager import SIGNALS as HONCHO_SIGNALS
 from honcho.manager import Manager
 from honcho.printer import Printer
 
-from webapp.config import default_database_url, instance_path_from_env, is_true
+from webapp.config import ConfigError, default_database_url, instance_path_from_env, is_true
+from webapp.redis_url import is_sentinel_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = PROJECT_ROOT / "Procfile"
@@ -130,8 +131,9 @@ def choose_web_port(env: Mapping[str, str]) -> int:
 def redis_answers(url: str, timeout_seconds: float = REDIS_PROBE_TIMEOUT_SECONDS) -> bool:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=timeout_seconds,
-                                  socket_connect_timeout=timeout_seconds)
+    from webapp.extensions import connect_redis
+
+    client = connect_redis(url, timeout_seconds)  # redis:// or redis+sentinel:// (the master's PING)
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):
@@ -232,7 +234,11 @@ def choose_redis(env: Mapping[str, str], instance: Path) -> tuple[str, subproces
     """Return the Redis URL to use and the redis-server process started for it (if any)."""
     if env.get("REDIS_URL"):
         url = env["REDIS_URL"]
-        if not wait_for_redis(url, REDIS_START_TIMEOUT_SECONDS):
+        try:
+            answers = wait_for_redis(url, REDIS_START_TIMEOUT_SECONDS)
+        except ConfigError as error:  # a malformed redis+sentinel:// URL
+            raise DevrunError(str(error)) from error
+        if not answers:
             raise DevrunError(f"REDIS_URL={url} does not answer PING")
         say(f"Redis: {url} (from REDIS_URL)")
         return url, None
@@ -306,6 +312,13 @@ def cli_prefix(env: Mapping[str, str]) -> str:
     return " ".join(parts)
 
 
+def rq_info_command(rq: str, redis_url: str) -> str:
+    """`rq info --url` for a plain URL; RQ's --url knows no Sentinel, so read jobs.settings instead."""
+    if is_sentinel_url(redis_url):
+        return f"cd {shlex.quote(str(PROJECT_ROOT))} && REDIS_URL=\"$REDIS_URL\" {rq} info -c jobs.settings"
+    return f"{rq} info --url {redis_url}"
+
+
 def print_banner(user_env: Mapping[str, str], redis_url: str, port: int) -> None:
     """Say where everything is before the logs start."""
     base = f"http://{LOCALHOST}:{port}"
@@ -319,7 +332,7 @@ def print_banner(user_env: Mapping[str, str], redis_url: str, port: int) -> None
         f"  API token  {flask} --app wsgi create-token --name me",
         f"  API call   curl -H 'Authorization: Bearer <token>' {base}/api/tasks/",
         f"  API docs   {base}/api/openapi.json",
-        f"  queues     {rq} info --url {redis_url}",
+        f"  queues     {rq_info_command(rq, redis_url)}",
         f"  health     {base}/api/health/",
         "",
     ):

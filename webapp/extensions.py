@@ -32,24 +32,30 @@ csrf = CSRFProtect()
 
 
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
+REDIS_HEALTH_CHECK_SECONDS = 30
 
 
-def connect_redis(url: str) -> "Redis":
-    """Open a Redis client for a redis:// URL or a redis+sentinel://host:port/service URL."""
+def connect_redis(url: str, timeout_seconds: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> "Redis":
+    """Open a Redis client for a plain redis:// URL or a redis+sentinel:// URL (see webapp.redis_url).
+
+    A Sentinel client asks the Sentinels for the master's address on each new connection, so after
+    a failover the next command (redis-py retries a failed one) reaches the promoted replica.
+    """
     from redis import Redis
     from redis.sentinel import Sentinel
 
-    if url.startswith("redis+sentinel://"):
-        rest = url[len("redis+sentinel://"):]
-        hosts, _, service = rest.partition("/")
-        nodes = [(h.split(":")[0], int(h.split(":")[1]) if ":" in h else 26379) for h in hosts.split(",")]
-        sentinel = Sentinel(nodes, socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
-        return sentinel.master_for(service or "mymaster", socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS)
+    from webapp.redis_url import is_sentinel_url, master_kwargs, parse_sentinel_url, sentinel_kwargs
+
+    if is_sentinel_url(url):
+        target = parse_sentinel_url(url)
+        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs(target, timeout_seconds),
+                            **master_kwargs(target, timeout_seconds))
+        return sentinel.master_for(target.service, health_check_interval=REDIS_HEALTH_CHECK_SECONDS)
     return Redis.from_url(
         url,
-        socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-        health_check_interval=30,
+        socket_timeout=timeout_seconds,
+        socket_connect_timeout=timeout_seconds,
+        health_check_interval=REDIS_HEALTH_CHECK_SECONDS,
     )
 
 
