@@ -5,6 +5,7 @@ Both the JSON API and the admin forms call :func:`validate_task`; the database c
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -24,6 +25,8 @@ MAX_RETRIES = 100
 MAX_GRACE_SECONDS = 365 * 24 * 3600
 MAX_DEPENDENCIES = 100
 MAX_ID = 2**31 - 1  # the largest id the INTEGER primary keys can hold (SQLite and Postgres alike)
+MAX_ARGS_DEPTH = 32  # arrays and objects inside one argument (a page showing 900 levels was 32 MB)
+MAX_ARGS_BYTES = 64 * 1024  # the args object as compact UTF-8 JSON
 
 DEFAULTS: dict[str, Any] = {
     "description": "",
@@ -104,13 +107,64 @@ def _text(max_length: int, *, required: bool) -> Callable[[Any], str]:
             raise ValueError("must not be empty")
         if len(value) > max_length:
             raise ValueError(f"must be at most {max_length} characters")
-        if "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        if not is_encodable(value):
-            raise ValueError("must be valid Unicode text (no lone surrogates)")
+        reason = text_error(value)
+        if reason:
+            raise ValueError(reason)
         return value
 
     return check
+
+
+def text_error(value: str) -> str | None:
+    """Say why text cannot be stored and shown (NUL, lone surrogates), or None."""
+    if "\x00" in value:
+        return "must not contain NUL characters"
+    if not is_encodable(value):
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def json_value_error(value: Any, max_depth: int = MAX_ARGS_DEPTH) -> str | None:
+    """Say why a JSON value cannot be stored and shown: nested too deep, or text that `text_error` refuses.
+
+    Walks the value with an explicit stack, so no depth reaches Python's recursion limit. A scalar is at
+    depth 0; each array or object around it adds one.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            reason = text_error(item)
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                return f"must not be nested more than {max_depth} levels deep"
+            children = list(item.items()) if isinstance(item, dict) else [(None, child) for child in item]
+            keys = [key for key, _ in children if isinstance(key, str)]
+            reason = next((f"has a key that {r}" for r in map(text_error, keys) if r), None)
+            stack.extend((child, depth + 1) for _, child in children)
+        else:
+            reason = None
+        if reason:
+            return reason
+    return None
+
+
+def args_errors(args: Any) -> dict[str, str]:
+    """Check what no job's own validation should have to: depth, size and text of every argument."""
+    if not isinstance(args, dict):
+        return {}  # the registry says "must be an object"
+    errors: dict[str, str] = {}
+    for key, value in args.items():
+        key_reason = text_error(key) if isinstance(key, str) else None
+        if key_reason:
+            errors["args"] = f"argument names {key_reason}"
+            continue
+        reason = json_value_error(value, MAX_ARGS_DEPTH)
+        if reason:
+            errors[f"args.{key}"] = reason
+    if not errors and len(json.dumps(args, ensure_ascii=False, separators=(",", ":")).encode()) > MAX_ARGS_BYTES:
+        errors["args"] = f"must be at most {MAX_ARGS_BYTES // 1024} KiB as JSON"
+    return errors
 
 
 def is_encodable(value: str) -> bool:
@@ -281,8 +335,13 @@ def _check_job(merged: dict[str, Any], clean: dict[str, Any], errors: dict[str, 
         errors["job"] = "shell jobs are disabled; set ALLOW_SHELL_JOBS=true to enable them"
         return
     clean["job"] = spec.name
+    args = merged.get("args") if merged.get("args") is not None else {}
+    problems = args_errors(args)
+    if problems:
+        errors.update(problems)
+        return
     try:
-        clean["args"] = registry.validate_args(spec.name, merged.get("args") if merged.get("args") is not None else {})
+        clean["args"] = registry.validate_args(spec.name, args)
     except registry.ArgsError as error:
         for arg, reason in error.fields.items():
             errors[arg if arg in ("args", "job") else f"args.{arg}"] = reason

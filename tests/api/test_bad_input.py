@@ -38,6 +38,20 @@ BAD_TASKS = [
     ({"start_at": "not a date"}, "start_at"),
     ({"colour": "blue"}, "colour"),
     ({"job": "shell", "args": {"command": "true"}}, "job"),
+    ({"args": {"message": "a\x00b"}}, "args.message"),
+    ({"args": {"message": "lone \ud800 surrogate"}}, "args.message"),
+    ({"args": {"message": "x", "\x00": 1}}, "args"),
+    ({"args": {"message": "x", "\udfff": 1}}, "args"),
+    ({"job": "http_request", "args": {"url": "https://example.com/", "json": {"k\x00": 1}}}, "args.json"),
+    ({"job": "http_request", "args": {"url": "https://example.com/", "json": [["\udc80"]]}}, "args.json"),
+    ({"description": "\ud83d alone"}, "description"),
+    ({"name": "nul\x00"}, "name"),
+    ({"timezone": "Europe/Berlin\x00"}, "timezone"),
+    ({"timezone": "\ud800"}, "timezone"),
+    ({"cron": "0 9 * * *\x00", "schedule_type": "CRON", "interval_seconds": None}, "cron"),
+    ({"cron": "0 9 * * \ud800", "schedule_type": "CRON", "interval_seconds": None}, "cron"),
+    ({"job": "echo\x00"}, "job"),
+    ({"queue": "default\x00"}, "queue"),
 ]
 
 
@@ -124,3 +138,57 @@ def test_bad_list_query_is_a_400(api: Any, query: str) -> None:
     response = api.get(f"/api/tasks/?{query}")
     assert response.status_code == 400
     assert response.get_json()["error"] == "validation_error"
+
+
+# -- job args: depth, size; request bodies nested too deep -----------------------------------
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    """A value with `depth` arrays around `leaf`."""
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def http_task(body: Any) -> dict[str, Any]:
+    return {**INTERVAL_TASK, "job": "http_request", "args": {"url": "https://example.com/", "json": body}}
+
+
+def test_an_argument_nested_thirty_two_levels_deep_is_accepted(api: Any) -> None:
+    response = api.post("/api/tasks/", http_task(nested(32)))
+    assert response.status_code == 201, response.get_json()
+    assert api.get(f"/api/tasks/{response.get_json()['id']}/").status_code == 200
+
+
+@pytest.mark.parametrize("depth", [33, 900])
+def test_an_argument_nested_deeper_is_a_400_naming_it_and_stores_nothing(api: Any, depth: int) -> None:
+    response = api.post("/api/tasks/", http_task(nested(depth)))
+    body = response.get_json()
+    assert response.status_code == 400, body
+    assert body["fields"] == {"args.json": "must not be nested more than 32 levels deep"}
+    assert api.get("/api/tasks/").get_json()["count"] == 0
+
+
+def test_args_over_sixty_four_kib_are_a_400(api: Any) -> None:
+    response = api.post("/api/tasks/", http_task(["x" * 1000] * 70))
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"args": "must be at most 64 KiB as JSON"}
+    assert api.get("/api/tasks/").get_json()["count"] == 0
+
+
+def test_a_patch_bringing_bad_args_changes_nothing(api: Any) -> None:
+    task = make_task(api)
+    response = api.patch(f"/api/tasks/{task['id']}/", {"args": {"message": "\x00"}})
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"args.message": "must not contain NUL characters"}
+    assert api.get(f"/api/tasks/{task['id']}/").get_json() == task
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_a_request_body_nested_ten_thousand_levels_deep_is_a_400(api: Any, opening: str) -> None:
+    closing = "]" if opening == "[" else "}"
+    response = api.client.post("/api/tasks/", data=opening * 10_000 + "1" + closing * 10_000,
+                               headers={"Authorization": "Bearer test-token-123", "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"body": "is nested too deeply"}
+    assert api.get("/api/tasks/").get_json()["count"] == 0

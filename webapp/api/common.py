@@ -19,7 +19,10 @@ def json_body() -> Any:
     """Return the parsed JSON body; 415 when it is not JSON, 400 when it does not parse."""
     if not request.is_json:
         raise UnsupportedMediaType("The request body must be JSON (Content-Type: application/json)")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # the json module's answer to a body nested thousands of levels deep
+        raise ValidationError({"body": "is nested too deeply"}) from None
     if body is None:
         raise ValidationError({"body": "is not valid JSON"})
     return body
