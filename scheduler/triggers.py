@@ -1,36 +1,38 @@
 """Compute when a schedule fires: pure schedule maths, no I/O and no clock.
 
 Every instant going in or out is a timezone-aware datetime; results are UTC.
-Cron expressions are evaluated on the local wall clock of the schedule's time
-zone.  croniter is used only for wall-clock arithmetic (naive datetimes); the
-mapping of wall-clock times onto real instants across DST transitions lives in
-``_fire_instants_for_wall`` because croniter's own aware-datetime handling
-double-fires fixed-time jobs on fall-back days and drops some repeated times of
-hour-wildcard jobs (see the module's tests).
+Cron expressions mean what cronie's crontab(5) says, evaluated on the local
+wall clock of the schedule's time zone; the expression is read as cronie's
+entry.c reads it and matched as its cron.c does (no croniter):
 
-DST rules:
+* Day of month and day of week are ORed only when neither field starts with
+  '*'; when either does, a day must match both ('0 9 */1 * 1-5' is weekdays
+  only, '0 0 1 * */1' is monthly).
+* A job whose minute or hour field starts with '*' (a "wildcard" job, such as
+  '*/15 * * * *', '0 * * * *' or '* 2 * * *') follows real time: a wall time
+  that does not exist (spring forward) never fires, and one that occurs twice
+  (fall back) fires at both instants.
+* Any other ("fixed-time") job fires a skipped wall time once at the first
+  instant after the gap, so no day is lost, and a repeated wall time once, at
+  its first occurrence.
 
-* A wall time that occurs twice (fall back) fires once, at its first
-  occurrence -- unless the expression fires every hour ("0 * * * *",
-  "*/15 * * * *"), in which case it follows real time and fires at both.
-* A wall time that does not exist (spring forward) fires at the first instant
-  after the gap, so no day is skipped -- unless the expression fires every
-  hour, in which case the wall clock simply skips it.
+The mapping of wall-clock times onto real instants lives in
+``_fire_instants_for_wall``.
 """
 from __future__ import annotations
 
 import functools
 import heapq
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from itertools import islice
 from zoneinfo import ZoneInfo
 
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
-from croniter import CroniterError, croniter
 
 ONE_TIME, CRON, INTERVAL = "ONE_TIME", "CRON", "INTERVAL"
 SCHEDULE_TYPES = frozenset({ONE_TIME, CRON, INTERVAL})
@@ -54,12 +56,14 @@ DEFAULT_MISSED_LIMIT = 1000
 _UTC = timezone.utc
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _ONE_SECOND = timedelta(seconds=1)
+_ONE_DAY = timedelta(days=1)
+_MINUTES_PER_DAY = 24 * 60
 # Slack added around the wall-clock search window; cron fires on whole minutes.
 _SEARCH_SLACK = timedelta(minutes=1)
 # How far ahead to look for a fall-back transition when choosing where to start.
 _TRANSITION_LOOKAHEAD = timedelta(days=1)
-# Running past the datetime range or croniter's search horizon ends a search.
-_END_OF_TIME_ERRORS = (CroniterError, OverflowError, ValueError)
+# Running past the datetime range ends a search.
+_END_OF_TIME_ERRORS = (OverflowError, ValueError)
 
 _CRON_FIELD_SEPARATOR = re.compile(r"[ \t]+")
 _CRON_ITEM = re.compile(
@@ -192,7 +196,7 @@ def _normalize_cron_text(expr: str) -> str:
     for field, value in zip(_CRON_FIELDS, fields):
         _check_cron_field(field, value)
     normalized = " ".join(fields)
-    _check_croniter_accepts(normalized)
+    _check_can_fire(normalized)
     return normalized
 
 
@@ -229,24 +233,16 @@ def _check_cron_item(field: _CronField, match: re.Match[str]) -> None:
         raise ScheduleError(f"The {field.name} step {int(step)} must be between 1 and {field.high}.")
 
 
-def _check_croniter_accepts(expression: str) -> None:
-    """Raise ScheduleError if croniter rejects the expression or it can never fire."""
-    try:
-        expanded, _ = croniter.expand(expression)
-    except Exception as exc:  # croniter raises assorted error types for bad input
-        raise ScheduleError(f"The cron expression {_quote(expression)} is not valid.") from exc
-    days, months, weekdays = expanded[2], expanded[3], expanded[4]
-    if weekdays == ["*"] and days != ["*"]:
-        if not any(day <= _month_length(month) for day in days for month in months):
-            raise ScheduleError(
-                f"The cron expression {_quote(expression)} never fires: "
-                "none of its days of the month exists in its months."
-            )
-
-
-def _month_length(month: int | str) -> int:
-    """Return the longest length of a month; '*' stands for any month."""
-    return 31 if month == "*" else _DAYS_IN_MONTH[int(month) - 1]
+def _check_can_fire(expression: str) -> None:
+    """Raise ScheduleError if the expression can never fire (a day ANDed with months lacking it)."""
+    spec = _cron_spec(expression)
+    if spec.days_or:
+        return  # every day of the week comes round in every month
+    if not any(day <= _DAYS_IN_MONTH[month - 1] for day in spec.days for month in spec.months):
+        raise ScheduleError(
+            f"The cron expression {_quote(expression)} never fires: "
+            "none of its days of the month exists in its months."
+        )
 
 
 def _require_aware(value: datetime, name: str) -> None:
@@ -465,6 +461,89 @@ def _missed_interval_fire_times(
 # --- CRON --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _CronSpec:
+    """A cron expression as cronie's entry.c reads it: the values each field allows, and its flags."""
+
+    minutes_of_day: tuple[int, ...]  # sorted hour * 60 + minute for every allowed hour and minute
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 is Sunday; 7 is folded onto 0
+    days_or: bool  # neither day field starts with '*': a day matching either field matches
+    wildcard: bool  # the minute or hour field starts with '*': the job follows real time across DST
+
+    def matches_day(self, day: date) -> bool:
+        """Tell whether the expression fires on a local calendar day (cron.c's month and day test)."""
+        if day.month not in self.months:
+            return False
+        in_days, in_weekdays = day.day in self.days, day.isoweekday() % 7 in self.weekdays
+        return (in_days or in_weekdays) if self.days_or else (in_days and in_weekdays)
+
+
+@functools.lru_cache(maxsize=512)
+def _cron_spec(expression: str) -> _CronSpec:
+    """Read a normalized (valid, 5-field) expression; flags as entry.c sets them from each field's first character."""
+    texts = expression.split(" ")
+    minutes, hours, days, months, weekdays = (_field_values(f, t) for f, t in zip(_CRON_FIELDS, texts))
+    minute_text, hour_text, day_text, _, weekday_text = texts
+    return _CronSpec(
+        minutes_of_day=tuple(sorted(hour * 60 + minute for hour in hours for minute in minutes)),
+        days=days,
+        months=months,
+        weekdays=frozenset(weekday % 7 for weekday in weekdays),
+        days_or=not (day_text.startswith("*") or weekday_text.startswith("*")),
+        wildcard=minute_text.startswith("*") or hour_text.startswith("*"),
+    )
+
+
+def _field_values(field: _CronField, text: str) -> frozenset[int]:
+    """Return the values a valid field allows: '*' is low-high, 'a/s' is a-high/s (croniter's reading)."""
+    values: set[int] = set()
+    for item in text.split(","):
+        match = _CRON_ITEM.fullmatch(item)
+        assert match is not None  # the expression is valid
+        start, end, step = match.group("start", "end", "step")
+        if start == "*":
+            low, high = field.low, field.high
+        else:
+            low = field.value(start)
+            high = field.value(end) if end is not None else field.high if step is not None else low
+        values.update(range(low, high + 1, int(step or 1)))
+    return frozenset(values)
+
+
+def _walls_from(spec: _CronSpec, start: datetime) -> Iterator[datetime]:
+    """Yield the naive wall times at or after `start` the expression matches, in order (to the end of time)."""
+    day = start.date()
+    first_minute = start.hour * 60 + start.minute + (1 if start.second or start.microsecond else 0)
+    while True:
+        if day.month not in spec.months:
+            day, first_minute = _first_of_next_month(day), 0
+            continue
+        if spec.matches_day(day):
+            for minute in spec.minutes_of_day[bisect_left(spec.minutes_of_day, first_minute):]:
+                yield datetime(day.year, day.month, day.day, minute // 60, minute % 60)
+        day, first_minute = day + _ONE_DAY, 0
+
+
+def _walls_until(spec: _CronSpec, end: datetime) -> Iterator[datetime]:
+    """Yield the naive wall times at or before `end` the expression matches, latest first."""
+    day, last_minute = end.date(), end.hour * 60 + end.minute
+    while True:
+        if day.month not in spec.months:
+            day, last_minute = day.replace(day=1) - _ONE_DAY, _MINUTES_PER_DAY
+            continue
+        if spec.matches_day(day):
+            for minute in reversed(spec.minutes_of_day[:bisect_right(spec.minutes_of_day, last_minute)]):
+                yield datetime(day.year, day.month, day.day, minute // 60, minute % 60)
+        day, last_minute = day - _ONE_DAY, _MINUTES_PER_DAY
+
+
+def _first_of_next_month(day: date) -> date:
+    """Return the first day of the month after day's (ValueError past the year 9999)."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
 class _WallKind(Enum):
     NORMAL = "normal"  # the wall time happens exactly once
     REPEATED = "repeated"  # fall back: it happens twice (earliest_at, latest_at)
@@ -478,12 +557,6 @@ class _WallPlacement:
     kind: _WallKind
     earliest_at: datetime
     latest_at: datetime
-
-
-@functools.lru_cache(maxsize=512)
-def _fires_every_hour(expression: str) -> bool:
-    """Tell whether the expression's hour field selects every hour."""
-    return croniter.expand(expression)[0][1] == ["*"]
 
 
 def _place_wall_time(wall: datetime, zone: ZoneInfo) -> _WallPlacement:
@@ -511,15 +584,20 @@ def _transition_at(zone: ZoneInfo, before_at: datetime, after_at: datetime) -> d
     return before_at + high * _ONE_SECOND
 
 
-def _fire_instants_for_wall(placement: _WallPlacement, every_hour: bool) -> tuple[datetime, ...]:
-    """Apply the DST rules: the real instants at which a matching wall time fires."""
+def _fire_instants_for_wall(placement: _WallPlacement, wildcard: bool) -> tuple[datetime, ...]:
+    """Apply cronie's DST rules (cron.c): the real instants at which a matching wall time fires.
+
+    A wildcard job runs for each real minute whose wall time matches: both passes of
+    a repeated time, none of a skipped one.  A fixed-time job runs a repeated time
+    on its first pass only, and a skipped one as soon as the clock has jumped.
+    """
     if placement.kind is _WallKind.NORMAL:
         return (placement.earliest_at,)
     if placement.kind is _WallKind.REPEATED:
-        if every_hour:
+        if wildcard:
             return (placement.earliest_at, placement.latest_at)
         return (placement.earliest_at,)
-    return () if every_hour else (placement.earliest_at,)
+    return () if wildcard else (placement.earliest_at,)
 
 
 def _utc_offset_at(zone: ZoneInfo, at: datetime) -> timedelta:
@@ -545,13 +623,12 @@ def _search_end_wall(zone: ZoneInfo, at: datetime) -> datetime:
 
 def _iter_cron_fire_times(expression: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
     """Yield the cron fire times strictly after `after`, in order and without duplicates."""
-    every_hour = _fires_every_hour(expression)
+    spec = _cron_spec(expression)
     pending: list[datetime] = []
     last_at = after
     try:
-        walls = croniter(expression, _search_start_wall(zone, after))
-        while True:
-            placement = _place_wall_time(walls.get_next(datetime), zone)
+        for wall in _walls_from(spec, _search_start_wall(zone, after)):
+            placement = _place_wall_time(wall, zone)
             # Wall times only move forward, and no later wall fires before this
             # one's earliest instant, so everything pending up to it is final.
             while pending and pending[0] <= placement.earliest_at:
@@ -559,7 +636,7 @@ def _iter_cron_fire_times(expression: str, zone: ZoneInfo, after: datetime) -> I
                 if fire_at > last_at:
                     last_at = fire_at
                     yield fire_at
-            for fire_at in _fire_instants_for_wall(placement, every_hour):
+            for fire_at in _fire_instants_for_wall(placement, spec.wildcard):
                 if fire_at > last_at:
                     heapq.heappush(pending, fire_at)
     except _END_OF_TIME_ERRORS:
@@ -571,20 +648,20 @@ def _iter_cron_fire_times(expression: str, zone: ZoneInfo, after: datetime) -> I
 
 def _previous_cron_fire_at(expression: str, zone: ZoneInfo, at: datetime) -> datetime | None:
     """Return the latest cron fire time at or before `at`, or None."""
-    every_hour = _fires_every_hour(expression)
+    spec = _cron_spec(expression)
     best_at: datetime | None = None
     try:
-        walls = croniter(expression, _search_end_wall(zone, at))
-        while True:
-            placement = _place_wall_time(walls.get_prev(datetime), zone)
+        for wall in _walls_until(spec, _search_end_wall(zone, at)):
+            placement = _place_wall_time(wall, zone)
             # No earlier wall fires after this one's latest instant.
             if best_at is not None and placement.latest_at <= best_at:
                 return best_at
-            for fire_at in _fire_instants_for_wall(placement, every_hour):
+            for fire_at in _fire_instants_for_wall(placement, spec.wildcard):
                 if fire_at <= at and (best_at is None or fire_at > best_at):
                     best_at = fire_at
     except _END_OF_TIME_ERRORS:
-        return best_at
+        pass
+    return best_at
 
 
 def _missed_cron_fire_times(

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from croniter import croniter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,9 +25,9 @@ from scheduler.triggers import (
     validate_cron,
     validate_timezone,
 )
+from tests.unit import cron_reference
 
 UTC = timezone.utc
-ONE_MINUTE = timedelta(minutes=1)
 ONE_MICROSECOND = timedelta(microseconds=1)
 PROPERTY_SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -283,16 +282,22 @@ DST_CASES = [
          "2026-10-25T02:30+01:00", "2026-10-25T03:00+01:00"],
         id="berlin-fall-half-hourly",
     ),
+    # '*/15' starts with '*': a wildcard job (cronie), so it follows real time in its fixed hour too.
     pytest.param(
         "Europe/Berlin", "*/15 2 * * *", "2026-10-25T01:00",
         ["2026-10-25T02:00+02:00", "2026-10-25T02:15+02:00", "2026-10-25T02:30+02:00",
-         "2026-10-25T02:45+02:00", "2026-10-26T02:00+01:00"],
-        id="berlin-fall-fixed-hour-quarter-hours-run-once",
+         "2026-10-25T02:45+02:00", "2026-10-25T02:00+01:00"],
+        id="berlin-fall-wildcard-minutes-in-a-fixed-hour-run-in-both-passes",
     ),
     pytest.param(
         "Europe/Berlin", "*/15 2 * * *", "2026-03-29T01:00",
+        ["2026-03-30T02:00+02:00", "2026-03-30T02:15+02:00"],
+        id="berlin-spring-wildcard-minutes-in-a-fixed-hour-skip-the-gap",
+    ),
+    pytest.param(
+        "Europe/Berlin", "0,15 2 * * *", "2026-03-29T01:00",
         ["2026-03-29T03:00+02:00", "2026-03-30T02:00+02:00"],
-        id="berlin-spring-fixed-hour-quarter-hours-collapse-to-gap-end",
+        id="berlin-spring-fixed-quarter-hours-collapse-to-gap-end",
     ),
     pytest.param(
         "Europe/Berlin", "@daily", "2026-10-24T12:00",
@@ -386,14 +391,6 @@ def test_cron_asked_from_inside_the_repeated_hour_does_not_refire_it() -> None:
     assert next_fire_at(schedule, second_two_ten) == local("Europe/Berlin", "2026-10-26T02:30")
 
 
-def test_croniter_by_itself_fires_a_repeated_wall_time_twice() -> None:
-    """Pin the croniter behaviour that _fire_instants_for_wall corrects."""
-    zone = ZoneInfo("Europe/Berlin")
-    walls = croniter("30 2 * * *", datetime(2026, 10, 24, 12, tzinfo=zone))
-    first, second = walls.get_next(datetime), walls.get_next(datetime)
-    assert first.replace(tzinfo=None) == second.replace(tzinfo=None) == datetime(2026, 10, 25, 2, 30)
-
-
 def test_cron_is_evaluated_in_the_schedule_time_zone() -> None:
     schedule = cron_schedule("0 9 * * 1-5", "America/New_York")
     assert next_fire_at(schedule, utc("2026-01-02T15:00")) == utc("2026-01-05T14:00")
@@ -430,58 +427,15 @@ def dst_transitions(zone_name: str) -> tuple[datetime, ...]:
     return tuple(found)
 
 
-@functools.cache
 def wall_matcher(expr: str):
-    """Return a fast predicate telling whether a naive wall time matches the expression."""
-    expanded = croniter.expand(_expand_alias(expr))[0]
-    minutes, hours, days, months, weekdays = (None if field == ["*"] else set(field) for field in expanded[:5])
-
-    def matches(wall: datetime) -> bool:
-        weekday = (wall.weekday() + 1) % 7
-        day_ok = days is None or wall.day in days
-        weekday_ok = weekdays is None or weekday in weekdays or (weekday == 0 and 7 in weekdays)
-        date_ok = (day_ok or weekday_ok) if days is not None and weekdays is not None else (day_ok and weekday_ok)
-        return (
-            date_ok
-            and (minutes is None or wall.minute in minutes)
-            and (hours is None or wall.hour in hours)
-            and (months is None or wall.month in months)
-        )
-
-    return matches
-
-
-def _expand_alias(expr: str) -> str:
-    return {"@daily": "0 0 * * *", "@hourly": "0 * * * *"}.get(expr, expr)
-
-
-def is_repeat(instant: datetime, zone: ZoneInfo) -> bool:
-    """Tell whether the instant is the second occurrence of its local wall time."""
-    wall = instant.astimezone(zone).replace(tzinfo=None)
-    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC) < instant
+    """Return a predicate telling whether a naive wall time matches the expression (cronie's rules)."""
+    return cron_reference.parse(expr).matches
 
 
 def is_gap_end(instant: datetime, zone: ZoneInfo) -> bool:
     """Tell whether the clock jumped forward exactly at this instant."""
     before = (instant - ONE_MICROSECOND).astimezone(zone).utcoffset()
     return instant.astimezone(zone).utcoffset() > before
-
-
-def oracle_fires_between(expr: str, zone: ZoneInfo, after: datetime, until: datetime) -> list[datetime]:
-    """Brute-force the fire times in (after, until] minute by minute from the DST rules."""
-    matches, every_hour = wall_matcher(expr), expr in EVERY_HOUR_EXPRESSIONS
-    fires, instant = [], after.replace(second=0, microsecond=0)
-    while instant <= until:
-        wall = instant.astimezone(zone).replace(tzinfo=None)
-        fires_here = matches(wall) and (every_hour or not is_repeat(instant, zone))
-        if not fires_here and not every_hour and is_gap_end(instant, zone):
-            gap_start = (instant - ONE_MICROSECOND).astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
-            skipped = (gap_start + ONE_MINUTE * step for step in range(1, int((wall - gap_start) / ONE_MINUTE)))
-            fires_here = any(matches(skipped_wall) for skipped_wall in skipped)
-        if fires_here and instant > after:
-            fires.append(instant)
-        instant += ONE_MINUTE
-    return fires
 
 
 @st.composite
@@ -514,7 +468,7 @@ def test_daily_cron_fires_once_every_local_day_whatever_the_dst(
     assert len(set(walls)) == len(walls)
     for fire in fires:
         assert wall_matcher(expr)(fire.astimezone(zone).replace(tzinfo=None)) or is_gap_end(fire, zone)
-    assert oracle_fires_between(expr, zone, after, fires[1]) == fires[:2]
+    assert cron_reference.fires_between(expr, zone_name, after, fires[1]) == fires[:2]
 
 
 @PROPERTY_SETTINGS
@@ -526,7 +480,7 @@ def test_every_hour_cron_follows_real_time_through_dst(zone_and_after: tuple[str
     assert len(fires) == 6 and fires[0] > after
     assert all(earlier < later for earlier, later in zip(fires, fires[1:]))
     assert all(wall_matcher(expr)(fire.astimezone(zone).replace(tzinfo=None)) for fire in fires)
-    assert oracle_fires_between(expr, zone, after, fires[-1]) == fires
+    assert cron_reference.fires_between(expr, zone_name, after, fires[-1]) == fires
 
 
 # --- ONE_TIME, bounds, previews ------------------------------------------------------
