@@ -2,6 +2,9 @@
 
 `rq worker -c jobs.settings --worker-class jobs.worker.ChimeWorker --worker-ttl 30 high default low`
 
+Redis is an execution boundary: the worker runs only Chime's own job entry points and reads job
+payloads without running code (jobs.boundary); anything else ends in RQ's failed registry as refused.
+
 --worker-ttl 30: an idle worker refreshes its registration every 15 s and a dead one leaves `rq info`
 (and the dashboard's worker count) within 90 s instead of RQ's default 8 minutes. A busy worker's
 registration lasts its job's timeout + 60 s, as in RQ.
@@ -16,7 +19,10 @@ from flask import Flask
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq import SimpleWorker, worker_registration
+from rq import Queue, SimpleWorker, worker_registration
+from rq.utils import now
+
+from jobs.boundary import ChimeJob, PlainPickleSerializer, refusal
 
 _app: Flask | None = None
 REDIS_RETRY_FIRST_SECONDS = 0.5
@@ -53,6 +59,10 @@ def _after_fork() -> None:
         dispose_after_fork(_app)
 
 
+def _as_list(queues: Any) -> list[Any]:
+    return [queues] if isinstance(queues, (str, Queue)) else list(queues)
+
+
 class ChimeWorker(SimpleWorker):
     """A standard RQ worker that builds the app once and runs jobs in its own process.
 
@@ -61,12 +71,31 @@ class ChimeWorker(SimpleWorker):
     executor enforces each task's timeout itself and never lets a job's exception escape, and a
     worker that dies mid-job is detected by the reconciler like a lost machine. It also registers
     itself again when Redis comes back empty (restart, FLUSHALL), so `rq info` keeps seeing it.
+
+    Whatever `rq worker` passes (--job-class, --serializer, queues built with RQ's pickle serializer),
+    it reads jobs as ChimeJob with PlainPickleSerializer and refuses any job that is not Chime's own.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
+        given = _as_list(queues)
+        names = [queue.name if isinstance(queue, Queue) else queue for queue in given]
+        if kwargs.get("connection") is None:
+            kwargs["connection"] = next((q.connection for q in given if isinstance(q, Queue)), None)
+        kwargs.update(job_class=ChimeJob, serializer=PlainPickleSerializer)
+        super().__init__(names, *args, **kwargs)
         worker_app()
         preload_job_modules()
+
+    def perform_job(self, job: Any, queue: Any) -> bool:
+        """Run one of Chime's own jobs; record anything else as refused without importing or calling it."""
+        reason = refusal(job)
+        if reason is None:
+            return super().perform_job(job, queue)
+        self.log.warning("Worker %s: job %s from queue %s not run: %s", self.name, job.id, queue.name, reason)
+        job.retries_left = None  # a refused job is never retried
+        job.ended_at = now()
+        self.handle_job_failure(job, queue, exc_string=reason)
+        return False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         if pipeline is None and self.birth_date is not None and not self._is_registered():
