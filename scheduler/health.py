@@ -16,9 +16,10 @@ SCHEDULER_STALE_AFTER_SECONDS = 15
 HEARTBEAT_TTL_SECONDS = 60
 
 
-def beat_scheduler(connection: Redis, name: str, active: bool) -> None:
-    """Record that scheduler `name` is alive (and whether it holds the lock)."""
-    payload = json.dumps({"name": name, "active": active, "at": time.time()})
+def beat_scheduler(connection: Redis, name: str, active: bool, *, now_epoch: float | None = None) -> None:
+    """Record that scheduler `name` is alive at `now_epoch` (default: now), and whether it holds the lock."""
+    at = time.time() if now_epoch is None else now_epoch
+    payload = json.dumps({"name": name, "active": active, "at": at})
     with connection.pipeline() as pipe:
         pipe.hset(SCHEDULER_HEARTBEAT_KEY, name, payload)
         pipe.expire(SCHEDULER_HEARTBEAT_KEY, HEARTBEAT_TTL_SECONDS)
@@ -26,17 +27,37 @@ def beat_scheduler(connection: Redis, name: str, active: bool) -> None:
 
 
 def scheduler_state(connection: Redis, *, now_epoch: float) -> dict[str, Any]:
-    """Return {"alive", "last_heartbeat", "instances"} from the schedulers' heartbeats."""
-    raw = connection.hgetall(SCHEDULER_HEARTBEAT_KEY)
-    beats = [json.loads(v) for v in raw.values()]
+    """Return the schedulers' liveness (see `heartbeat_state`) from their heartbeats in Redis."""
+    beats = [json.loads(v) for v in connection.hgetall(SCHEDULER_HEARTBEAT_KEY).values()]
+    return heartbeat_state(beats, now_epoch=now_epoch)
+
+
+def heartbeat_state(beats: list[dict[str, Any]], *, now_epoch: float) -> dict[str, Any]:
+    """Whether a scheduler dispatches: the lock holder beat within SCHEDULER_STALE_AFTER_SECONDS.
+
+    `status` is "ok", "stale" (the last lock holder's beat is older than that) or "missing" (no
+    lock holder ever beat: none running, or only a standby that has not taken over yet).
+    `alive` is status == "ok": the dashboard, /api/stats/, /api/health/ and the metrics all read it.
+    """
+    last_active = max((b["at"] for b in beats if b.get("active")), default=None)
+    if last_active is None:
+        status = "missing"
+    else:
+        status = "ok" if now_epoch - last_active <= SCHEDULER_STALE_AFTER_SECONDS else "stale"
     fresh = [b for b in beats if now_epoch - b["at"] <= SCHEDULER_STALE_AFTER_SECONDS]
-    last = max((b["at"] for b in beats), default=None)
     return {
-        "alive": any(b.get("active") for b in fresh) or bool(fresh),
-        "last_heartbeat": last,
+        "alive": status == "ok",
+        "status": status,
+        "last_heartbeat": max((b["at"] for b in beats), default=None),
+        "last_active_heartbeat": last_active,
         "instances": sorted(({"name": b["name"], "active": b["active"], "at": b["at"]} for b in fresh),
                             key=lambda b: b["name"]),
     }
+
+
+def engine_state(connection: Redis, *, now_epoch: float) -> dict[str, Any]:
+    """The schedulers' liveness and the registered workers' names: one read for every health view."""
+    return {"scheduler": scheduler_state(connection, now_epoch=now_epoch), "workers": worker_names(connection)}
 
 
 def queue_depths(connection: Redis) -> dict[str, int]:

@@ -58,8 +58,7 @@ def redis_state() -> dict[str, Any]:
     """Return queues, workers, scheduler and reconciler state, or nulls when Redis is down."""
     try:
         connection = get_redis()
-        workers = health.worker_names(connection)
-        scheduler = health.scheduler_state(connection, now_epoch=time.time())
+        engine = health.engine_state(connection, now_epoch=time.time())
         report = health.last_reconcile_report(connection)
         queues = health.queue_depths(connection)
     except RedisError:
@@ -69,6 +68,7 @@ def redis_state() -> dict[str, Any]:
             "scheduler": {"alive": False, "last_heartbeat": None},
             "reconciler": {"last_run_at": None, "last_report": None},
         }
+    scheduler, workers = engine["scheduler"], engine["workers"]
     last_beat = scheduler["last_heartbeat"]
     return {
         "queues": queues,

@@ -26,10 +26,12 @@ def test_api_route_without_a_valid_token_is_a_401(client: Any, method: str, path
     assert response.get_json()["error"] == "unauthorized"
 
 
-def test_health_needs_no_token(client: Any) -> None:
-    response = client.get("/api/health/")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
+@pytest.mark.parametrize("path,status", [("/api/health/", 503), ("/api/health/ready/", 200),
+                                         ("/api/health/live/", 200)])
+def test_health_needs_no_token(client: Any, path: str, status: int) -> None:
+    response = client.get(path)
+    assert response.status_code == status  # 503: no scheduler or worker runs here, and /api/health/ says so
+    assert response.get_json()["status"] == ("ok" if status == 200 else "unavailable")
 
 
 def test_token_created_by_the_cli_works_and_is_stored_hashed(app: Any, client: Any) -> None:

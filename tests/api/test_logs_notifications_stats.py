@@ -1,4 +1,4 @@
-"""The execution log, notifications, stats, jobs, cron preview and health routes, on SQLite and Postgres."""
+"""The execution log, notifications, stats, jobs and cron preview routes, on SQLite and Postgres."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -379,24 +379,6 @@ def test_cron_preview_count_out_of_bounds_is_a_400(api: Any, count: str) -> None
     response = api.get(f"/api/cron/preview/?cron=@daily&count={count}")
     assert response.status_code == 400
     assert "count" in response.get_json()["fields"]
-
-
-# --------------------------------------------------------------------------- health
-
-
-def test_health_is_ok_without_a_token(client: Any) -> None:
-    response = client.get("/api/health/")
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok"}
-
-
-def test_health_is_a_503_naming_redis_when_redis_is_unreachable(app_without_redis: Any) -> None:
-    response = app_without_redis.test_client().get("/api/health/")
-    assert response.status_code == 503
-    body = response.get_json()
-    assert body["status"] == "unavailable"
-    assert body["database"] == "ok"
-    assert body["redis"] != "ok" and body["redis"].startswith("error: ")
 
 
 def test_reconcile_on_demand_returns_its_report_and_stats_show_it(api: Any) -> None:

@@ -6,7 +6,7 @@ from flask import Blueprint
 from webapp.auth import require_api_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-PUBLIC_ENDPOINTS = frozenset({"api.health"})
+PUBLIC_ENDPOINTS = frozenset({"api.health", "api.health_ready", "api.health_live"})
 
 
 @bp.before_request

@@ -1,20 +1,17 @@
-"""Routes about the system itself: jobs, cron preview, health, the OpenAPI document."""
+"""Routes about the system itself: jobs, cron preview, health (liveness, readiness, the whole service), OpenAPI."""
 from __future__ import annotations
 
 from typing import Any
 
 from flask import jsonify, request
-from redis.exceptions import RedisError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 import jobs.registry as registry
 from scheduler.triggers import CRON, Schedule, ScheduleError, describe_cron, fire_times, validate_cron, validate_timezone
+from webapp import readiness
 from webapp.api import bp
 from webapp.api.common import int_arg
 from webapp.api.openapi import openapi_document
 from webapp.errors import ValidationError
-from webapp.extensions import db, get_redis
 from webapp.timeutil import isoformat, utcnow
 
 MAX_PREVIEW_COUNT = 50
@@ -48,28 +45,27 @@ def cron_preview() -> Any:
     })
 
 
+@bp.get("/health/live/")
+def health_live() -> Any:
+    """Liveness: this web process answers. Nothing else is checked."""
+    return _health_response({"status": "ok"}, 200)
+
+
+@bp.get("/health/ready/")
+def health_ready() -> Any:
+    """Readiness of this web instance: its database and Redis answer (for a load balancer)."""
+    return _health_response(*readiness.readiness())
+
+
 @bp.get("/health/")
 def health() -> Any:
-    checks = {"database": _check_database(), "redis": _check_redis()}
-    healthy = all(value == "ok" for value in checks.values())
-    return jsonify({"status": "ok" if healthy else "unavailable", **checks}), 200 if healthy else 503
+    """The whole service: readiness, a dispatching scheduler and a registered worker (for a monitor)."""
+    return _health_response(*readiness.service_health())
 
 
-def _check_database() -> str:
-    try:
-        db.session.execute(text("SELECT 1"))
-        return "ok"
-    except SQLAlchemyError as error:
-        db.session.rollback()
-        return f"error: {type(error).__name__}"
-
-
-def _check_redis() -> str:
-    try:
-        get_redis().ping()
-        return "ok"
-    except RedisError as error:
-        return f"error: {type(error).__name__}"
+def _health_response(document: dict[str, Any], status: int) -> Any:
+    """A health answer is about this instant: no cache may keep it."""
+    return jsonify(document), status, {"Cache-Control": "no-store"}
 
 
 @bp.get("/openapi.json")

@@ -9,6 +9,7 @@ import copy
 from typing import Any
 
 import jobs.registry as registry
+from scheduler.health import SCHEDULER_STALE_AFTER_SECONDS
 from scheduler.triggers import MAX_CRON_LENGTH_CHARS, MAX_PREVIEW_COUNT, MAX_TIMEZONE_LENGTH_CHARS
 from webapp.config import DEFAULT_PAGE_LIMIT, MAX_CONTENT_LENGTH_BYTES, MAX_PAGE_LIMIT
 from webapp.models import QUEUE_NAMES, Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger
@@ -44,6 +45,7 @@ NO_NUL = "^[^\\u0000]*$"
 NOT_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 TIMEZONE_PATTERN = "^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
 CHECK_RESULT_PATTERN = "^(ok|error: .+)$"
+REASONS_TEXT = "The components that are not `ok`, empty when the status is `ok`"
 
 # --------------------------------------------------------------------------- schema helpers
 
@@ -278,6 +280,12 @@ def schemas() -> dict[str, Any]:
     })
     count_by_status = {"type": "object", "additionalProperties": integer(0),
                        "description": "Count per status (statuses with none are left out)"}
+    readiness_checks = {
+        "status": enum(["ok", "unavailable"]),
+        "reasons": array(enum(["database", "redis"]), description=REASONS_TEXT),
+        "database": string(pattern=CHECK_RESULT_PATTERN, description="`ok` or `error: <kind>`"),
+        "redis": string(pattern=CHECK_RESULT_PATTERN, description="`ok` or `error: <kind>`"),
+    }
     return {
         "Error": obj({
             "error": enum(ERROR_CODES, description="Machine-readable error code"),
@@ -351,10 +359,20 @@ def schemas() -> dict[str, Any]:
             "duration_ms": integer(0),
             **{key: integer(0) for key in REPORT_KEYS},
         }, description="What one reconcile pass found and repaired"),
+        "Liveness": obj({"status": enum(["ok"])}),
+        "Readiness": obj(readiness_checks),
         "Health": obj({
-            "status": enum(["ok", "unavailable"]),
-            "database": string(pattern=CHECK_RESULT_PATTERN, description="`ok` or `error: <kind>`"),
-            "redis": string(pattern=CHECK_RESULT_PATTERN, description="`ok` or `error: <kind>`"),
+            **readiness_checks,
+            "reasons": array(enum(["database", "redis", "scheduler", "workers"]), description=REASONS_TEXT),
+            "scheduler": enum(["ok", "missing", "stale", "unknown"], description=(
+                "`ok`: the scheduler holding the lock beat within the last "
+                f"{SCHEDULER_STALE_AFTER_SECONDS} s; `stale`: its last beat is older; `missing`: no lock holder "
+                "beat (none running, or a standby not yet taken over); `unknown`: Redis is unreachable")),
+            "workers": enum(["ok", "none", "unknown"], description=(
+                "`ok`: at least one RQ worker is registered; `none`; `unknown`: Redis is unreachable")),
+            "scheduler_heartbeat_age_seconds": nullable({"type": "number", "minimum": 0, "description": (
+                "Seconds since the lock holder's last heartbeat; null when none beat or Redis is unreachable")}),
+            "worker_count": nullable(integer(0, description="Registered RQ workers; null when Redis is unreachable")),
         }),
     }
 
@@ -480,10 +498,23 @@ def paths() -> dict[str, Any]:
                              ]),
         },
         "/api/health/": {
-            "get": operation("getHealth", "system", "Check the database and Redis (no token needed)", {
-                200: ok("Everything is reachable", ref("Health")),
-                503: ok("The database or Redis is unreachable", ref("Health")),
+            "get": operation("getHealth", "system", "The whole service, for an uptime monitor (no token needed)", {
+                200: ok("The database and Redis answer, a scheduler dispatches and a worker is registered",
+                        ref("Health")),
+                503: ok("Something is down: `reasons` names it", ref("Health")),
             }, public=True),
+        },
+        "/api/health/ready/": {
+            "get": operation("getReadiness", "system",
+                             "Readiness of this web instance, for a load balancer (no token needed)", {
+                                 200: ok("The database and Redis answer", ref("Readiness")),
+                                 503: ok("The database or Redis is unreachable: `reasons` names it",
+                                         ref("Readiness")),
+                             }, public=True),
+        },
+        "/api/health/live/": {
+            "get": operation("getLiveness", "system", "Liveness: the web process answers; nothing is checked "
+                             "(no token needed)", {200: ok("The process answers", ref("Liveness"))}, public=True),
         },
         "/api/openapi.json": {
             "get": operation("getOpenApi", "system", "This OpenAPI document",
@@ -500,7 +531,7 @@ def openapi_document() -> dict[str, Any]:
             "title": "Chime API",
             "version": API_VERSION,
             "description": (
-                "Scheduled tasks, their execution log and notifications. Every route but /api/health/ needs "
+                "Scheduled tasks, their execution log and notifications. Every route but the /api/health/ ones needs "
                 "`Authorization: Bearer <token>`. Errors are JSON `{error, message, fields?}`; a method a "
                 "path does not support answers 405 (the MethodNotAllowed response) with an `Allow` header. "
                 "Paths end with a slash as shown (the slash-less form is accepted too)."
