@@ -1,10 +1,16 @@
-"""What the pages' live refresh needs: the task's JSON endpoint and the tables' poll hooks."""
+"""What the pages' live refresh needs: the task's and the engine's JSON endpoints and the poll hooks."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
+import redis as redis_lib
+from rq import Worker
+
+from scheduler import health
 from tests.admin.conftest import AdminClient, add_execution, add_task
+from tests.services import free_port
 from webapp import services
 from webapp.extensions import db
 
@@ -63,3 +69,63 @@ def test_logs_page_is_live_only_without_filters(admin: AdminClient) -> None:
                   "until=2024-01-01T00:00"):
         assert "data-live-runs" not in admin.html(f"/logs?{query}"), query
     assert "data-live-runs" in admin.html("/logs?status=bogus")  # ignored values are no filter
+
+
+# --------------------------------------------------------------------------- the dashboard's engine card and banner
+
+
+def test_engine_live_json_raises_both_alerts_when_nothing_runs(admin: AdminClient) -> None:
+    response = admin.get("/engine/live")
+    assert response.status_code == 200 and response.is_json
+    data = response.get_json()
+    assert data["alerts"] == ["The scheduler is not running: no task will fire on schedule.",
+                              "No worker is running: queued runs are waiting."]
+    assert data["scheduler"] == {"alive": False, "last_heartbeat": None}
+    assert data["workers"] == {"count": 0, "names": []}
+    assert data["queues"] == {"high": 0, "default": 0, "low": 0}
+    assert data["reconciler"] == {"last_run_at": None} and data["notifications"] == {"unread": 0}
+
+
+def test_engine_live_json_follows_the_scheduler_and_the_workers(admin: AdminClient, redis_client: Any) -> None:
+    health.beat_scheduler(redis_client, "scheduler-1", True)
+    worker = Worker(["default"], connection=redis_client, name="worker-live")
+    worker.register_birth()
+    try:
+        alive = admin.get("/engine/live").get_json()
+    finally:
+        worker.register_death()
+    redis_client.hdel(health.SCHEDULER_HEARTBEAT_KEY, "scheduler-1")  # what a scheduler does when it stops
+    stopped = admin.get("/engine/live").get_json()
+    assert alive["alerts"] == [] and alive["scheduler"]["alive"] is True
+    assert alive["workers"] == {"count": 1, "names": ["worker-live"]}
+    assert stopped["scheduler"]["alive"] is False and stopped["workers"]["count"] == 0
+    assert len(stopped["alerts"]) == 2
+
+
+def test_engine_live_json_says_when_redis_is_unreachable(admin: AdminClient, app: Any) -> None:
+    app.extensions["redis"] = redis_lib.Redis(host="127.0.0.1", port=free_port())
+    data = admin.get("/engine/live").get_json()
+    assert data["alerts"] == ["Redis is unreachable: nothing can be scheduled or run."]
+    assert data["queues"] is None and data["workers"]["count"] is None
+
+
+def test_engine_live_json_needs_a_session(app: Any, client: Any) -> None:
+    response = client.get("/engine/live")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_dashboard_marks_its_live_engine_card_and_keeps_a_hidden_banner(admin: AdminClient, redis_client: Any) -> None:
+    html = admin.html("/")
+    assert 'data-live-engine data-poll-url="/engine/live"' in html
+    for hook in ("data-engine-scheduler", "data-engine-workers", "data-engine-queues", "data-engine-reconciler",
+                 "data-engine-unread", "data-engine-alerts"):
+        assert hook in html
+    assert re.search(r'data-engine-alert>', html)  # shown: nothing runs
+    health.beat_scheduler(redis_client, "scheduler-1", True)
+    worker = Worker(["default"], connection=redis_client, name="worker-live")
+    worker.register_birth()
+    try:
+        html = admin.html("/")
+    finally:
+        worker.register_death()
+    assert re.search(r'data-engine-alert hidden>', html)  # there for app.js to show, hidden while all runs

@@ -9,4 +9,4 @@ from webapp.admin import helpers  # noqa: E402
 
 helpers.register(bp)
 
-from webapp.admin import logs, notifications, tasks, views  # noqa: E402,F401  (routes)
+from webapp.admin import engine, logs, notifications, tasks, views  # noqa: E402,F401  (routes)

@@ -1,4 +1,4 @@
-/* Chime admin: local times, the notification bell, toasts and live run tables. Plain JS, no library. */
+/* Chime admin: local times, the notification bell, toasts, live run tables and engine card. Plain JS, no library. */
 (function () {
   "use strict";
 
@@ -382,6 +382,89 @@
     };
   }
 
+  /* The dashboard's engine card and red banner follow the engine: rebuilt like the server renders them. */
+  function liveEngine(box) {
+    var busy = false, lastState = "";
+    var banner = document.querySelector("[data-engine-alert]");
+
+    function state(ok, text) { return node("span", ok ? "ok" : "bad", text); }
+
+    function scheduler(data) {
+      var fragment = document.createDocumentFragment();
+      fragment.appendChild(state(data.alive, data.alive ? "Running" : "Not running"));
+      if (data.last_heartbeat) {
+        var beat = node("span", "muted small", "· beat ");
+        beat.appendChild(timeNode(data.last_heartbeat, "relative"));
+        fragment.appendChild(document.createTextNode(" "));
+        fragment.appendChild(beat);
+      }
+      return fragment;
+    }
+
+    function workers(data) {
+      var fragment = document.createDocumentFragment();
+      if (data.count) fragment.appendChild(state(true, data.count + " running"));
+      else fragment.appendChild(state(false, data.count === null ? "Unknown" : "None"));
+      if (data.names.length) {
+        var names = node("span", "muted small", "· " + truncate(data.names.join(", "), 40));
+        names.title = data.names.join(", ");
+        fragment.appendChild(document.createTextNode(" "));
+        fragment.appendChild(names);
+      }
+      return fragment;
+    }
+
+    function queues(depths) {
+      if (depths === null) return state(false, "Redis unreachable");
+      var list = node("ul", "queue-list");
+      Object.keys(depths).forEach(function (name) {
+        var item = node("li", "", name + ": ");
+        item.appendChild(node("strong", "", String(depths[name])));
+        list.appendChild(item);
+      });
+      return list;
+    }
+
+    function reconciler(lastRunAt) {
+      if (!lastRunAt) return node("span", "muted", "no run yet");
+      var fragment = document.createDocumentFragment();
+      fragment.appendChild(document.createTextNode("last run "));
+      fragment.appendChild(timeNode(lastRunAt, "relative"));
+      return fragment;
+    }
+
+    function alerts(messages) {
+      if (!banner) return;
+      var list = banner.querySelector("[data-engine-alerts]");
+      replaceContent(list, null);
+      messages.forEach(function (message) { list.appendChild(node("li", "", message)); });
+      banner.hidden = !messages.length;
+    }
+
+    function apply(data) {
+      var key = JSON.stringify(data);
+      if (key === lastState) return;
+      lastState = key;
+      alerts(data.alerts);
+      replaceContent(box.querySelector("[data-engine-scheduler]"), scheduler(data.scheduler));
+      replaceContent(box.querySelector("[data-engine-workers]"), workers(data.workers));
+      replaceContent(box.querySelector("[data-engine-queues]"), queues(data.queues));
+      replaceContent(box.querySelector("[data-engine-reconciler]"), reconciler(data.reconciler.last_run_at));
+      var unread = box.querySelector("[data-engine-unread]"), count = data.notifications.unread;
+      if (unread) unread.textContent = count + " notification" + (count === 1 ? "" : "s");
+      renderTimes(box);
+    }
+
+    return function poll() {
+      if (busy) return;
+      busy = true;
+      getJSON(box.dataset.pollUrl)
+        .then(function (data) { if (data && data.alerts) apply(data); })
+        .catch(function () { /* try again on the next tick */ })
+        .then(function () { busy = false; });
+    };
+  }
+
   function getJSON(url) {
     return fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" } })
       .then(function (response) {
@@ -395,6 +478,7 @@
     var polls = [];
     document.querySelectorAll("[data-live-runs]").forEach(function (box) { var p = liveRuns(box); if (p) polls.push(p); });
     document.querySelectorAll("[data-live-task]").forEach(function (box) { polls.push(liveTask(box)); });
+    document.querySelectorAll("[data-live-engine]").forEach(function (box) { polls.push(liveEngine(box)); });
     if (!polls.length) return;
     function tick() { if (!document.hidden) polls.forEach(function (poll) { poll(); }); }
     setInterval(tick, POLL_MS);
