@@ -51,6 +51,7 @@ _ALIAS_EXPRESSIONS = {
 MAX_CRON_LENGTH_CHARS = 200
 MAX_TIMEZONE_LENGTH_CHARS = 64
 MAX_PREVIEW_COUNT = 50
+MAX_INSTANT_LENGTH_CHARS = 64
 DEFAULT_MISSED_LIMIT = 1000
 
 _UTC = timezone.utc
@@ -243,6 +244,27 @@ def _check_can_fire(expression: str) -> None:
             f"The cron expression {_quote(expression)} never fires: "
             "none of its days of the month exists in its months."
         )
+
+
+def parse_aware_instant(text: str) -> datetime:
+    """Read ISO 8601 text with a UTC offset ('2026-10-25T00:00:00+02:00', '...Z') as a UTC instant.
+
+    Raise ScheduleError with a sentence for anything else: a time without an offset is
+    refused, not guessed, because around a DST change the zone decides which instant it is.
+    """
+    example = "such as 2026-10-25T00:00:00+02:00 or 2026-10-24T22:00:00Z"
+    if not isinstance(text, str) or len(text) > MAX_INSTANT_LENGTH_CHARS:
+        raise ScheduleError(f"Give the instant as an ISO 8601 date-time with a UTC offset, {example}.")
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ScheduleError(f"{_quote(text)} is not an ISO 8601 date-time; write one {example}.") from None
+    if parsed.utcoffset() is None:
+        raise ScheduleError(f"{_quote(text)} has no UTC offset; add one (Z, +02:00, ...), {example}.")
+    try:
+        return parsed.astimezone(_UTC)
+    except OverflowError:
+        raise ScheduleError(f"{_quote(text)} is out of range.") from None
 
 
 def _require_aware(value: datetime, name: str) -> None:

@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 from werkzeug.datastructures import MultiDict
 
 import jobs.registry as registry
-from scheduler.triggers import Schedule, ScheduleError, describe_cron, fire_times, first_fire_at, validate_timezone
+from scheduler.triggers import (
+    Schedule,
+    ScheduleError,
+    describe_cron,
+    fire_times,
+    first_fire_at,
+    parse_aware_instant,
+    validate_timezone,
+)
 from webapp import services
 from webapp.errors import ValidationError
 from webapp.extensions import db
@@ -323,7 +331,10 @@ NOTIFY_POLICIES = tuple(n.value for n in NotifyPolicy)
 
 
 def schedule_preview(args: MultiDict, now: datetime, count: int) -> dict[str, Any]:
-    """{"next_runs": [ISO, ...], "description", "error"} for the schedule fields of the form."""
+    """{"next_runs": [ISO, ...], "description", "error"} for the schedule fields of the form.
+
+    The runs are those after `from` (an instant with a UTC offset) when it is given, else after now.
+    """
     schedule_type = args.get("schedule_type", "")
     zone_name = args.get("timezone", "").strip() or "UTC"
     try:
@@ -336,7 +347,7 @@ def schedule_preview(args: MultiDict, now: datetime, count: int) -> dict[str, An
             start_at=_preview_instant(args, "start_at", zone), end_at=_preview_instant(args, "end_at", zone),
             anchor_at=_anchor(args.get("task", ""), now),
         )
-        times = first_and_next(schedule, now, count)
+        times = first_and_next(schedule, _preview_from(args, now), count)
     except (ScheduleError, ValueError) as error:
         return {"next_runs": [], "description": "", "error": str(error)}
     return {"next_runs": [isoformat(t) for t in times], "description": _describe(schedule), "error": None}
@@ -367,6 +378,17 @@ def _preview_instant(args: MultiDict, name: str, zone: ZoneInfo) -> datetime | N
         return parse_instant(raw, zone)
     except ValueError as error:
         raise ValueError(f"{name.replace('_', ' ')} {error}") from None
+
+
+def _preview_from(args: MultiDict, now: datetime) -> datetime:
+    """The instant the preview starts from: the `from` argument, else now."""
+    raw = args.get("from", "").strip()
+    if not raw:
+        return now
+    try:
+        return parse_aware_instant(raw)
+    except ScheduleError as error:
+        raise ScheduleError(f"Preview from: {error}") from None
 
 
 def _preview_interval(args: MultiDict) -> int:

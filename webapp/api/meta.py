@@ -6,7 +6,16 @@ from typing import Any
 from flask import jsonify, request
 
 import jobs.registry as registry
-from scheduler.triggers import CRON, Schedule, ScheduleError, describe_cron, fire_times, validate_cron, validate_timezone
+from scheduler.triggers import (
+    CRON,
+    Schedule,
+    ScheduleError,
+    describe_cron,
+    fire_times,
+    parse_aware_instant,
+    validate_cron,
+    validate_timezone,
+)
 from webapp import readiness
 from webapp.api import bp
 from webapp.api.common import int_arg
@@ -24,10 +33,17 @@ def list_jobs() -> Any:
 
 @bp.get("/cron/preview/")
 def cron_preview() -> Any:
+    """The next fire times of an expression after `from` (an instant with an offset; default now)."""
     expr = request.args.get("cron", "")
     zone = request.args.get("timezone", "UTC") or "UTC"
     count = int_arg("count", 5, 1, MAX_PREVIEW_COUNT)
     errors: dict[str, str] = {}
+    from_at = utcnow()
+    if request.args.get("from", "").strip():
+        try:
+            from_at = parse_aware_instant(request.args["from"])
+        except ScheduleError as error:
+            errors["from"] = str(error)
     try:
         validate_cron(expr)
     except ScheduleError as error:
@@ -40,7 +56,7 @@ def cron_preview() -> Any:
         raise ValidationError(errors)
     schedule = Schedule(schedule_type=CRON, cron=" ".join(expr.split()), timezone=zone)
     return jsonify({
-        "next_runs": [isoformat(t) for t in fire_times(schedule, utcnow(), count)],
+        "next_runs": [isoformat(t) for t in fire_times(schedule, from_at, count)],
         "description": describe_cron(expr),
     })
 

@@ -10,7 +10,12 @@ from typing import Any
 
 import jobs.registry as registry
 from scheduler.health import SCHEDULER_STALE_AFTER_SECONDS
-from scheduler.triggers import MAX_CRON_LENGTH_CHARS, MAX_PREVIEW_COUNT, MAX_TIMEZONE_LENGTH_CHARS
+from scheduler.triggers import (
+    MAX_CRON_LENGTH_CHARS,
+    MAX_INSTANT_LENGTH_CHARS,
+    MAX_PREVIEW_COUNT,
+    MAX_TIMEZONE_LENGTH_CHARS,
+)
 from webapp.config import DEFAULT_PAGE_LIMIT, MAX_CONTENT_LENGTH_BYTES, MAX_PAGE_LIMIT
 from webapp.models import QUEUE_NAMES, Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger
 from webapp.stats import NEXT_RUNS_COUNT
@@ -333,7 +338,8 @@ def schemas() -> dict[str, Any]:
         "JobParameter": parameter,
         "Job": obj({"name": string(), "description": string(), "parameters": array(ref("JobParameter"))}),
         "CronPreview": obj({
-            "next_runs": array(date_time(), maxItems=MAX_PREVIEW_COUNT, description="Next fire times, in UTC"),
+            "next_runs": array(date_time(), maxItems=MAX_PREVIEW_COUNT,
+                               description="The fire times after `from` (else now), in UTC"),
             "description": string(description="The expression in words"),
         }),
         "NextRun": obj({"task_id": integer(1), "name": string(), "next_run_at": date_time()}),
@@ -495,6 +501,10 @@ def paths() -> dict[str, Any]:
                                                           pattern=TIMEZONE_PATTERN, default="UTC"),
                                        "IANA time zone the expression is read in", example="Europe/Berlin"),
                                  query("count", integer(1, max_count, default=5), "How many fire times", example=3),
+                                 query("from", date_time(maxLength=MAX_INSTANT_LENGTH_CHARS), (
+                                     "List the fire times after this instant instead of now, e.g. just before a DST "
+                                     "change. ISO 8601 with a UTC offset (`Z`, `+02:00`); a time without one is a 400"),
+                                       example="2026-10-24T12:00:00+02:00"),
                              ]),
         },
         "/api/health/": {

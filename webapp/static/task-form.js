@@ -34,6 +34,7 @@
     var errorEl = panel.querySelector("[data-preview-error]");
     var listEl = panel.querySelector("[data-preview-times]");
     var zoneEl = panel.querySelector("[data-preview-zone]");
+    var fromInput = panel.querySelector("[data-preview-from]");
     var myZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
     var timer = null, sequence = 0;
 
@@ -103,13 +104,16 @@
       if (!form.elements[required].value.trim()) return null;
       if (type === "CRON") {
         var cron = form.elements.cron.value.trim();
-        return form.dataset.cronPreviewUrl + "?" + new URLSearchParams({ cron: cron, timezone: zone, count: "5" });
+        var cronParams = new URLSearchParams({ cron: cron, timezone: zone, count: "5" });
+        if (fromInput.value.trim()) cronParams.set("from", fromInput.value.trim());
+        return form.dataset.cronPreviewUrl + "?" + cronParams;
       }
       var params = new URLSearchParams({ schedule_type: type, timezone: zone, task: form.dataset.taskId || "" });
       ["run_at", "interval_seconds", "start_at", "end_at"].forEach(function (name) {
         var el = form.elements[name];
         if (el && !el.disabled && el.value) params.set(name, el.value);
       });
+      if (fromInput.value.trim()) params.set("from", fromInput.value.trim());
       return form.dataset.previewUrl + "?" + params;
     }
 
@@ -130,7 +134,9 @@
           if (mine !== sequence) return;
           var data = answer.data;
           if (!answer.ok) {
-            var reasons = data.fields ? Object.keys(data.fields).map(function (k) { return data.fields[k]; }) : [];
+            var reasons = data.fields ? Object.keys(data.fields).map(function (k) {
+              return (k === "from" ? "Preview from: " : "") + data.fields[k];
+            }) : [];
             render("", reasons.join(" ") || data.message || "The schedule is not valid.", [], zone);
             return;
           }
@@ -152,6 +158,7 @@
       var el = form.elements[name];
       if (el) { el.addEventListener("input", later); el.addEventListener("change", later); }
     });
+    fromInput.addEventListener("input", later);
     intervalInput.addEventListener("input", showInterval);
 
     var mineButton = form.querySelector("[data-use-my-zone]");
