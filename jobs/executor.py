@@ -50,21 +50,24 @@ class Outcome:
 
 
 def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,
-            attempt: int | None = None) -> dict[str, Any]:
+            attempt: int | None = None, task_created_at: str | None = None) -> dict[str, Any]:
     """RQ job function: run one occurrence inside the worker's app context.
 
     The occurrence's scheduled time and attempt are read from the job id, which is derived from
     them (`occ.occurrence_job_id`): the job's payload is then the same for every occurrence of a
-    task, so the scheduler can copy the due job's hash to make the next one.
+    task, so the scheduler can copy the due job's hash to make the next one. `task_created_at`
+    names the task the job was made for (a job of a deleted task never runs another task).
     """
     from jobs.worker import worker_app
     from rq import get_current_job
 
     job = get_current_job()
     scheduled_at, attempt = occurrence_of(job.id if job is not None else None, scheduled_for, attempt)
+    occurrence = Claim(task_id, scheduled_at, attempt, trigger,
+                       datetime.fromisoformat(task_created_at) if task_created_at else None)
     with worker_app().app_context():
         try:
-            return run_occurrence(task_id, scheduled_at, attempt, trigger)
+            return run_occurrence(occurrence)
         except OperationalError as error:
             return requeue_when_database_is_down(task_id, scheduled_at.isoformat(), attempt, trigger, error)
         finally:
@@ -103,30 +106,43 @@ def requeue_when_database_is_down(task_id: int, scheduled_for: str, attempt: int
     return {"requeued": True, "reason": str(error)[:200]}
 
 
-def run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Claim:
+    """What a job asks for: one attempt of one occurrence of one task."""
+
+    task_id: int
+    scheduled_for: datetime
+    attempt: int
+    trigger: str
+    task_created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    """A claimed run, as plain values: nothing below reads the database until the outcome is recorded."""
+
+    execution_id: int
+    job: str
+    args: dict[str, Any]
+    timeout_seconds: int
+    context: registry.JobContext
+    skip: Outcome | None  # the gate's decision, made inside the claim's transaction
+
+
+def run_occurrence(claim_: Claim) -> dict[str, Any]:
     """Claim, gate, run and record one occurrence; a duplicate delivery does nothing."""
     job_id, worker = current_job_identity()
-    with log_context(task_id=task_id, job_id=job_id):
-        return _run_occurrence(task_id, scheduled_for, attempt, trigger, job_id, worker)
-
-
-def _run_occurrence(task_id: int, scheduled_for: datetime, attempt: int, trigger: str,
-                    job_id: str | None, worker: str) -> dict[str, Any]:
-    try:
-        task = db.session.get(Task, task_id)
-        if task is None or (not task.enabled and trigger != Trigger.MANUAL.value):
-            log.info("Dropping job %s: task %s is deleted or disabled", job_id, task_id)
-            return {"dropped": True}
-        execution = claim(task, scheduled_for, attempt, trigger, job_id, worker)
-        if execution is None:
-            log.info("Duplicate delivery of task %s %s attempt %s ignored (job %s)", task_id, scheduled_for, attempt, job_id)
-            return {"duplicate": True}
-        with liveness(execution.id), log_context(execution_id=execution.id):
-            outcome = gate(task, execution) or perform(task, execution)
-            record_until_stored(task.id, execution.id, outcome)
-        return {"execution_id": execution.id, "status": execution.status}
-    finally:
-        forget_inflight(task_id, job_id)
+    with log_context(task_id=claim_.task_id, job_id=job_id):
+        try:
+            call = claim(claim_, job_id, worker)
+            if isinstance(call, dict):
+                return call
+            with liveness(call.execution_id), log_context(execution_id=call.execution_id):
+                outcome = call.skip or perform(call)
+                status = record_until_stored(claim_.task_id, call.execution_id, outcome)
+            return {"execution_id": call.execution_id, "status": status}
+        finally:
+            forget_inflight(claim_.task_id, job_id)
 
 
 @contextmanager
@@ -168,23 +184,51 @@ def current_job_identity() -> tuple[str | None, str]:
     return job.id, job.worker_name or default_worker
 
 
-def claim(task: Task, scheduled_for: datetime, attempt: int, trigger: str,
-          job_id: str | None, worker: str) -> Execution | None:
-    """Insert the RUNNING row; None when this (task, scheduled_for, attempt) already has one."""
+def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, Any]:
+    """Insert the RUNNING row and make the gate's decision, in one short transaction.
+
+    Returns the run as plain values, or a result for a job that must not run: its task is gone,
+    disabled, or is not the task it was made for; or this attempt already has its row (a duplicate).
+    """
+    task = db.session.get(Task, claim_.task_id)
+    refusal = refuse(task, claim_)
+    if refusal:
+        db.session.rollback()
+        log.info("Dropping job %s: %s", job_id, refusal)
+        return {"dropped": True, "reason": refusal}
     started_at = utcnow()
     execution = Execution(
-        task_id=task.id, task_name=task.name, status=Status.RUNNING.value, attempt=attempt, trigger=trigger,
-        scheduled_for=scheduled_for, started_at=started_at, worker=worker, job_id=job_id,
+        task_id=task.id, task_name=task.name, status=Status.RUNNING.value, attempt=claim_.attempt,
+        trigger=claim_.trigger, scheduled_for=claim_.scheduled_for, started_at=started_at, worker=worker,
+        job_id=job_id,
     )
     db.session.add(execution)
     task.status = Status.RUNNING.value
     task.last_run_at = started_at
     try:
+        db.session.flush()
+        call = Call(execution.id, task.job, dict(task.args or {}), task.timeout_seconds,
+                    registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=claim_.attempt,
+                                        scheduled_for=claim_.scheduled_for),
+                    gate(task, execution))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        return None
-    return execution
+        log.info("Duplicate delivery of task %s %s attempt %s ignored (job %s)", claim_.task_id,
+                 claim_.scheduled_for, claim_.attempt, job_id)
+        return {"duplicate": True}
+    return call
+
+
+def refuse(task: Task | None, claim_: Claim) -> str:
+    """Say why a job must not run its task ('' when it may)."""
+    if task is None:
+        return f"task {claim_.task_id} is deleted"
+    if claim_.task_created_at is not None and as_utc(task.created_at) != as_utc(claim_.task_created_at):
+        return f"task {claim_.task_id} is not the task the job was made for (that one was deleted)"
+    if not task.enabled and claim_.trigger != Trigger.MANUAL.value:
+        return f"task {claim_.task_id} is disabled"
+    return ""
 
 
 def gate(task: Task, execution: Execution) -> Outcome | None:
@@ -212,17 +256,14 @@ def other_run_active(task: Task, execution: Execution) -> bool:
     return other is not None
 
 
-def perform(task: Task, execution: Execution) -> Outcome:
-    """Run the job function under the task's timeout, outside any transaction; never raise."""
-    job_name, args, timeout_seconds = task.job, dict(task.args or {}), task.timeout_seconds
-    context = registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=execution.attempt,
-                                  scheduled_for=execution.scheduled_for)
-    db.session.commit()  # end the read transaction: a job may run for minutes and must hold no lock
+def perform(call: Call) -> Outcome:
+    """Run the job function under the task's timeout; no database transaction is open; never raise."""
+    context = call.context
     try:
-        with time_limit(timeout_seconds):
-            result = registry.run(job_name, args, context=context)
+        with time_limit(call.timeout_seconds):
+            result = registry.run(call.job, call.args, context=context)
     except JobTimeoutError:
-        return Outcome(Status.FAILED, f"timed out after {timeout_seconds} s")
+        return Outcome(Status.FAILED, f"timed out after {call.timeout_seconds} s")
     except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash
         log.info("Task %s execution %s failed: %r", context.task_id, context.execution_id, error)
         return Outcome(Status.FAILED, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
@@ -251,15 +292,31 @@ def time_limit(seconds: float) -> Iterator[None]:
             signal.setitimer(signal.ITIMER_REAL, max(previous_delay - (time.monotonic() - started), 0.001))
 
 
-def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> None:
-    """Record the outcome, retrying while the database is unreachable (the job must not run twice)."""
+@dataclass(frozen=True)
+class Recorded:
+    """What was stored, as plain values for the Redis work done after the commit."""
+
+    task_id: int
+    execution_id: int
+    status: str
+    duration_seconds: float
+    lag_seconds: float | None
+    retry: occ.Occurrence | None
+    retry_at: datetime | None
+
+
+def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> str:
+    """Record the outcome, retrying while the database is unreachable (the job must not run twice);
+    then, with no transaction open, add the metrics and schedule the retry. Return the status stored."""
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     delay = 0.5
     while True:
         try:
-            task, execution = db.session.get(Task, task_id), db.session.get(Execution, execution_id)
-            record(task, execution, outcome)
-            return
+            # FOR UPDATE (Postgres): the reconciler closing this run as lost and this outcome are serialised,
+            # so exactly one of them is recorded (SQLite's write lock does the same).
+            execution = db.session.get(Execution, execution_id, with_for_update=True, populate_existing=True)
+            recorded = record(db.session.get(Task, task_id), execution, outcome)
+            break
         except OperationalError as error:
             db.session.rollback()
             if time.monotonic() > deadline:
@@ -267,16 +324,21 @@ def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> No
             log.warning("Recording execution %s failed (%s); retrying in %.1f s", execution_id, error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10)
+    if recorded is None:
+        return outcome.status.value
+    observe(recorded)
+    if recorded.retry is not None:
+        schedule_retry(recorded)
+    return recorded.status
 
 
-def record(task: Task, execution: Execution, outcome: Outcome) -> None:
-    """Store the outcome, schedule a retry when one is due, and notify."""
-    db.session.refresh(execution)
+def record(task: Task, execution: Execution, outcome: Outcome) -> Recorded | None:
+    """Store the outcome and its notification in one transaction; None if the run was closed meanwhile."""
     if execution.status != Status.RUNNING.value:
         log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded",
                     execution.id, execution.status, execution.message, outcome.status.value)
         db.session.rollback()
-        return
+        return None
     finished_at = utcnow()
     status = outcome.status
     retry_at = None
@@ -293,23 +355,24 @@ def record(task: Task, execution: Execution, outcome: Outcome) -> None:
     task.status = status.value
     task.last_status = status.value
     notify_outcome(task, execution)
-    db.session.commit()
+    recorded = Recorded(
+        task.id, execution.id, status.value, execution.duration_ms / 1000,
+        (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
+        if execution.trigger == Trigger.SCHEDULE.value else None,
+        occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value) if retry_at else None,
+        retry_at)
     log.info("Execution %s of task %s finished %s in %s ms", execution.id, task.id, status.value, execution.duration_ms)
-    observe(task, execution)
-    if retry_at is not None:
-        schedule_retry(task, execution, retry_at)
+    db.session.commit()
+    return recorded
 
 
-def observe(task: Task, execution: Execution) -> None:
+def observe(recorded: Recorded) -> None:
     """Add the execution to the engine metrics (a Redis outage only loses the sample)."""
-    lag = None
-    if execution.trigger == Trigger.SCHEDULE.value:
-        lag = (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
     try:
-        metrics.record_execution(get_redis(), task_id=task.id, status=execution.status,
-                                 duration_seconds=(execution.duration_ms or 0) / 1000, lag_seconds=lag)
+        metrics.record_execution(get_redis(), task_id=recorded.task_id, status=recorded.status,
+                                 duration_seconds=recorded.duration_seconds, lag_seconds=recorded.lag_seconds)
     except RedisError as error:
-        log.warning("Metrics of execution %s not recorded: %s", execution.id, error)
+        log.warning("Metrics of execution %s not recorded: %s", recorded.execution_id, error)
 
 
 def notify_outcome(task: Task, execution: Execution) -> None:
@@ -327,16 +390,13 @@ def notify_outcome(task: Task, execution: Execution) -> None:
         add_notification(task, Level.WARNING, f"{label} skipped", execution.message, execution)
 
 
-def schedule_retry(task: Task, execution: Execution, retry_at: datetime) -> None:
+def schedule_retry(recorded: Recorded) -> None:
     """Put the next attempt into the scheduler's sorted set; the reconciler covers a Redis outage."""
-    retry = occ.Occurrence(
-        task_id=task.id, scheduled_for=execution.scheduled_for, attempt=execution.attempt + 1,
-        trigger=Trigger.RETRY.value, version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
-    )
     try:
-        occ.schedule_at(get_redis(), retry, retry_at)
+        occ.schedule_at(get_redis(), recorded.retry, recorded.retry_at)
     except RedisError as error:
-        log.warning("Retry of execution %s not scheduled (Redis: %s); the reconciler will enqueue it", execution.id, error)
+        log.warning("Retry of execution %s not scheduled (Redis: %s); the reconciler will enqueue it",
+                    recorded.execution_id, error)
 
 
 def forget_inflight(task_id: int, job_id: str | None) -> None:

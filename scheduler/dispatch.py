@@ -50,6 +50,9 @@ BATCH_SIZE = 500  # occurrences per pass: the first of a burst land sooner, and 
 ERROR_BACKOFF_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
 PRECISE_SLEEP_SECONDS = 0.15  # longer than Redis' default blocking-timeout granularity (hz 10)
+# The shortest timeout sent to a blocking command. Redis 6.2 (the embedded server) reads a timeout
+# below 1 ms as 0, which means "block forever": BLPOP k 0.0009 never returns.
+MIN_BLOCKING_SECONDS = 0.01
 # What planning reads of a task: plain rows, not ORM objects (a burst plans thousands at once).
 PLAN_COLUMNS = (
     Task.id, Task.name, Task.enabled, Task.queue, Task.overlap, Task.version, Task.timeout_seconds,
@@ -133,11 +136,12 @@ class ChimeScheduler(Scheduler):
         """
         if seconds <= 0 or self.stopping:
             return
-        if seconds <= PRECISE_SLEEP_SECONDS:
+        blocking_seconds = blocking_timeout_seconds(seconds)
+        if blocking_seconds is None:
             time.sleep(seconds)
             return
         try:
-            self.connection.blpop([occ.WAKEUP_KEY], timeout=seconds - PRECISE_SLEEP_SECONDS)
+            self.connection.blpop([occ.WAKEUP_KEY], timeout=blocking_seconds)
         except RedisError as error:
             log.warning("Scheduler %s cannot reach Redis (%s)", self.name, error)
             time.sleep(min(seconds, ERROR_BACKOFF_SECONDS))
@@ -274,11 +278,8 @@ class ChimeScheduler(Scheduler):
         recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
         if decision.scheduled_for == item.scheduled_for and not recovery:
             return item.job_id
-        replacement = occ.Occurrence(
-            task_id=task.id, scheduled_for=decision.scheduled_for, attempt=1,
-            trigger=(Trigger.RECOVERY if recovery else Trigger.SCHEDULE).value,
-            version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
-        )
+        replacement = occ.Occurrence.of(task, decision.scheduled_for,
+                                        trigger=(Trigger.RECOVERY if recovery else Trigger.SCHEDULE).value)
         plan.new_jobs.append(replacement)
         if recovery:
             plan.writes.append((task.id, partial(
@@ -296,8 +297,7 @@ class ChimeScheduler(Scheduler):
     def next_occurrence(task: TaskRow, next_at: datetime | None) -> occ.Occurrence | None:
         if next_at is None or task.schedule_type == ScheduleType.ONE_TIME.value:
             return None
-        return occ.Occurrence(task_id=task.id, scheduled_for=next_at, attempt=1, trigger=Trigger.SCHEDULE.value,
-                              version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
+        return occ.Occurrence.of(task, next_at)
 
     def save_next_run_at(self) -> None:
         """Write the next_run_at of the tasks whose occurrence was moved since the last save."""
@@ -308,6 +308,15 @@ class ChimeScheduler(Scheduler):
         db.session.execute(update(Task), [r for r in rows if r["id"] in existing])
         db.session.commit()
         self.unsaved_next_run_at.clear()
+
+
+def blocking_timeout_seconds(wait_seconds: float) -> float | None:
+    """How long to block on Redis before sleeping the last stretch in-process; None: just sleep.
+
+    Never below MIN_BLOCKING_SECONDS, which Redis of every version reads as a real timeout.
+    """
+    blocking_seconds = wait_seconds - PRECISE_SLEEP_SECONDS
+    return blocking_seconds if blocking_seconds >= MIN_BLOCKING_SECONDS else None
 
 
 FAULT_INJECT_ENV = "CHIME_FAULT_INJECT"

@@ -6,6 +6,9 @@ Redis holds only derived state that the reconciler can rebuild from the database
 - ``INFLIGHT_KEY``: per task, job ids moved onto a queue and not yet finished;
 - ``WAKEUP_KEY``: a list the scheduler blocks on, pushed when a task changes.
 
+Each occurrence's job hash also holds ``VERSION_FIELD``: the version of the task definition it was
+made from, so the reconciler can tell a stale occurrence without unpickling anything.
+
 Every change that must not be half-done is one Lua script (atomic in Redis).
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from redis import Redis
 from rq.job import Job, JobStatus
@@ -34,6 +38,7 @@ EXECUTE_FUNC = "jobs.executor.execute"
 JOB_TIMEOUT_MARGIN_SECONDS = 60
 RESULT_TTL_SECONDS = 600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
+VERSION_FIELD = "chime_version"
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -49,6 +54,14 @@ class Occurrence:
     version: int
     queue: str
     timeout_seconds: int
+    task_created_at: datetime | None = None  # the task's identity: ids of deleted tasks may be reused
+
+    @classmethod
+    def of(cls, task: Any, scheduled_for: datetime, attempt: int = 1, trigger: str = "SCHEDULE") -> Occurrence:
+        """The occurrence of a task (a Task or a row with the same columns) at `scheduled_for`."""
+        return cls(task_id=task.id, scheduled_for=scheduled_for, attempt=attempt, trigger=trigger,
+                   version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
+                   task_created_at=task.created_at)
 
     @property
     def job_id(self) -> str:
@@ -118,7 +131,7 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
         EXECUTE_FUNC,
         # The scheduled time and the attempt are in the job id (the executor reads them there), so the
         # payload is the same for every scheduled occurrence of a task and MOVE_DUE_LUA can copy it.
-        kwargs={"task_id": occurrence.task_id, "trigger": occurrence.trigger, "version": occurrence.version},
+        kwargs=job_kwargs(occurrence),
         connection=connection,
         id=occurrence.job_id,
         timeout=occurrence.timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS,
@@ -132,6 +145,22 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
     return job
 
 
+def job_kwargs(occurrence: Occurrence) -> dict[str, Any]:
+    """The executor's arguments: the task, how it was triggered, and which task (by creation time) it was."""
+    kwargs: dict[str, Any] = {"task_id": occurrence.task_id, "trigger": occurrence.trigger,
+                              "version": occurrence.version}
+    if occurrence.task_created_at is not None:
+        kwargs["task_created_at"] = occurrence.task_created_at.isoformat()
+    return kwargs
+
+
+def job_fields(connection: Redis, occurrence: Occurrence) -> list[Any]:
+    """The job hash of an occurrence as a flat field/value list (for HSET inside a script)."""
+    mapping = build_job(connection, occurrence).to_dict()
+    mapping[VERSION_FIELD] = occurrence.version
+    return [item for pair in mapping.items() for item in pair]
+
+
 def describe(task_id: int, trigger: str, scheduled_for: datetime, attempt: int) -> str:
     """The RQ job description of an occurrence (shown by RQ's tools)."""
     return f"task {task_id} {trigger.lower()} {scheduled_for.isoformat()} attempt {attempt}"
@@ -141,7 +170,9 @@ def save_jobs(connection: Redis, occurrences: Iterable[Occurrence]) -> None:
     """Write the job hashes of several occurrences in one round trip."""
     with connection.pipeline(transaction=False) as pipe:
         for occurrence in occurrences:
-            build_job(connection, occurrence).save(pipeline=pipe)
+            job = build_job(connection, occurrence)
+            job.save(pipeline=pipe)
+            pipe.hset(job.key, VERSION_FIELD, occurrence.version)
         pipe.execute()
 
 
@@ -213,13 +244,65 @@ end
 return {moved, unsaved}
 """
 
-# Push one saved job onto its queue now (run now, recovery) and mark it in flight.
+# Write and push one job onto its queue now (run now, recovery) and mark it in flight -- unless that
+# occurrence is already handled: queued, running or finished (its hash says so; an in-flight marker
+# alone is not enough, a dead worker leaves it behind), or scheduled.
+# KEYS: queue, queues set, the task's in-flight set, the job hash, the scheduled set.
+# ARGV: job id, now text, queue name, then the job hash as field/value pairs.
 PUSH_NOW_LUA = """
+local status = redis.call('HGET', KEYS[4], 'status')
+if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred'
+    or redis.call('ZSCORE', KEYS[5], ARGV[1]) then
+  return 0
+end
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 4))
+redis.call('HSET', KEYS[4], 'status', 'queued', 'enqueued_at', ARGV[2], 'origin', ARGV[3])
 redis.call('SADD', KEYS[2], KEYS[1])
-redis.call('HSET', 'rq:job:' .. ARGV[1], 'status', 'queued', 'enqueued_at', ARGV[2], 'origin', ARGV[3])
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[1])
 return 1
+"""
+
+# The reconciler's repair of one task's pending occurrence, decided on what Redis holds *now*, so it
+# never touches an occurrence the scheduler has moved or is moving (a script runs alone):
+# - 'lost' fills a gap: nothing happens if the task has a live pending occurrence ('live');
+# - 'stale' replaces the pending occurrence the reconciler saw, only if it is still the one
+#   pending and still scheduled ('changed' otherwise);
+# - the new occurrence is written only if it is not already handled: queued, running or finished,
+#   as its hash says ('handled').
+# KEYS: scheduled set, pending index, wake-up list, new job hash, old job hash.
+# ARGV: task id, mode, expected (old) id, new id ('' removes the pending occurrence), new score,
+#       then the new job hash as field/value pairs.
+REPAIR_PENDING_LUA = """
+local task, mode, expected, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local current = redis.call('HGET', KEYS[2], task)
+if mode == 'lost' then
+  if current and redis.call('ZSCORE', KEYS[1], current) then return 'live' end
+elseif current ~= expected or not redis.call('ZSCORE', KEYS[1], expected) then
+  return 'changed'
+end
+if new ~= '' then
+  local status = redis.call('HGET', KEYS[4], 'status')
+  if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred' then
+    return 'handled'
+  end
+end
+if mode == 'stale' and expected ~= new then
+  redis.call('ZREM', KEYS[1], expected)
+  redis.call('DEL', KEYS[5])
+end
+if new == '' then
+  redis.call('HDEL', KEYS[2], task)
+  return 'removed'
+end
+redis.call('DEL', KEYS[4])
+redis.call('HSET', KEYS[4], unpack(ARGV, 6))
+redis.call('ZADD', KEYS[1], ARGV[5], new)
+redis.call('HSET', KEYS[2], task, new)
+redis.call('LPUSH', KEYS[3], '1')
+redis.call('LTRIM', KEYS[3], 0, 0)
+return 'ok'
 """
 
 
@@ -237,6 +320,30 @@ for i = 1, #ARGV do
   end
 end
 return busy
+"""
+
+
+# Remove one scheduled occurrence the reconciler found orphaned, if it still is: still in the sorted
+# set (the scheduler has not moved it meanwhile) and, unless the task is gone, still not the task's
+# pending occurrence. Its hash goes only with it.
+# KEYS: scheduled set, pending index, job hash. ARGV: job id, task id, 'gone' or 'not-pending'.
+REMOVE_ORPHAN_LUA = """
+if ARGV[3] ~= 'gone' and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then return 0 end
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[3])
+  return 1
+end
+return 0
+"""
+
+# Forget the pending occurrence of a deleted or disabled task, if it is still the one seen.
+# KEYS: pending index. ARGV: task id, the job id seen.
+FORGET_PENDING_LUA = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 """
 
 
@@ -267,20 +374,23 @@ def replace_pending(connection: Redis, task_id: int, occurrence: Occurrence | No
     return old.decode() if isinstance(old, bytes) else old
 
 
-def replace_pending_many(connection: Redis, items: Sequence[tuple[int, Occurrence | None]],
-                         batch_size: int = 2000) -> None:
-    """replace_pending for many tasks, in pipelined batches (the reconciler's repair path)."""
-    script = connection.register_script(REPLACE_PENDING_LUA)
-    for start in range(0, len(items), batch_size):
-        batch = items[start:start + batch_size]
-        save_jobs(connection, [o for _, o in batch if o is not None])
-        with connection.pipeline(transaction=False) as pipe:
-            for task_id, occurrence in batch:
-                script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY],
-                       args=[task_id, occurrence.job_id if occurrence else "",
-                             score_of(occurrence.scheduled_for) if occurrence else 0, Job.redis_job_namespace_prefix],
-                       client=pipe)
-            pipe.execute()
+def remove_orphans(connection: Redis, orphans: Sequence[tuple[str, int, bool]]) -> int:
+    """Remove (job id, task id, task gone) scheduled orphans that still are orphans; return how many went."""
+    remove = connection.register_script(REMOVE_ORPHAN_LUA)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, task_id, gone in orphans:
+            remove(keys=[SCHEDULED_KEY, PENDING_KEY, JOB_KEY.format(job_id=job_id)],
+                   args=[job_id, task_id, "gone" if gone else "not-pending"], client=pipe)
+        return sum(pipe.execute())
+
+
+def forget_pending(connection: Redis, seen: Sequence[tuple[int, str]]) -> None:
+    """Drop the pending entries of deleted or disabled tasks, each only if it is still the one seen."""
+    forget = connection.register_script(FORGET_PENDING_LUA)
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id, job_id in seen:
+            forget(keys=[PENDING_KEY], args=[task_id, job_id], client=pipe)
+        pipe.execute()
 
 
 def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> tuple[set[str], list[str]]:
@@ -301,16 +411,48 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str:
-    """Save and enqueue one occurrence at once; return its job id."""
-    save_jobs(connection, [occurrence])
+def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str | None:
+    """Write and enqueue one occurrence at once; return its job id, or None if it was already handled."""
     script = connection.register_script(PUSH_NOW_LUA)
-    script(
+    pushed = script(
         keys=[QUEUE_KEY.format(name=occurrence.queue), QUEUES_SET_KEY,
-              INFLIGHT_KEY.format(task_id=occurrence.task_id)],
-        args=[occurrence.job_id, utcformat(now), occurrence.queue],
+              INFLIGHT_KEY.format(task_id=occurrence.task_id), JOB_KEY.format(job_id=occurrence.job_id),
+              SCHEDULED_KEY],
+        args=[occurrence.job_id, utcformat(now), occurrence.queue, *job_fields(connection, occurrence)],
     )
-    return occurrence.job_id
+    return occurrence.job_id if pushed else None
+
+
+@dataclass(frozen=True)
+class Repair:
+    """The reconciler's repair of one task's pending occurrence (see REPAIR_PENDING_LUA)."""
+
+    task_id: int
+    occurrence: Occurrence | None
+    expected_id: str = ""  # the pending occurrence the reconciler saw
+    stale: bool = False    # replace expected_id (stale) rather than fill a gap (lost)
+
+
+def repair_pending_many(connection: Redis, repairs: Sequence[Repair], batch_size: int = 2000) -> list[str]:
+    """Apply repairs in pipelined batches; return each one's outcome (ok, removed, live, changed, handled)."""
+    script = connection.register_script(REPAIR_PENDING_LUA)
+    outcomes: list[str] = []
+    for start in range(0, len(repairs), batch_size):
+        with connection.pipeline(transaction=False) as pipe:
+            for repair in repairs[start:start + batch_size]:
+                _repair(script, pipe, connection, repair)
+            outcomes += [_text(o) for o in pipe.execute()]
+    return outcomes
+
+
+def _repair(script: Any, pipe: Any, connection: Redis, repair: Repair) -> None:
+    new = repair.occurrence
+    new_id = new.job_id if new else ""
+    script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, JOB_KEY.format(job_id=new_id),
+                 JOB_KEY.format(job_id=repair.expected_id)],
+           args=[repair.task_id, "stale" if repair.stale else "lost", repair.expected_id, new_id,
+                 score_of(new.scheduled_for) if new else 0, *(job_fields(connection, new) if new else [])],
+           client=pipe)
 
 
 def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> str:

@@ -20,17 +20,18 @@ from typing import Any
 from redis import Redis
 from rq.queue import Queue
 from rq.utils import utcparse
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from scheduler import health, metrics
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import retry_delay_seconds, should_retry
 from scheduler.triggers import next_fire_at
+from webapp.database import begin_read_only
 from webapp.extensions import db
 from webapp.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
 from webapp.services import add_notification, first_occurrence, schedule_of
-from webapp.timeutil import isoformat, utcnow
+from webapp.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ LOCK_TTL_SECONDS = 600
 RECONCILE_JOB_ID = "chime-reconcile"
 REDIS_BATCH = 5000
 DB_BATCH = 5000
-LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS + 5
+LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
 RETRY_LATE_AFTER_SECONDS = 10
 TIMEOUT_MARGIN_SECONDS = 120
 
@@ -51,7 +52,14 @@ class RedisView:
     scheduled: dict[str, float]
     pending: dict[int, str]
     queued: dict[str, str]           # job id -> queue name
-    job_fields: dict[str, tuple[datetime | None, str | None]]  # job id -> (created_at, origin)
+    job_fields: dict[str, JobFields]  # pending job id -> what staleness is judged on
+
+
+@dataclass(frozen=True)
+class JobFields:
+    created_at: datetime | None
+    origin: str | None
+    version: int | None  # None for a job written before versions were kept in the hash
 
 
 def run_reconcile() -> dict[str, Any]:
@@ -67,7 +75,12 @@ def run_reconcile() -> dict[str, Any]:
 
 
 def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
-    """Run one pass if no other is running; return (and store) its report."""
+    """Run one pass if no other is running; return (and store) its report.
+
+    No database transaction stays open across a Redis call (a paused pass must not hold SQLite's
+    write lock), and every repair in Redis is a script that re-checks, at that instant, that the
+    occurrence it touches is still the one the pass judged -- the scheduler may have moved it since.
+    """
     lock = Lock(connection, LOCK_KEY, LOCK_TTL_SECONDS)
     if not lock.acquire_or_extend():
         return {"skipped": True, "reason": "another reconcile pass is running"}
@@ -109,90 +122,188 @@ def read_redis(connection: Redis) -> RedisView:
         for job_id in connection.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1):
             queued[job_id.decode()] = name
     wanted = list(pending.values())
-    fields: dict[str, tuple[datetime | None, str | None]] = {}
+    fields: dict[str, JobFields] = {}
     for start in range(0, len(wanted), REDIS_BATCH):
         chunk = wanted[start:start + REDIS_BATCH]
         with connection.pipeline(transaction=False) as pipe:
             for job_id in chunk:
-                pipe.hmget(occ.JOB_KEY.format(job_id=job_id), "created_at", "origin")
-            for job_id, (created, origin) in zip(chunk, pipe.execute()):
-                fields[job_id] = (utcparse(created.decode()) if created else None, origin.decode() if origin else None)
+                pipe.hmget(occ.JOB_KEY.format(job_id=job_id), "created_at", "origin", occ.VERSION_FIELD)
+            for job_id, values in zip(chunk, pipe.execute()):
+                if values[0] is not None or values[1] is not None:
+                    fields[job_id] = job_fields_of(*values)
     return RedisView(scheduled, pending, queued, fields)
 
 
+def job_fields_of(created: bytes | None, origin: bytes | None, version: bytes | None) -> JobFields:
+    return JobFields(utcparse(created.decode()) if created else None, origin.decode() if origin else None,
+                     int(version) if version and version.isdigit() else None)
+
+
 def load_tasks() -> dict[int, Task]:
-    """Load every task, in batches."""
-    tasks: dict[int, Task] = {}
-    for task in db.session.scalars(select(Task).order_by(Task.id).execution_options(yield_per=DB_BATCH)):
-        tasks[task.id] = task
-    return tasks
+    """Load every task, in batches, in a read-only transaction that ends before Redis is read.
+
+    The tasks come back detached: plain values to judge, not rows to change.
+    """
+    begin_read_only()
+    try:
+        tasks = {task.id: task for task in db.session.scalars(
+            select(Task).order_by(Task.id).execution_options(yield_per=DB_BATCH))}
+        db.session.expunge_all()
+        return tasks
+    finally:
+        db.session.rollback()
 
 
 def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], counts: Counter[str]) -> None:
-    """Drop occurrences of deleted or disabled tasks, and scheduled ones that are not the task's pending one."""
-    orphans_scheduled, orphans_queued = [], []
+    """Drop occurrences of deleted or disabled tasks, and scheduled ones that are not the task's pending one.
+
+    Each removal re-checks in Redis that the occurrence is still scheduled (and still not pending):
+    the scheduler may have moved it onto a queue since the view was read.
+    """
+    scheduled_orphans: list[tuple[str, int, bool]] = []
     for job_id in view.scheduled:
         due = occ.parse_job_id(job_id)
         if due is None:
             continue
         task = tasks.get(due.task_id)
-        live = task is not None and task.enabled
-        if not live or (due.attempt == 1 and not due.manual and view.pending.get(due.task_id) != job_id):
-            orphans_scheduled.append(job_id)
-    for job_id, queue in view.queued.items():
-        due = occ.parse_job_id(job_id)
-        if due is not None and not due.manual and (tasks.get(due.task_id) is None or not tasks[due.task_id].enabled):
-            orphans_queued.append((job_id, queue))
-    with connection.pipeline() as pipe:
-        for job_id in orphans_scheduled:
-            pipe.zrem(occ.SCHEDULED_KEY, job_id)
-            pipe.delete(occ.JOB_KEY.format(job_id=job_id))
-            view.scheduled.pop(job_id, None)
-        for job_id, queue in orphans_queued:
+        gone = task is None or not task.enabled
+        if gone or (due.attempt == 1 and not due.manual and view.pending.get(due.task_id) != job_id):
+            scheduled_orphans.append((job_id, due.task_id, gone))
+    queued_orphans = [(job_id, queue) for job_id, queue in view.queued.items() if is_queued_orphan(job_id, tasks)]
+    removed = occ.remove_orphans(connection, scheduled_orphans)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, queue in queued_orphans:
             pipe.lrem(Queue.redis_queue_namespace_prefix + queue, 0, job_id)
-            pipe.delete(occ.JOB_KEY.format(job_id=job_id))
-        for task_id, job_id in list(view.pending.items()):
-            task = tasks.get(task_id)
-            if task is None or not task.enabled:
-                pipe.hdel(occ.PENDING_KEY, task_id)
-                view.pending.pop(task_id)
-        pipe.execute()
-    counts["orphans_removed"] += len(orphans_scheduled) + len(orphans_queued)
-    for job_id in orphans_scheduled + [j for j, _ in orphans_queued]:
-        log.info("Reconcile: removed orphan occurrence %s", job_id)
+        removed += sum(1 for n in pipe.execute() if n)
+    forgotten = [(task_id, job_id) for task_id, job_id in view.pending.items()
+                 if tasks.get(task_id) is None or not tasks[task_id].enabled]
+    occ.forget_pending(connection, forgotten)
+    for task_id, _ in forgotten:
+        view.pending.pop(task_id)
+    for job_id, _, _ in scheduled_orphans:
+        view.scheduled.pop(job_id, None)
+    counts["orphans_removed"] += removed
+    if removed:
+        log.info("Reconcile: removed %s orphan occurrence(s)", removed)
+
+
+def is_queued_orphan(job_id: str, tasks: dict[int, Task]) -> bool:
+    """A queued scheduled occurrence of a task that is deleted or disabled (its run would be dropped)."""
+    due = occ.parse_job_id(job_id)
+    return due is not None and not due.manual and (tasks.get(due.task_id) is None or not tasks[due.task_id].enabled)
 
 
 def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], now: datetime,
                     counts: Counter[str]) -> None:
-    """Give every enabled task with nothing pending its occurrence back, in batches.
+    """Give every enabled task the pending occurrence it should have; replace stale ones.
 
-    A ONE_TIME task with an occurrence queued or running is left alone (it is being handled).
+    A lost periodic occurrence comes back at the first fire time the database says is owed (after
+    the task's latest recorded occurrence and its last change), even if that time has passed, so
+    the dispatcher applies the misfire rule; a ONE_TIME task queued or running is left alone.
     """
     active = active_task_ids(connection, view, tasks)
     ran = one_time_tasks_that_ran()  # after the in-flight read (see active_task_ids)
-    restores: list[tuple[int, occ.Occurrence | None]] = []
+    repairs, lost, recoveries = plan_repairs(view, tasks, now, active, ran)
+    repairs += [occ.Repair(task.id, owed, view.pending.get(task.id, "")) for task, owed in owed_occurrences(lost)]
+    applied = apply_repairs(connection, repairs, tasks, now, counts)
+    recovered = [task for task in recoveries if recover_one_time(connection, task, now)]
+    counts["one_time_recovered"] += len(recovered)
+    save_repairs(applied, recovered)
+
+
+def plan_repairs(view: RedisView, tasks: dict[int, Task], now: datetime, active: set[int],
+                 ran: set[int]) -> tuple[list[occ.Repair], list[Task], list[Task]]:
+    """Sort the tasks: stale or missing ONE_TIME occurrences to repair, periodic ones lost, ONE_TIME to recover."""
+    repairs: list[occ.Repair] = []
+    lost: list[Task] = []
+    recoveries: list[Task] = []
     for task in tasks.values():
+        pending_id = view.pending.get(task.id, "")
         if not task.enabled:
             continue
-        pending_id = view.pending.get(task.id)
-        stale = pending_id in view.scheduled
-        if stale and not is_stale(task, view.job_fields.get(pending_id)):
-            continue
-        if not stale and task.schedule_type == ScheduleType.ONE_TIME.value and task.id in active:
-            continue
-        if not stale and is_overdue_one_time(task, now, task.id in ran):
-            recover_one_time(connection, task, now, counts)
-            restores.append((task.id, None))
-            continue
-        counts["stale_replaced" if stale else "pending_restored"] += 1
-        restores.append((task.id, wanted_occurrence(task, now, ran, stale, counts)))
-    occ.replace_pending_many(connection, restores)
-    rows = [{"id": task_id, "next_run_at": o.scheduled_for if o else None} for task_id, o in restores]
+        if pending_id in view.scheduled:
+            if is_stale(task, view.job_fields.get(pending_id)):
+                wanted = first_occurrence(task, utcnow(), has_run=task.id in ran)
+                repairs.append(occ.Repair(task.id, wanted, pending_id, stale=True))
+        elif task.schedule_type != ScheduleType.ONE_TIME.value:
+            lost.append(task)
+        elif task.id not in active and is_overdue_one_time(task, now, task.id in ran):
+            recoveries.append(task)
+        elif task.id not in active and (wanted := first_occurrence(task, now, has_run=task.id in ran)):
+            repairs.append(occ.Repair(task.id, wanted, pending_id))
+    return repairs, lost, recoveries
+
+
+def owed_occurrences(tasks: list[Task]) -> list[tuple[Task, occ.Occurrence]]:
+    """For periodic tasks with nothing pending: the first occurrence the database says is owed.
+
+    That is the first fire time after both the task's latest recorded occurrence (a run, a retry
+    or a SKIPPED record; manual runs are not occurrences) and its last change by a person: an
+    occurrence moved onto a queue and lost with Redis before a worker claimed it is owed again.
+    """
+    latest = latest_recorded_occurrences([t.id for t in tasks])
+    owed = []
+    for task in tasks:
+        after = max(filter(None, (task.updated_at, latest.get(task.id))))
+        due_at = next_fire_at(schedule_of(task), after)
+        if due_at is not None:
+            owed.append((task, occ.Occurrence.of(task, due_at)))
+    return owed
+
+
+def latest_recorded_occurrences(task_ids: list[int]) -> dict[int, datetime]:
+    """Return each task's latest recorded non-manual scheduled_for (one read-only query per batch)."""
+    latest: dict[int, datetime] = {}
+    for start in range(0, len(task_ids), DB_BATCH):
+        chunk = task_ids[start:start + DB_BATCH]
+        begin_read_only()
+        rows = db.session.execute(
+            select(Execution.task_id, func.max(Execution.scheduled_for))
+            .where(Execution.task_id.in_(chunk), Execution.trigger != Trigger.MANUAL.value)
+            .group_by(Execution.task_id)).all()
+        db.session.rollback()
+        latest.update({task_id: as_utc(at) for task_id, at in rows})
+    return latest
+
+
+def apply_repairs(connection: Redis, repairs: list[occ.Repair], tasks: dict[int, Task], now: datetime,
+                  counts: Counter[str]) -> list[occ.Repair]:
+    """Apply repairs; a lost occurrence found already handled (queued, running) is followed by the next one."""
+    applied: list[occ.Repair] = []
+    for _ in range(2):
+        outcomes = occ.repair_pending_many(connection, repairs)
+        applied += [r for r, outcome in zip(repairs, outcomes) if outcome in ("ok", "removed")]
+        repairs = [following(r, tasks[r.task_id]) for r, outcome in zip(repairs, outcomes)
+                   if outcome == "handled" and not r.stale]
+        repairs = [r for r in repairs if r.occurrence is not None]
+    for repair in applied:
+        counts[repair_kind(repair, now)] += 1
+    return applied
+
+
+def following(repair: occ.Repair, task: Task) -> occ.Repair:
+    """The repair that puts the occurrence after an already handled one in place."""
+    due_at = next_fire_at(schedule_of(task), repair.occurrence.scheduled_for)
+    return occ.Repair(repair.task_id, occ.Occurrence.of(task, due_at) if due_at else None, repair.expected_id)
+
+
+def repair_kind(repair: occ.Repair, now: datetime) -> str:
+    if repair.stale:
+        return "stale_replaced"
+    return "missed_restored" if repair.occurrence.scheduled_for <= now else "pending_restored"
+
+
+def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
+    """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
+    rows = [{"id": r.task_id, "next_run_at": r.occurrence.scheduled_for if r.occurrence else None} for r in applied]
     for start in range(0, len(rows), DB_BATCH):
         db.session.execute(update(Task), rows[start:start + DB_BATCH])
+    for task in recovered:
+        add_notification(task, Level.INFO, f"{task.name!r} recovered",
+                         f"The run due at {isoformat(task.run_at)} was missed; it is running now.")
     db.session.commit()
-    if restores:
-        log.info("Reconcile: %s occurrence(s) restored or replaced", len(restores))
+    if applied:
+        log.info("Reconcile: %s occurrence(s) restored or replaced", len(applied))
 
 
 def one_time_tasks_that_ran() -> set[int]:
@@ -200,25 +311,16 @@ def one_time_tasks_that_ran() -> set[int]:
     query = (select(Execution.task_id).join(Task, Task.id == Execution.task_id)
              .where(Task.schedule_type == ScheduleType.ONE_TIME.value, Execution.scheduled_for == Task.run_at,
                     Execution.trigger != Trigger.MANUAL.value).distinct())
-    return set(db.session.scalars(query))
+    begin_read_only()
+    try:
+        return set(db.session.scalars(query))
+    finally:
+        db.session.rollback()
 
 
 def is_overdue_one_time(task: Task, now: datetime, has_run: bool) -> bool:
     return (task.schedule_type == ScheduleType.ONE_TIME.value and not has_run
             and task.run_at is not None and task.run_at <= now)
-
-
-def wanted_occurrence(task: Task, now: datetime, ran: set[int], stale: bool,
-                      counts: Counter[str]) -> occ.Occurrence | None:
-    """Return the occurrence a task should have pending; a lost due one keeps its time (misfire rule)."""
-    missed_at = task.next_run_at
-    if (not stale and task.schedule_type != ScheduleType.ONE_TIME.value and missed_at is not None
-            and missed_at <= now and is_fire_time(task, missed_at)):
-        counts["pending_restored"] -= 1
-        counts["missed_restored"] += 1
-        return occ.Occurrence(task_id=task.id, scheduled_for=missed_at, attempt=1, trigger=Trigger.SCHEDULE.value,
-                              version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
-    return first_occurrence(task, now, has_run=task.id in ran)
 
 
 def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, Task]) -> set[int]:
@@ -231,102 +333,136 @@ def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, Task]) 
     one_time = [t.id for t in tasks.values() if t.enabled and t.schedule_type == ScheduleType.ONE_TIME.value]
     for start in range(0, len(one_time), DB_BATCH):
         ids |= occ.busy_task_ids(connection, one_time[start:start + DB_BATCH])
-    running = db.session.scalars(select(Execution.task_id).where(Execution.status == Status.RUNNING.value)).all()
+    begin_read_only()
+    try:
+        running = db.session.scalars(select(Execution.task_id).where(Execution.status == Status.RUNNING.value)).all()
+    finally:
+        db.session.rollback()
     return ids | {t for t in running if t is not None}
 
 
-def is_stale(task: Task, fields: tuple[datetime | None, str | None] | None) -> bool:
-    """Say whether a pending occurrence was made before the task's last change, or for another queue."""
+def is_stale(task: Task, fields: JobFields | None) -> bool:
+    """Say whether a pending occurrence was made from an earlier definition of the task, or for another queue.
+
+    A job without a version (written by an earlier Chime) is judged by its creation time against the
+    task's last change by a person.
+    """
     if fields is None:
         return True
-    created_at, origin = fields
-    return origin != task.queue or (created_at is not None and task.updated_at is not None
-                                    and created_at < task.updated_at - timedelta(seconds=1))
+    if fields.origin != task.queue:
+        return True
+    if fields.version is not None:
+        return fields.version < task.version
+    return (fields.created_at is not None and task.updated_at is not None
+            and fields.created_at < task.updated_at - timedelta(seconds=1))
 
 
-def is_fire_time(task: Task, at: datetime) -> bool:
-    return next_fire_at(schedule_of(task), at - timedelta(microseconds=1)) == at
-
-
-def recover_one_time(connection: Redis, task: Task, now: datetime, counts: Counter[str]) -> None:
-    """Run an overdue ONE_TIME task now, with trigger RECOVERY."""
-    occurrence = occ.Occurrence(task_id=task.id, scheduled_for=task.run_at, attempt=1,
-                                trigger=Trigger.RECOVERY.value, version=task.version, queue=task.queue,
-                                timeout_seconds=task.timeout_seconds)
-    occ.push_now(connection, occurrence, now)
-    add_notification(task, Level.INFO, f"{task.name!r} recovered",
-                     f"The run due at {isoformat(task.run_at)} was missed; it is running now.")
-    counts["one_time_recovered"] += 1
+def recover_one_time(connection: Redis, task: Task, now: datetime) -> bool:
+    """Run an overdue ONE_TIME task now, with trigger RECOVERY; False if its run is already handled."""
+    occurrence = occ.Occurrence.of(task, task.run_at, trigger=Trigger.RECOVERY.value)
+    return occ.push_now(connection, occurrence, now) is not None
 
 
 def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]) -> None:
-    """Close RUNNING executions whose worker is gone (no liveness key) or that outlived their timeout."""
-    running = db.session.scalars(select(Execution).where(Execution.status == Status.RUNNING.value,
-                                                         Execution.started_at <= now - timedelta(seconds=LOST_AFTER_SECONDS))).all()
-    if not running:
+    """Close RUNNING executions whose worker stopped beating (no liveness key) or that outlived their timeout.
+
+    A live run beats its key every ALIVE_BEAT_SECONDS with a TTL of ALIVE_TTL_SECONDS, from the moment
+    it is claimed: a run without a key that started at least that long ago has had no beat for that long.
+    """
+    candidates = running_executions(now - timedelta(seconds=LOST_AFTER_SECONDS))
+    if not candidates:
         return
     with connection.pipeline(transaction=False) as pipe:
-        for execution in running:
-            pipe.exists(occ.ALIVE_KEY.format(execution_id=execution.id))
+        for execution_id, _, _ in candidates:
+            pipe.exists(occ.ALIVE_KEY.format(execution_id=execution_id))
         alive = pipe.execute()
-    for execution, is_alive in zip(running, alive):
-        task = execution.task
-        overdue = task is not None and execution.started_at < now - timedelta(
-            seconds=task.timeout_seconds + TIMEOUT_MARGIN_SECONDS)
-        if is_alive and not overdue:
-            continue
-        close_lost(connection, execution, now, "worker lost" if not is_alive else "worker lost: outlived its timeout")
-        counts["executions_lost"] += 1
+    lost = {execution_id: lost_reason(is_alive, started_at, timeout_seconds, now)
+            for (execution_id, started_at, timeout_seconds), is_alive in zip(candidates, alive)}
+    lost = {execution_id: reason for execution_id, reason in lost.items() if reason}
+    if not lost:
+        return
+    closed = [close_lost(execution, now, lost[execution.id]) for execution in db.session.scalars(
+        select(Execution).where(Execution.id.in_(lost), Execution.status == Status.RUNNING.value)
+        .with_for_update())]  # serialised with the executor recording the outcome: only one of them wins
     db.session.commit()
+    counts["executions_lost"] += len(closed)
+    for task_id, job_id, retry, retry_at in closed:
+        if retry is not None:
+            occ.schedule_at(connection, retry, retry_at)
+        occ.finish_inflight(connection, task_id, job_id)
 
 
-def close_lost(connection: Redis, execution: Execution, now: datetime, message: str) -> None:
-    """Mark one execution FAILED and schedule its retry as the task's policy says."""
+def running_executions(started_before: datetime) -> list[tuple[int, datetime, int]]:
+    """(id, started_at, task timeout) of RUNNING executions started before an instant (read-only)."""
+    begin_read_only()
+    try:
+        return [(row.id, as_utc(row.started_at), row.timeout_seconds or 0) for row in db.session.execute(
+            select(Execution.id, Execution.started_at, Task.timeout_seconds)
+            .outerjoin(Task, Task.id == Execution.task_id)
+            .where(Execution.status == Status.RUNNING.value, Execution.started_at <= started_before))]
+    finally:
+        db.session.rollback()
+
+
+def lost_reason(is_alive: bool, started_at: datetime, timeout_seconds: int, now: datetime) -> str:
+    if not is_alive:
+        return "worker lost"
+    if started_at < now - timedelta(seconds=timeout_seconds + TIMEOUT_MARGIN_SECONDS):
+        return "worker lost: outlived its timeout"
+    return ""
+
+
+def close_lost(execution: Execution, now: datetime, message: str
+               ) -> tuple[int | None, str, occ.Occurrence | None, datetime | None]:
+    """Mark one execution FAILED and decide its retry by the task's policy (the caller schedules it)."""
     execution.status = Status.FAILED.value
     execution.message = message
     execution.finished_at = now
     execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
     task = execution.task
+    log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, message)
     if task is None:
-        return
+        return None, execution.job_id or "", None, None
     task.status = task.last_status = Status.FAILED.value
+    retry = None
     if should_retry(attempt=execution.attempt, max_retries=task.max_retries):
         delay = retry_delay_seconds(attempt=execution.attempt, base_seconds=task.retry_backoff_seconds)
         execution.retry_at = now + timedelta(seconds=delay)
-        retry = occ.Occurrence(task_id=task.id, scheduled_for=execution.scheduled_for, attempt=execution.attempt + 1,
-                               trigger=Trigger.RETRY.value, version=task.version, queue=task.queue,
-                               timeout_seconds=task.timeout_seconds)
-        occ.schedule_at(connection, retry, execution.retry_at)
+        retry = occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value)
         add_notification(task, Level.WARNING, f"{task.name!r} lost its worker; retrying",
                          f"Attempt {execution.attempt} {message}. Retry at {isoformat(execution.retry_at)}", execution)
     else:
         add_notification(task, Level.ERROR, f"{task.name!r} failed", f"Attempt {execution.attempt} {message}", execution)
-    occ.finish_inflight(connection, task.id, execution.job_id or "")
-    log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, task.id, message)
+    return task.id, execution.job_id or "", retry, execution.retry_at
 
 
 def enqueue_missed_retries(connection: Redis, view: RedisView, now: datetime, counts: Counter[str]) -> None:
     """Enqueue retries whose time passed but which are nowhere in Redis and never ran."""
-    waiting = db.session.scalars(select(Execution).where(
-        Execution.retry_at.is_not(None), Execution.retry_at <= now - timedelta(seconds=RETRY_LATE_AFTER_SECONDS),
-        Execution.status.in_([Status.RETRYING.value, Status.FAILED.value]))).all()
-    inflight = set()
-    for execution in waiting:
-        task = execution.task
-        if task is None or not task.enabled:
-            continue
-        retry_id = occ.occurrence_job_id(task.id, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value)
-        if retry_id in view.scheduled or retry_id in view.queued or retry_id in inflight:
-            continue
-        if next_attempt_exists(execution):
-            continue
-        retry = occ.Occurrence(task_id=task.id, scheduled_for=execution.scheduled_for, attempt=execution.attempt + 1,
-                               trigger=Trigger.RETRY.value, version=task.version, queue=task.queue,
-                               timeout_seconds=task.timeout_seconds)
+    for retry in missed_retries(view, now):
         occ.schedule_at(connection, retry, now)
-        inflight.add(retry_id)
         counts["retries_enqueued"] += 1
-        log.info("Reconcile: retry %s of execution %s enqueued", retry_id, execution.id)
+        log.info("Reconcile: retry %s enqueued", retry.job_id)
+
+
+def missed_retries(view: RedisView, now: datetime) -> list[occ.Occurrence]:
+    """The retry occurrences that were due but are neither in Redis nor recorded (read-only)."""
+    begin_read_only()
+    try:
+        waiting = db.session.scalars(select(Execution).where(
+            Execution.retry_at.is_not(None), Execution.retry_at <= now - timedelta(seconds=RETRY_LATE_AFTER_SECONDS),
+            Execution.status.in_([Status.RETRYING.value, Status.FAILED.value]))).all()
+        retries: dict[str, occ.Occurrence] = {}
+        for execution in waiting:
+            task = execution.task
+            if task is None or not task.enabled:
+                continue
+            retry = occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value)
+            if retry.job_id in view.scheduled or retry.job_id in view.queued or next_attempt_exists(execution):
+                continue
+            retries[retry.job_id] = retry
+        return list(retries.values())
+    finally:
+        db.session.rollback()
 
 
 def next_attempt_exists(execution: Execution) -> bool:

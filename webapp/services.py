@@ -105,12 +105,9 @@ def delete_task(task: Task) -> None:
 def run_task_now(task: Task, *, now: datetime | None = None) -> str:
     """Enqueue one MANUAL run at once, enabled or not; return the RQ job id."""
     now = now or utcnow()
-    occurrence = occ.Occurrence(
-        task_id=task.id, scheduled_for=now, attempt=1, trigger=Trigger.MANUAL.value,
-        version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
-    )
+    occurrence = occ.Occurrence.of(task, now, trigger=Trigger.MANUAL.value)
     try:
-        return occ.push_now(get_redis(), occurrence, now)
+        return occ.push_now(get_redis(), occurrence, now) or occurrence.job_id
     except RedisError as error:
         raise UnavailableError("Redis is unavailable, so the task could not be queued; nothing was changed") from error
 
@@ -128,10 +125,7 @@ def first_occurrence(task: Task, now: datetime, *, has_run: bool | None = None) 
     due_at = first_fire_at(schedule_of(task), now)
     if due_at is None:
         return None
-    return occ.Occurrence(
-        task_id=task.id, scheduled_for=due_at, attempt=1, trigger=Trigger.SCHEDULE.value,
-        version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
-    )
+    return occ.Occurrence.of(task, due_at)
 
 
 def has_scheduled_run(task: Task) -> bool:

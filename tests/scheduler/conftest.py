@@ -1,0 +1,26 @@
+"""In-process engine pieces: the real ChimeWorker running jobs in this process, against the private Redis."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import jobs.worker
+from webapp.models import QUEUE_NAMES
+
+
+@pytest.fixture
+def connection(app: Any) -> Any:
+    return app.extensions["redis"]
+
+
+@pytest.fixture
+def work(app: Any, connection: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Run every queued job with the Procfile's worker class, in this process, until the queues are empty."""
+    monkeypatch.setattr(jobs.worker, "_app", app)  # the worker's app is the test's app
+
+    def drain() -> None:
+        jobs.worker.ChimeWorker(list(QUEUE_NAMES), connection=connection).work(burst=True)
+
+    return drain

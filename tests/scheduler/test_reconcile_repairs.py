@@ -1,0 +1,154 @@
+"""The reconciler repairs what is broken and nothing else, and never undoes the scheduler's work.
+
+Each test drives the real scheduler, the real worker class (in this process) and the reconciler
+against the suite's redis-server, on SQLite and on Postgres.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from scheduler import occurrence as occ
+from scheduler import reconcile as reconcile_module
+from scheduler.dispatch import ChimeScheduler
+from scheduler.reconcile import RedisView, reconcile
+from tests.engine.helpers import create, executions
+from webapp import services
+from webapp.extensions import db
+from webapp.models import Task
+from webapp.timeutil import utcnow
+
+REPAIRS = ("pending_restored", "missed_restored", "one_time_recovered", "stale_replaced", "orphans_removed",
+           "executions_lost", "retries_enqueued")
+
+
+def repairs(report: dict[str, Any]) -> dict[str, int]:
+    return {key: report[key] for key in REPAIRS if report[key]}
+
+
+def starting_in(seconds: float) -> datetime:
+    return (utcnow() + timedelta(seconds=seconds)).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def test_a_healthy_system_reconciles_with_no_repairs(app: Any, connection: Any, work: Any) -> None:
+    start = starting_in(1)
+    periodic = [create(name=f"every-{n}", interval_seconds=30, start_at=start.isoformat()) for n in range(3)]
+    once = create(name="once", schedule_type="ONE_TIME", interval_seconds=None, run_at=start.isoformat())
+    scheduler = ChimeScheduler(connection, app)
+    scheduler.dispatch_due(start + timedelta(seconds=0.5))
+    time.sleep(1.2)  # the runs below happen more than a second after their occurrences were made
+    work()
+    scheduler.save_next_run_at()
+
+    report = reconcile(connection)
+
+    assert [len(executions(t)) for t in [*periodic, once]] == [1, 1, 1, 1]
+    assert repairs(report) == {}
+    assert repairs(reconcile(connection)) == {}
+
+
+def test_a_run_moved_onto_its_queue_and_lost_with_redis_is_owed_again(app: Any, connection: Any, work: Any) -> None:
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))  # moved, next_run_at saved
+    connection.flushall()  # Redis restarts empty before a worker claimed it
+
+    report = reconcile(connection, now=start + timedelta(seconds=0.5))
+
+    lost_id = occ.occurrence_job_id(task_id, start, 1, "SCHEDULE")
+    assert repairs(report) == {"missed_restored": 1}
+    assert occ.pending_job_id(connection, task_id) == lost_id
+    assert connection.zscore(occ.SCHEDULED_KEY, lost_id) == occ.score_of(start)
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.6))
+    work()
+    assert [(e.scheduled_for, e.status) for e in executions(task_id)] == [(start, "SUCCESS")]
+
+
+def torn_read(scheduler: ChimeScheduler, due_at: datetime) -> Any:
+    """read_redis whose sorted set is read before the scheduler moves a due occurrence, and the rest after."""
+    read = reconcile_module.read_redis
+
+    def read_across_a_move(connection: Any) -> RedisView:
+        before = read(connection)
+        scheduler.dispatch_due(due_at)
+        after = read(connection)
+        return RedisView(before.scheduled, after.pending, after.queued, after.job_fields)
+
+    return read_across_a_move
+
+
+def test_a_pass_that_read_redis_across_a_move_leaves_the_moved_run_alone(
+        app: Any, connection: Any, work: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    moved = occ.pending_job_id(connection, task_id)
+    scheduler = ChimeScheduler(connection, app)
+    monkeypatch.setattr(reconcile_module, "read_redis", torn_read(scheduler, start + timedelta(seconds=0.1)))
+
+    report = reconcile(connection, now=start + timedelta(seconds=0.2))
+
+    assert repairs(report) == {}
+    assert connection.hget(occ.JOB_KEY.format(job_id=moved), "status") == b"queued"
+    assert occ.pending_job_id(connection, task_id) == occ.occurrence_job_id(
+        task_id, start + timedelta(seconds=60), 1, "SCHEDULE")
+    work()
+    assert [(e.scheduled_for, e.status) for e in executions(task_id)] == [(start, "SUCCESS")]
+
+
+def test_an_occurrence_made_from_an_earlier_definition_is_replaced(app: Any, connection: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    task_id = create(name="hourly", interval_seconds=3600)
+    old = occ.pending_job_id(connection, task_id)
+    monkeypatch.setattr(occ, "replace_pending", lambda *args: (_ for _ in ()).throw(
+        __import__("redis").exceptions.ConnectionError("Redis is down")))
+    services.update_task(services.get_task(task_id), {"interval_seconds": 60}, partial=True, allow_shell=False)
+    monkeypatch.undo()
+    assert occ.pending_job_id(connection, task_id) == old  # the edit could not reach Redis
+
+    report = reconcile(connection)
+
+    task = db.session.get(Task, task_id)
+    assert repairs(report) == {"stale_replaced": 1}
+    new = occ.pending_job_id(connection, task_id)
+    assert new != old and connection.exists(occ.JOB_KEY.format(job_id=old)) == 0
+    assert int(connection.hget(occ.JOB_KEY.format(job_id=new), occ.VERSION_FIELD)) == task.version
+    assert connection.zscore(occ.SCHEDULED_KEY, new) - time.time() <= 61
+
+
+def test_the_engines_own_writes_leave_a_tasks_updated_at_alone(app: Any, connection: Any, work: Any) -> None:
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    updated_at = db.session.get(Task, task_id).updated_at
+    db.session.rollback()
+    scheduler = ChimeScheduler(connection, app)
+    scheduler.dispatch_due(start + timedelta(seconds=0.1))
+    work()
+    reconcile(connection)
+
+    task = db.session.get(Task, task_id)
+    assert task.last_status == "SUCCESS" and task.next_run_at == start + timedelta(seconds=60)
+    assert task.updated_at == updated_at
+
+
+def test_a_job_made_for_a_deleted_task_never_runs_another_task(app: Any, connection: Any, work: Any) -> None:
+    doomed = create(name="doomed", interval_seconds=3600)
+    services.run_task_now(services.get_task(doomed))
+    services.delete_task(services.get_task(doomed))
+    db.session.rollback()
+    newcomer = create(name="newcomer", interval_seconds=3600)
+    # Whatever id the database gives the newcomer, make the queued job name it, as a reused id would.
+    job_id = connection.lindex("rq:queue:default", 0).decode()
+    reused = job_id.replace(f"chime-{doomed}-", f"chime-{newcomer}-")
+    connection.rename(occ.JOB_KEY.format(job_id=job_id), occ.JOB_KEY.format(job_id=reused))
+    connection.lset("rq:queue:default", 0, reused)
+    from rq.job import Job
+    job = Job.fetch(reused, connection=connection)
+    job.kwargs["task_id"] = newcomer
+    job.save()
+
+    work()
+
+    assert executions(newcomer) == []
