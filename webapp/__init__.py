@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from webapp.arguments import IdConverter
 from webapp.config import check_production_settings, instance_path_from_env, settings_from_env
 
 
@@ -20,8 +21,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     check_production_settings(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
     app.url_map.strict_slashes = False
+    app.url_map.converters["int"] = IdConverter  # every <int:...> in a URL is a row id: 1..MAX_ID or 404
     register_extensions(app)
     register_blueprints(app)
+    register_web_boundary(app)
     register_error_handlers(app)
     register_cli(app)
     return app
@@ -51,6 +54,19 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(monitoring_bp)
+
+
+def register_web_boundary(app: Flask) -> None:
+    """Trust CHIME_PROXY_FIX_X_FOR proxies, check every session's user, throttle sign-ins."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from webapp.admin import throttle
+    from webapp.auth import load_session_user
+
+    if app.config.get("PROXY_FIX_X_FOR"):
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"], x_proto=0, x_host=0)  # type: ignore[method-assign]
+    app.before_request(load_session_user)
+    throttle.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

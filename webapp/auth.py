@@ -8,7 +8,7 @@ import secrets
 from functools import wraps
 from typing import Any, Callable
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -65,7 +65,7 @@ def require_api_token() -> None:
     token = bearer_token()
     if token is not None and is_valid_token(token):
         return
-    if token is None and session.get("user_id") and request.method == "GET":
+    if token is None and current_user() is not None and request.method == "GET":
         return  # the admin's own pages read the API with their session
     raise UnauthorizedError("A valid API token is required: send 'Authorization: Bearer <token>'")
 
@@ -88,7 +88,8 @@ def authenticate(username: str, password: str) -> User | None:
     if user is None:
         check_password_hash(DUMMY_HASH, password)  # same work whether or not the user exists
         return None
-    return user if check_password_hash(user.password_hash, password) else None
+    matches = check_password_hash(user.password_hash, password)
+    return user if matches and user.active else None
 
 
 DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -110,7 +111,7 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not session.get("user_id") or db.session.get(User, session["user_id"]) is None:
+        if current_user() is None:
             return redirect(url_for("admin.login", next=request.full_path))
         return view(*args, **kwargs)
 
@@ -118,13 +119,63 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def current_user() -> User | None:
+    """The signed-in user of this request (checked once per request by load_session_user)."""
+    return g.get("user")
+
+
+def load_session_user() -> None:
+    """Accept the session's user only if it still exists, is active and the session is current.
+
+    Runs before every request, so a revoked cookie is refused everywhere: admin pages, the
+    API's session reads and /metrics. A refused session is emptied (the browser's cookie too).
+    """
+    g.user = None
+    user_id = session.get("user_id")
+    if user_id is None:
+        return
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or not user.active or session.get("generation") != user.session_generation:
+        session.clear()
+        return
+    g.user = user
+
+
 def login_user(user: User) -> None:
     session.clear()
     session["user_id"] = user.id
     session["username"] = user.username
+    session["generation"] = user.session_generation
     session["logged_in_at"] = utcnow().isoformat()
     session.permanent = True
+    g.user = user
+
+
+def revoke_sessions(user: User) -> None:
+    """Make every cookie signed in as this user invalid (the caller commits)."""
+    user.session_generation += 1
 
 
 def logout_user() -> None:
+    """End the session here and on the server: a copy of the cookie is refused afterwards."""
+    user = current_user()
+    if user is not None:
+        revoke_sessions(user)
+        db.session.commit()
     session.clear()
+    g.user = None
+
+
+def set_password(user: User, password: str) -> None:
+    """Change a password; every session of the user ends."""
+    user.password_hash = hash_password(password)
+    revoke_sessions(user)
+    db.session.commit()
+
+
+def set_active(user: User, active: bool) -> None:
+    """Enable or disable a user; disabling ends every session of the user."""
+    user.active = active
+    if not active:
+        revoke_sessions(user)
+    db.session.commit()

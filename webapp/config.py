@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see webapp.redis_url
@@ -15,6 +16,7 @@ MAX_PAGE_LIMIT = 500
 MAX_CONTENT_LENGTH_BYTES = 1024 * 1024
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+MAX_PROXY_DEPTH = 10
 
 
 class ConfigError(RuntimeError):
@@ -68,7 +70,36 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "WTF_CSRF_TIME_LIMIT": None,
+        **web_settings(env),
     }
+
+
+def web_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The settings of the web boundary: cookies, the trusted proxy depth, the public URL."""
+    return {
+        "SESSION_COOKIE_SECURE": env.get("CHIME_ENV", env.get("FLASK_ENV", "development")) == "production",
+        "PROXY_FIX_X_FOR": proxy_depth(env.get("CHIME_PROXY_FIX_X_FOR", "")),
+        "PUBLIC_URL": public_url(env.get("CHIME_PUBLIC_URL", "")),
+    }
+
+
+def proxy_depth(raw: str) -> int:
+    """CHIME_PROXY_FIX_X_FOR: how many X-Forwarded-For entries to trust (0, the default: none)."""
+    text = raw.strip() or "0"
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_PROXY_DEPTH:
+        raise ConfigError(f"CHIME_PROXY_FIX_X_FOR must be a whole number from 0 to {MAX_PROXY_DEPTH}, not {raw!r}")
+    return int(text)
+
+
+def public_url(raw: str) -> str:
+    """CHIME_PUBLIC_URL: the site's external base URL (https://chime.example.com), '' when unset."""
+    text = raw.strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"CHIME_PUBLIC_URL must be an http(s) URL such as https://chime.example.com, not {raw!r}")
+    return text
 
 
 def check_production_settings(config: Mapping[str, Any]) -> None:

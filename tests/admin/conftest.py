@@ -11,7 +11,6 @@ from flask import g
 from werkzeug.security import generate_password_hash
 
 from webapp import auth
-from webapp.admin import throttle
 from webapp.auth import create_user
 from webapp.extensions import db
 from webapp.models import Execution, Notification, Task
@@ -61,14 +60,7 @@ class AdminClient:
 def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hash test passwords with few iterations: the admin tests sign in over a hundred times."""
     monkeypatch.setattr(auth, "hash_password", lambda password: generate_password_hash(password, "pbkdf2:sha256:1000"))
-
-
-@pytest.fixture(autouse=True)
-def no_login_delay(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record the login throttle's delays instead of sleeping."""
-    delays: list[float] = []
-    monkeypatch.setattr(throttle, "sleep", delays.append)
-    return delays
+    monkeypatch.setattr(auth, "DUMMY_HASH", generate_password_hash("not-a-real-password", "pbkdf2:sha256:1000"))
 
 
 def sign_in(client: Any, username: str = USERNAME, password: str = PASSWORD, next_path: str = "") -> Any:

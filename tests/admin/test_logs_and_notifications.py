@@ -32,7 +32,8 @@ def test_log_filters(admin: AdminClient) -> None:
     assert runs_shown(admin.html("/logs?range=24h&status=FAILED")) == {str(failed.id), str(retry.id)}
     assert runs_shown(admin.html(f"/logs?task={beta.id}&status=FAILED&trigger=RETRY")) == {str(retry.id)}
     assert "No run matches these filters." in admin.html("/logs?status=SKIPPED")
-    assert runs_shown(admin.html("/logs?status=nonsense&task=x")) == every
+    assert runs_shown(admin.html("/logs?status=nonsense&trigger=nonsense")) == every  # unknown choices are ignored
+    assert "task: must be a whole number" in admin.html("/logs?task=x", status=400)  # a malformed id is refused
 
 
 def test_log_time_range_is_read_in_the_browsers_zone(admin: AdminClient) -> None:

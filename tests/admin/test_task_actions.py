@@ -29,7 +29,8 @@ def test_task_list_searches_filters_and_paginates(admin: AdminClient) -> None:
     assert "Showing 1–15 of 15 tasks" in admin.html("/tasks?enabled=false")
     assert "Showing 1–1 of 1 tasks" in admin.html("/tasks?type=CRON")
     assert "No task matches these filters." in admin.html("/tasks?q=nothing%25like_this")
-    assert "Showing 1–25" in admin.html("/tasks?status=bogus&page=-3")  # bad values are ignored
+    assert "Showing 1–25" in admin.html("/tasks?status=bogus&type=bogus")  # unknown choices are ignored
+    assert "page: must be between 1 and" in admin.html("/tasks?page=-3", status=400)  # a bad page is refused
 
 
 def test_task_list_shows_badges_and_relative_next_runs(admin: AdminClient) -> None:

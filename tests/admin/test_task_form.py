@@ -126,6 +126,20 @@ def count_tasks() -> int:
     return db.session.scalar(select(func.count()).select_from(Task))
 
 
+@pytest.mark.parametrize("digits", ["٣٠", "３０", "²", "30.0", "1e3", " 3 0 "],
+                         ids=["arabic-indic", "fullwidth", "superscript", "decimal", "exponent", "spaced"])
+def test_numbers_not_written_with_ascii_digits_are_a_field_error(admin: AdminClient, digits: str) -> None:
+    # Python's int() reads '٣٠' and '３０' as 30 and str.isdigit() is true for '²'; an
+    # <input type=number> and a JSON number (the API) never hold them, so the form refuses them too.
+    response = admin.post("/tasks/new", form(name="digits", job="noop", schedule_type="INTERVAL",
+                                             interval_seconds=digits, max_retries=digits))
+    assert response.status_code == 400
+    html = response.get_data(as_text=True)
+    assert error_of(html, "f-interval_seconds") == "must be a whole number written with the digits 0-9"
+    assert error_of(html, "f-max_retries") == "must be a whole number written with the digits 0-9"
+    assert count_tasks() == 0
+
+
 def test_validation_errors_appear_next_to_their_fields_and_nothing_is_stored(admin: AdminClient) -> None:
     response = admin.post("/tasks/new", form(name="  ", job="echo", schedule_type="INTERVAL", interval_seconds="0",
                                              timezone="Mars/Olympus", max_retries="lots",
@@ -135,7 +149,7 @@ def test_validation_errors_appear_next_to_their_fields_and_nothing_is_stored(adm
     assert error_of(html, "f-name") == "must not be empty"
     assert "between 1 and" in error_of(html, "f-interval_seconds")
     assert "Unknown time zone" in error_of(html, "f-timezone")
-    assert error_of(html, "f-max_retries") == "must be an integer"
+    assert error_of(html, "f-max_retries") == "must be a whole number written with the digits 0-9"
     assert error_of(html, "arg-echo-message") == "required"
     assert 'aria-invalid="true"' in html
     assert ">kept as typed</textarea>" in html and 'value="Mars/Olympus"' in html and 'value="lots"' in html

@@ -26,6 +26,8 @@ from scheduler.triggers import (
     validate_timezone,
 )
 from webapp import services
+from webapp.arguments import (MAX_INTEGER_DIGITS, NOT_A_NUMBER, is_id_text, is_integer_text, parse_id,
+                              parse_instant_arg, parse_integer)
 from webapp.errors import ValidationError
 from webapp.extensions import db
 from webapp.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
@@ -40,7 +42,8 @@ JSON_TYPES = ("object", "array", "any")
 SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
 STATUSES = tuple(s.value for s in Status)
 TRIGGERS = tuple(t.value for t in Trigger)
-_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
+MAX_PAGE = 10**9
 ARG_PREFIX = "args."
 
 
@@ -131,14 +134,15 @@ def _arg_value(raw: str, field: ArgField) -> tuple[bool, Any, str | None]:
 
 
 def _number(text: str, *, integer: bool) -> Any:
-    """Parse a number; text that is not one is passed on for the validator to reject."""
-    if _INTEGER_TEXT.fullmatch(text):
+    """Parse a number written with ASCII digits; other text is passed on for the validator to reject.
+
+    (int() and float() would also read '٣٠' as 30 and 'nan' or 'inf' as floats.)
+    """
+    if is_integer_text(text) and len(text) <= MAX_INTEGER_DIGITS:
         return int(text)
-    try:
-        value = float(text)
-    except ValueError:
+    if integer or not _DECIMAL_TEXT.fullmatch(text):
         return text
-    return value if not integer else text
+    return float(text)
 
 
 # --------------------------------------------------------------------------- the task form
@@ -204,14 +208,16 @@ def payload_from_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[st
         raw = str(values[name]).strip()
         if raw and (name not in SCHEDULE_FIELDS or name in allowed):
             payload[name] = _number(raw, integer=True)
+            if not is_integer_text(raw):
+                errors[name] = NOT_A_NUMBER
     for name in DATETIME_FIELDS:
         raw = str(values[name]).strip()
         if raw and name in allowed:
             payload[name] = raw
     payload["enabled"] = bool(values["enabled"])
-    payload["depends_on"] = [int(v) if str(v).isdigit() else v for v in values["depends_on"]]
-    payload["args"], errors = _args_payload(values)
-    return payload, errors
+    payload["depends_on"] = [int(v) if is_id_text(str(v)) else v for v in values["depends_on"]]
+    payload["args"], arg_errors = _args_payload(values)
+    return payload, {**errors, **arg_errors}
 
 
 def _args_payload(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -265,8 +271,9 @@ def local_input_value(value: datetime | None, zone_name: str) -> str:
 
 
 def page_arg(args: MultiDict) -> int:
-    raw = args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 10**9 else 1
+    """The page number of a list (1 when absent); ValidationError (400) when it is no page number."""
+    raw = args.get("page", "")
+    return parse_integer(raw, "page", 1, MAX_PAGE) if raw.strip() else 1
 
 
 def _choice(args: MultiDict, name: str, options: tuple[str, ...]) -> str | None:
@@ -293,18 +300,22 @@ RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(
 
 
 def execution_filters(args: MultiDict, now: datetime) -> ExecutionFilters:
-    """The log filters of a query string; `since`/`until` are wall-clock times in `tz`."""
-    task_id = args.get("task", "")
+    """The log filters of a query string; `since`/`until` are wall-clock times in `tz`.
+
+    Unknown choices are ignored; a task id or a time that does not parse (or that no
+    column can hold: year 0, month 13) raises ValidationError, a 400 naming the argument.
+    """
+    task_id = args.get("task", "").strip()
     zone = _zone(args.get("tz", "UTC"))
-    since = _instant(args.get("since", ""), zone)
+    since = _instant(args, "since", zone)
     if since is None and args.get("range") in RANGES:
         since = now - RANGES[args["range"]]
     return ExecutionFilters(
-        task_id=int(task_id) if task_id.isdigit() else None,
+        task_id=parse_id(task_id, "task") if task_id else None,
         status=_choice(args, "status", STATUSES),
         trigger=_choice(args, "trigger", TRIGGERS),
         since=since,
-        until=_instant(args.get("until", ""), zone),
+        until=_instant(args, "until", zone),
     )
 
 
@@ -315,12 +326,9 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def _instant(raw: str, zone: ZoneInfo) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(raw.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=zone)
+def _instant(args: MultiDict, name: str, zone: ZoneInfo) -> datetime | None:
+    raw = args.get(name, "").strip()
+    return parse_instant_arg(raw, name, zone) if raw else None
 
 
 OVERLAPS = tuple(o.value for o in Overlap)
@@ -393,14 +401,14 @@ def _preview_from(args: MultiDict, now: datetime) -> datetime:
 
 def _preview_interval(args: MultiDict) -> int:
     raw = args.get("interval_seconds", "").strip()
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError("The interval must be a whole number of seconds, at least 1.")
+    if not is_integer_text(raw) or len(raw) > MAX_INTEGER_DIGITS or int(raw) < 1:
+        raise ValueError("The interval must be a whole number of seconds (digits 0-9), at least 1.")
     return int(raw)
 
 
 def _anchor(task_id: str, now: datetime) -> datetime:
     """Interval fires count from start_at, else from the task's creation (now, for a new task)."""
-    task = db.session.get(Task, int(task_id)) if task_id.isdigit() else None
+    task = db.session.get(Task, int(task_id)) if is_id_text(task_id) else None
     return task.created_at if task is not None and task.created_at else now
 
 

@@ -1,98 +1,117 @@
-"""Slow down password guessing on the login form.
+"""Refuse password guessing on the login form, without ever sleeping inside the request.
 
-Failed sign-ins are counted in Redis per (user name, client address) and per client
-address, each counter expiring WINDOW_SECONDS after its first failure. Every failure
-waits a little longer before answering (0.25 s, 0.5 s, 1 s, 2 s); from MAX_FAILURES on
-the form answers 429 until the counter expires. When Redis is down the throttle is off
-(signing in must keep working) and a warning is logged.
+Flask-Limiter counts failed sign-ins (the login form answering 401) in Redis, in a moving
+window of WINDOW, under three keys (LOGIN_LIMITS): the user name from one client, the
+client (any user names), and the user name from any client. Before each sign-in it checks
+the counts; once one is used up the form answers 429 with Retry-After at once, until the
+oldest counted failure leaves the window. Only failures count, so signing in is never
+refused for a user who has not failed, and one user's lockout leaves other users alone.
+
+The client is `request.remote_addr`: the TCP peer, unless CHIME_PROXY_FIX_X_FOR=N tells
+Werkzeug's ProxyFix to trust N X-Forwarded-For entries (set it to the number of reverse
+proxies in front of the app, never more). The counters use the app's own Redis client
+(REDIS_URL, Sentinel and passwords included); while Redis is down they are kept in the
+process's memory (Flask-Limiter's in-memory fallback) and a warning is logged.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app, request
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
 from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+WINDOW = "15 minutes"
 WINDOW_SECONDS = 15 * 60
-MAX_FAILURES = 5  # per user name and address
-MAX_FAILURES_PER_ADDRESS = 20  # any user names from one address
-BASE_DELAY_SECONDS = 0.25
-MAX_DELAY_SECONDS = 2.0
-KEY_PREFIX = "chime:login-failures:"
+KEY_PREFIX = "chime:throttle"
+LOGIN_ENDPOINT = "admin.login"
+EXTENSION_KEY = "chime_limiter"
 
-sleep = time.sleep  # tests replace this
+
+def user_key() -> str:
+    """The submitted user name, normalised and hashed (user names are not stored in Redis)."""
+    name = request.form.get("username", "").strip().lower()
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def client_key() -> str:
+    return request.remote_addr or "unknown"
 
 
 @dataclass(frozen=True)
-class Lockout:
-    retry_after_seconds: int
+class LoginLimit:
+    """At most `failures` failed sign-ins per WINDOW for each value of `key`."""
+
+    name: str
+    failures: int
+    key: Callable[[], str]
 
     @property
-    def message(self) -> str:
-        return f"Too many failed sign-in attempts; try again in {self.retry_after_seconds} s."
+    def rate(self) -> str:
+        return f"{self.failures} per {WINDOW}"
+
+    def key_for_request(self) -> str:
+        return f"{self.name}:{self.key()}"
 
 
-def _keys(username: str) -> tuple[str, str]:
-    address = request.remote_addr or "unknown"
-    digest = hashlib.sha256(username.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"{KEY_PREFIX}user:{digest}:{address}", f"{KEY_PREFIX}addr:{address}"
+PER_USER_AND_CLIENT = "user-client"
+LOGIN_LIMITS = (
+    LoginLimit(PER_USER_AND_CLIENT, 5, lambda: f"{user_key()}:{client_key()}"),
+    LoginLimit("client", 20, client_key),
+    LoginLimit("user", 50, user_key),
+)
 
 
-def _redis():  # noqa: ANN202 - a redis.Redis
-    return current_app.extensions["redis"]
+def is_failed_sign_in(response: Response) -> bool:
+    return response.status_code == 401
 
 
-def lockout(username: str) -> Lockout | None:
-    """Return the lockout in force for this user name and address, if any."""
-    user_key, address_key = _keys(username)
-    try:
-        with _redis().pipeline(transaction=False) as pipe:
-            pipe.get(user_key).ttl(user_key).get(address_key).ttl(address_key)
-            user_count, user_ttl, address_count, address_ttl = pipe.execute()
-    except RedisError as error:
-        log.warning("Login throttle unavailable (Redis: %s)", error)
-        return None
-    waits = []
-    if int(user_count or 0) >= MAX_FAILURES:
-        waits.append(user_ttl)
-    if int(address_count or 0) >= MAX_FAILURES_PER_ADDRESS:
-        waits.append(address_ttl)
-    if not waits:
-        return None
-    return Lockout(retry_after_seconds=max(1, max(int(w) if w and w > 0 else WINDOW_SECONDS for w in waits)))
+def init_app(app: Flask) -> None:
+    """Give the app its own limiter on the app's Redis and put LOGIN_LIMITS on the login view."""
+    limiter = Limiter(
+        key_func=client_key,
+        storage_uri="redis://",  # the scheme picks limits' Redis storage; the pool is the app's
+        storage_options={"connection_pool": app.extensions["redis"].connection_pool, "key_prefix": KEY_PREFIX},
+        strategy="moving-window",
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        headers_enabled=False,
+    )
+    limiter.init_app(app)
+    view = app.view_functions[LOGIN_ENDPOINT]
+    for limit in LOGIN_LIMITS:
+        view = limiter.limit(limit.rate, key_func=limit.key_for_request, methods=["POST"],
+                             deduct_when=is_failed_sign_in, scope="login")(view)
+    app.view_functions[LOGIN_ENDPOINT] = view
+    app.extensions[EXTENSION_KEY] = limiter
 
 
-def record_failure(username: str) -> int:
-    """Count a failed sign-in, wait the growing delay, and return the failures so far."""
-    user_key, address_key = _keys(username)
-    try:
-        with _redis().pipeline() as pipe:
-            for key in (user_key, address_key):  # SET NX EX starts the window; INCR keeps the TTL
-                pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True).incr(key)
-            failures = int(pipe.execute()[1])
-    except RedisError as error:
-        log.warning("Login throttle unavailable (Redis: %s)", error)
-        return 0
-    sleep(delay_for(failures))
-    return failures
+def retry_after_seconds(now: float) -> int:
+    """Seconds until the breached limit of this request allows another attempt (at least 1)."""
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION_KEY)
+    breached = limiter.current_limit if limiter is not None else None
+    if breached is None:
+        return WINDOW_SECONDS
+    return max(1, min(WINDOW_SECONDS, int(breached.reset_at - now)))
 
 
-def delay_for(failures: int) -> float:
-    """The wait after the n-th failure: doubling from BASE_DELAY_SECONDS up to MAX_DELAY_SECONDS."""
-    if failures <= 0:
-        return 0.0
-    return min(BASE_DELAY_SECONDS * 2 ** (failures - 1), MAX_DELAY_SECONDS)
+def forget_failures() -> None:
+    """After a successful sign-in, forget the failures of this user name from this client."""
+    limiter: Limiter | None = current_app.extensions.get(EXTENSION_KEY)
+    if limiter is None:
+        return
+    for counted in limiter.current_limits:
+        if any(str(arg).startswith(f"{PER_USER_AND_CLIENT}:") for arg in counted.request_args):
+            try:
+                limiter.limiter.clear(counted.limit, *counted.request_args)
+            except RedisError as error:
+                log.warning("Login throttle unavailable (Redis: %s)", error)
 
 
-def record_success(username: str) -> None:
-    """Forget this user name's failures from this address."""
-    user_key, _ = _keys(username)
-    try:
-        _redis().delete(user_key)
-    except RedisError as error:
-        log.warning("Login throttle unavailable (Redis: %s)", error)
+def lockout_message(seconds: int) -> str:
+    return f"Too many failed sign-in attempts; try again in {seconds} s."

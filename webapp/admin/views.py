@@ -1,9 +1,12 @@
 """Admin pages: sign-in, sign-out and the dashboard."""
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import redirect, render_template, request, session, url_for
+from flask_limiter.errors import RateLimitExceeded
 
 from webapp import queries
 from webapp.admin import bp, throttle
@@ -16,28 +19,46 @@ WRONG_CREDENTIALS = "Wrong user name or password."
 
 
 def safe_next(target: str | None, default: str | None = None) -> str:
-    """A local path to go to after an action; anything else goes to `default`."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """A path on this site to go to after an action; anything else goes to `default`."""
+    if target and is_local_path(target):
         return target
     return default or url_for("admin.dashboard")
 
 
+def is_local_path(target: str) -> bool:
+    """True for '/a/path?query' only: never '//host', '/\\host', 'https://host', 'javascript:'.
+
+    Browsers drop tabs and newlines anywhere in a URL, trim control characters and read a
+    backslash as a slash, so '/\t/evil.example' is '//evil.example' to them: any control
+    character or backslash refuses the target instead of being normalised.
+    """
+    if any(ord(char) < 0x20 or ord(char) == 0x7F or char == "\\" for char in target):
+        return False
+    parts = urlsplit(target)
+    return target.startswith("/") and not target.startswith("//") and not parts.scheme and not parts.netloc
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
+    """Sign in; LOGIN_LIMITS (webapp.admin.throttle) count the 401s and refuse with 429."""
     if request.method == "GET":
         return render_template("login.html")
     username = request.form.get("username", "")
-    lockout = throttle.lockout(username)
-    if lockout is not None:
-        response = render_template("login.html", username=username, error=lockout.message)
-        return response, 429, {"Retry-After": str(lockout.retry_after_seconds)}
     user = authenticate(username, request.form.get("password", ""))
     if user is None:
-        throttle.record_failure(username)
         return render_template("login.html", username=username, error=WRONG_CREDENTIALS), 401
-    throttle.record_success(username)
+    throttle.forget_failures()
     login_user(user)
     return redirect(safe_next(request.args.get("next")))
+
+
+@bp.errorhandler(RateLimitExceeded)
+def login_refused(error: RateLimitExceeded) -> Any:
+    """Too many failed sign-ins: answer at once with when to try again (no sleeping)."""
+    seconds = throttle.retry_after_seconds(time.time())
+    html = render_template("login.html", username=request.form.get("username", ""),
+                           error=throttle.lockout_message(seconds))
+    return html, 429, {"Retry-After": str(seconds)}
 
 
 @bp.post("/logout")

@@ -5,14 +5,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import request, url_for
+from flask import current_app, request, url_for
 from sqlalchemy import Select, func, select
 from werkzeug.exceptions import UnsupportedMediaType
 
+from webapp.arguments import parse_instant_arg, parse_integer
 from webapp.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from webapp.errors import ValidationError
 from webapp.extensions import db
-from webapp.validation import parse_instant
+
+MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 
 
 def json_body() -> Any:
@@ -28,19 +30,12 @@ def json_body() -> Any:
     return body
 
 
-def int_arg(name: str, default: int | None, low: int, high: int | None = None) -> int | None:
-    """Read an integer query argument within bounds, or raise ValidationError."""
+def int_arg(name: str, default: int | None, low: int, high: int = MAX_QUERY_INTEGER) -> int | None:
+    """Read an integer query argument within bounds (ASCII digits only), or raise ValidationError."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: "must be an integer"}) from None
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ValidationError({name: f"must be {bound}"})
-    return value
+    return parse_integer(raw, name, low, high)
 
 
 def bool_arg(name: str) -> bool | None:
@@ -68,10 +63,7 @@ def instant_arg(name: str) -> datetime | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return parse_instant(raw)
-    except ValueError as error:
-        raise ValidationError({name: str(error)}) from None
+    return parse_instant_arg(raw, name)
 
 
 def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
@@ -90,4 +82,14 @@ def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
 
 def _page_url(limit: int, offset: int) -> str:
     args = {k: v for k, v in request.args.items() if k not in ("limit", "offset")}
-    return url_for(request.endpoint, **(request.view_args or {}), **args, limit=limit, offset=offset, _external=True)
+    return external_url(url_for(request.endpoint, **(request.view_args or {}), **args, limit=limit, offset=offset))
+
+
+def external_url(path: str) -> str:
+    """A link for a response body: CHIME_PUBLIC_URL + path, or the path alone when it is unset.
+
+    Never built from the request's Host header (url_for(_external=True), request.host_url):
+    anyone can send `Host: evil.example`, and a cache or a client would follow it there.
+    """
+    base = current_app.config.get("PUBLIC_URL") or ""
+    return base + path if base else path

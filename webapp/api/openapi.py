@@ -35,6 +35,8 @@ OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1"
 BEARER = "bearerAuth"
 MAX_OFFSET = 10**12
+PAGE_LINK = ("Link to the {} page, or null on the {}: CHIME_PUBLIC_URL + path when that is set, "
+             "else the path alone (never built from the Host header)")
 JSON = "application/json"
 
 STATUSES = [s.value for s in Status]
@@ -111,8 +113,8 @@ def page(item: str) -> dict[str, Any]:
     """One page of a paginated list, as webapp.api.common.paginate builds it."""
     return obj({
         "count": integer(0, description="Number of items matching the filters, over all pages"),
-        "next": nullable(string(format="uri", description="URL of the next page, or null on the last")),
-        "previous": nullable(string(format="uri", description="URL of the previous page, or null on the first")),
+        "next": nullable(string(format="uri-reference", description=PAGE_LINK.format("next", "last"))),
+        "previous": nullable(string(format="uri-reference", description=PAGE_LINK.format("previous", "first"))),
         "results": array(ref(item), maxItems=MAX_PAGE_LIMIT),
     })
 

@@ -1,0 +1,74 @@
+"""Parse the text of query-string and form arguments: ids, bounded integers, instants.
+
+The one parser the API and the admin share, so a value no column can hold (an id past
+the INTEGER range, a year 0 date, digits that only look like digits) is refused with a
+ValidationError naming the argument instead of reaching the database. Only ASCII digits
+count: ``str.isdigit()`` is true for '²' and ``int()`` reads '٣٠' as 30, but a JSON
+number or an ``<input type=number>`` never holds either.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from werkzeug.routing import BaseConverter, ValidationError as NoMatch
+
+from webapp.errors import ValidationError
+from webapp.validation import MAX_ID, parse_instant
+
+ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
+MAX_INTEGER_DIGITS = 40  # int() refuses past 4,300 digits; nothing here needs more than 19
+NOT_A_NUMBER = "must be a whole number written with the digits 0-9"
+
+
+def is_integer_text(raw: str) -> bool:
+    """True for an optionally signed run of ASCII digits (surrounding spaces allowed)."""
+    return bool(ASCII_INTEGER.fullmatch(raw.strip()))
+
+
+def parse_integer(raw: str, name: str, low: int, high: int) -> int:
+    """Read `raw` as an integer in low..high, or raise ValidationError({name: why})."""
+    text = raw.strip()
+    if not ASCII_INTEGER.fullmatch(text):
+        raise ValidationError({name: NOT_A_NUMBER})
+    if len(text) > MAX_INTEGER_DIGITS or not low <= int(text) <= high:
+        raise ValidationError({name: f"must be between {low} and {high}"})
+    return int(text)
+
+
+def parse_id(raw: str, name: str) -> int:
+    """Read a row id: an integer in 1..MAX_ID."""
+    return parse_integer(raw, name, 1, MAX_ID)
+
+
+def is_id_text(raw: str) -> bool:
+    """True when `raw` is the text of a possible row id."""
+    try:
+        parse_id(raw, "id")
+    except ValidationError:
+        return False
+    return True
+
+
+def parse_instant_arg(raw: str, name: str, zone: ZoneInfo | None = None) -> datetime:
+    """Read ISO-8601 text as an aware UTC instant (naive text in `zone`), or raise ValidationError."""
+    try:
+        return parse_instant(raw, zone)
+    except ValueError as error:
+        raise ValidationError({name: str(error)}) from None
+
+
+class IdConverter(BaseConverter):
+    """`<int:...>` in Chime's URLs: a row id, ASCII digits, 1..MAX_ID; anything else does not match (404)."""
+
+    regex = r"[0-9]{1,10}"
+    part_isolating = True
+
+    def to_python(self, value: str) -> int:
+        if not is_id_text(value):
+            raise NoMatch()
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(int(value))
