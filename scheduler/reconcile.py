@@ -271,6 +271,8 @@ def apply_repairs(connection: Redis, repairs: list[occ.Repair], tasks: dict[int,
     """Apply repairs; a lost occurrence found already handled (queued, running) is followed by the next one."""
     applied: list[occ.Repair] = []
     for _ in range(2):
+        if not repairs:
+            break
         outcomes = occ.repair_pending_many(connection, repairs)
         applied += [r for r, outcome in zip(repairs, outcomes) if outcome in ("ok", "removed")]
         repairs = [following(r, tasks[r.task_id]) for r, outcome in zip(repairs, outcomes)
