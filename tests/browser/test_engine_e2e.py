@@ -184,6 +184,27 @@ def test_engine_runs_appear_live_and_disabling_stops_them(engine_page: Any, site
     assert time.monotonic() - started < 60
 
 
+@pytest.mark.engine
+def test_dashboard_banner_follows_the_scheduler_without_a_reload(engine_page: Any, site: EngineSite) -> None:
+    page = engine_page
+    log_in(page)  # lands on the dashboard
+    banner, scheduler = page.locator("[data-engine-alert]"), page.locator("[data-engine-scheduler]")
+    expect(banner).to_be_hidden()
+    expect(scheduler).to_contain_text("Running")
+    page.evaluate("() => { window.__sameDocument = true; }")
+    name = next(n for n in site.engine.processes if n.startswith("scheduler"))
+
+    site.engine.stop(name)  # SIGTERM: the scheduler releases its lock and its heartbeat
+    expect(banner).to_contain_text("The scheduler is not running", timeout=WAIT_MS)
+    expect(scheduler).to_contain_text("Not running")
+
+    site.engine.start("scheduler")
+    expect(banner).to_be_hidden(timeout=WAIT_MS)
+    expect(scheduler).to_contain_text("Running")
+    expect(scheduler).not_to_contain_text("Not running")
+    assert page.evaluate("() => window.__sameDocument") is True  # no reload happened
+
+
 # A structural fingerprint of the table's rows: per cell its class, text and each element's tag,
 # class, href, datetime and data-format. Live rows must fingerprint exactly like server-rendered ones.
 ROWS_FINGERPRINT = """(table) => Array.from(table.tBodies[0].rows).map((tr) => [tr.dataset.runId, tr.dataset.runState,
