@@ -1,0 +1,1 @@
+"""The chaos test: the whole engine under random faults, every task's log checked against its exact grid."""

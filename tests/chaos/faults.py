@@ -1,0 +1,191 @@
+"""Random faults, one every few seconds, each written down with its time so a loss can be explained."""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tests.chaos.cluster import Api, Cluster
+from tests.chaos.grid import Change, State, Timeline, utc
+
+PAUSE_CHOICES_SECONDS = (15, 25)
+BUSY_WAIT_SECONDS = 5
+FAULT_WEIGHTS = {"kill_worker": 2, "kill_scheduler": 2, "pause_worker": 1, "restart_redis": 1, "flushall": 1,
+                 "edit": 2, "toggle": 2}
+CRON_CHOICES = ("* * * * *", "*/2 * * * *")
+
+
+@dataclass
+class Event:
+    start: datetime
+    end: datetime
+    kind: str
+    detail: str
+
+    def describe(self) -> str:
+        span = f"{self.start.isoformat()}" + (f" .. {self.end.isoformat()}" if self.end > self.start else "")
+        return f"{span} {self.kind}: {self.detail}"
+
+
+def now() -> datetime:
+    return utc(time.time())
+
+
+class Chaos:
+    """Injects faults at random (a seeded Random) and undoes them later (restart, SIGCONT, enable)."""
+
+    def __init__(self, cluster: Cluster, api: Api, rng: random.Random, timelines: list[Timeline]) -> None:
+        self.cluster = cluster
+        self.api = api
+        self.rng = rng
+        self.timelines = timelines
+        self.events: list[Event] = []
+        self.later: list[tuple[float, str, Callable[[], None]]] = []
+        self.disabled: set[int] = set()
+
+    def note(self, start: datetime, kind: str, detail: str, end: datetime | None = None) -> None:
+        self.events.append(Event(start, end or start, kind, detail))
+
+    def run(self, seconds: float, gap_seconds: tuple[float, float]) -> int:
+        """Inject faults for `seconds`; return how many were injected."""
+        deadline = time.monotonic() + seconds
+        next_at = time.monotonic() + self.rng.uniform(*gap_seconds)
+        injected = 0
+        while time.monotonic() < deadline:
+            self.run_due_undos()
+            if time.monotonic() >= next_at:
+                kind = self.rng.choices(list(FAULT_WEIGHTS), weights=list(FAULT_WEIGHTS.values()))[0]
+                getattr(self, kind)()
+                injected += 1
+                next_at = time.monotonic() + self.rng.uniform(*gap_seconds)
+            time.sleep(0.1)
+        return injected
+
+    def undo_all(self) -> None:
+        """Stop injecting: resume, restart and re-enable everything now."""
+        for _, _, action in sorted(self.later, key=lambda item: item[0]):
+            action()
+        self.later.clear()
+
+    def run_due_undos(self) -> None:
+        due = [item for item in self.later if item[0] <= time.monotonic()]
+        self.later = [item for item in self.later if item[0] > time.monotonic()]
+        for _, _, action in sorted(due, key=lambda item: item[0]):
+            action()
+
+    def undo_in(self, seconds: float, what: str, action: Callable[[], None]) -> None:
+        self.later.append((time.monotonic() + seconds, what, action))
+
+    # -- the faults -------------------------------------------------------------------------------
+    def pick_busy_worker(self) -> tuple[str | None, str]:
+        deadline = time.monotonic() + BUSY_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            busy = self.cluster.busy_workers()
+            if busy:
+                return self.rng.choice(busy), "busy"
+            time.sleep(0.05)
+        idle = self.cluster.running("worker")
+        return (self.rng.choice(idle), "idle: none was busy") if idle else (None, "")
+
+    def kill_worker(self) -> None:
+        slot, why = self.pick_busy_worker()
+        if slot is None:
+            return
+        name = self.cluster.slots[slot]
+        self.cluster.kill(slot)
+        self.note(now(), "kill -9 worker", f"{name} ({why})")
+        self.undo_in(self.rng.uniform(0.5, 3), f"restart {slot}", lambda: self.restart(slot))
+
+    def kill_scheduler(self) -> None:
+        slot = self.cluster.active_scheduler()
+        why = "active"
+        if slot is None:
+            candidates = self.cluster.running("scheduler")
+            if not candidates:
+                return
+            slot, why = self.rng.choice(candidates), "active one unknown"
+        name = self.cluster.slots[slot]
+        self.cluster.kill(slot)
+        self.note(now(), "kill -9 scheduler", f"{name} ({why})")
+        self.undo_in(self.rng.uniform(1, 4), f"restart {slot}", lambda: self.restart(slot))
+
+    def restart(self, slot: str) -> None:
+        name = self.cluster.restart(slot)
+        self.note(now(), "restart", name)
+
+    def pause_worker(self) -> None:
+        slot, why = self.pick_busy_worker()
+        if slot is None:
+            return
+        seconds = self.rng.choice(PAUSE_CHOICES_SECONDS)
+        started = now()
+        self.cluster.pause(slot)
+        name = self.cluster.slots[slot]
+
+        def resume() -> None:
+            if slot in self.cluster.paused:
+                self.cluster.resume(slot)
+                self.note(started, "SIGSTOP worker", f"{name} ({why}) for {seconds} s, then SIGCONT", end=now())
+
+        self.undo_in(seconds, f"SIGCONT {slot}", resume)
+
+    def restart_redis(self) -> None:
+        started = now()
+        self.cluster.server.stop()
+        time.sleep(self.rng.uniform(0.5, 4))
+        self.cluster.server.start()
+        self.note(started, "redis restarted empty", f"port {self.cluster.server.port}", end=now())
+
+    def flushall(self) -> None:
+        try:
+            with self.cluster.redis as client:
+                client.flushall()
+            self.note(now(), "FLUSHALL", "")
+        except Exception as error:  # noqa: BLE001 - Redis may be restarting
+            self.note(now(), "FLUSHALL failed", repr(error))
+
+    def edit(self) -> None:
+        periodic = [t for t in self.timelines if t.schedule_type != "ONE_TIME" and t.task_id not in self.disabled]
+        if not periodic:
+            return
+        timeline = self.rng.choice(periodic)
+        state = timeline.state
+        if timeline.schedule_type == "INTERVAL":
+            choices = [s for s in range(2, 8) if s != state.interval_seconds]
+            body, what = {"interval_seconds": self.rng.choice(choices)}, "interval"
+        else:
+            body, what = {"cron": next(c for c in CRON_CHOICES if c != state.cron)}, "cron"
+        self.change(timeline, "PATCH", f"/api/tasks/{timeline.task_id}/", body, f"{what} -> {list(body.values())[0]}")
+
+    def toggle(self) -> None:
+        enabled = [t for t in self.timelines if t.task_id not in self.disabled]
+        if not enabled:
+            return
+        timeline = self.rng.choice(enabled)
+        self.disabled.add(timeline.task_id)
+        self.change(timeline, "POST", f"/api/tasks/{timeline.task_id}/toggle/", None, "disabled")
+
+        def enable() -> None:
+            self.change(timeline, "POST", f"/api/tasks/{timeline.task_id}/toggle/", None, "enabled")
+            self.disabled.discard(timeline.task_id)
+
+        self.undo_in(self.rng.uniform(2, 8), f"enable task {timeline.task_id}", enable)
+
+    def change(self, timeline: Timeline, method: str, path: str, body: dict | None, what: str) -> None:
+        """Change a task through the API; note the window and the state the API reports afterwards."""
+        before = now()
+        status, answer = self.api.call(method, path, body)
+        if status != 200:
+            status_get, answer = self.api.call("GET", f"/api/tasks/{timeline.task_id}/")
+            what += f" (answered {status}; the task now reads {status_get})"
+        after = now()
+        state = State(bool(answer["enabled"]), answer.get("interval_seconds"), answer.get("cron"))
+        timeline.changes.append(Change(before, after, state, what))
+        self.note(before, "task change", f"task {timeline.task_id} ({timeline.name}): {what}", end=after)
+
+
+def near(events: list[Event], at: datetime, before_seconds: float = 40, after_seconds: float = 20) -> list[Event]:
+    low, high = at - timedelta(seconds=before_seconds), at + timedelta(seconds=after_seconds)
+    return [e for e in events if e.end >= low and e.start <= high]
