@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 BUILTIN_MODULE = "jobs.builtin"
@@ -92,6 +92,14 @@ class JobContext:
     execution_id: int | None = None
     attempt: int = 1
     scheduled_for: datetime | None = None
+
+    @property
+    def idempotency_key(self) -> str | None:
+        """The same for every attempt of one occurrence: a job whose effect lands elsewhere can use it
+        to make that effect happen once, even when a lost worker's attempt is retried (at-least-once)."""
+        if self.task_id is None or self.scheduled_for is None:
+            return None
+        return f"chime-{self.task_id}-{self.scheduled_for.astimezone(timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')}"
 
 
 @dataclass(frozen=True)
