@@ -7,15 +7,17 @@ import json as json_module
 import os
 import re
 import signal
+import socket
+import ssl
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
-from http.client import HTTPException
+from dataclasses import dataclass
+from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from jobs import egress
 from jobs.registry import ArgsValidator, JobContext, JobDisabledError, env_flag, job
 
 MAX_SLEEP_SECONDS = 86_400
@@ -31,6 +33,8 @@ HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTI
 DEFAULT_EXPECTED_STATUSES = range(200, 400)
 HTTP_STATUS_RANGE = range(100, 600)
 USER_AGENT = "Chime/1 (+http_request job)"
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
@@ -38,6 +42,10 @@ _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
 
 class HttpRequestError(RuntimeError):
     """Raised when an http_request job cannot complete its request."""
+
+
+class EgressRefusedError(HttpRequestError):
+    """Raised when an http_request job's URL, or a redirect, leads where it may not connect (jobs.egress)."""
 
 
 class UnexpectedStatusError(HttpRequestError):
@@ -137,6 +145,21 @@ def fail(
 
 
 def _url_error(url: str) -> str | None:
+    """Return why ``url`` is not an absolute http(s) URL with a host Chime may reach, or None.
+
+    Only what is known without DNS: a literal address that jobs.egress refuses. Names are checked when
+    the job runs, after resolution.
+    """
+    reason = _url_shape_error(url)
+    if reason is not None:
+        return reason
+    try:
+        return egress.url_refusal(url, egress.allow_list_from_env())
+    except ValueError as error:  # CHIME_EGRESS_ALLOW is malformed
+        return str(error)
+
+
+def _url_shape_error(url: str) -> str | None:
     """Return why ``url`` is not an absolute http(s) URL with a host, or None."""
     if _URL_FORBIDDEN.search(url):
         return "must not contain spaces, control or non-ASCII characters (percent-encode them)"
@@ -211,12 +234,12 @@ def http_request(
     """Send an HTTP request and fail unless the response status is expected."""
     request = _build_request(url, method.upper(), headers or {}, json)
     started = time.monotonic()
-    status_code, body = _send(request, timeout_seconds)
+    status_code, body = _send(request, timeout_seconds, _allow_list())
     elapsed_ms = int((time.monotonic() - started) * 1000)
     expected = expected_statuses or DEFAULT_EXPECTED_STATUSES
     if status_code not in expected:
         raise UnexpectedStatusError(
-            f"HTTP {request.get_method()} {url} returned unexpected status {status_code} "
+            f"HTTP {request.method} {url} returned unexpected status {status_code} "
             f"(expected {_describe_statuses(expected_statuses)})",
             status_code,
             body,
@@ -224,38 +247,127 @@ def http_request(
     return {"status_code": status_code, "body": body, "elapsed_ms": elapsed_ms}
 
 
-def _build_request(
-    url: str, method: str, headers: dict[str, str], body: Any
-) -> urllib.request.Request:
-    """Build the urllib request, encoding ``body`` as JSON when given."""
+@dataclass(frozen=True)
+class _Request:
+    url: str
+    method: str
+    headers: dict[str, str]
+    data: bytes | None
+
+
+def _build_request(url: str, method: str, headers: dict[str, str], body: Any) -> _Request:
+    """Build the request, encoding ``body`` as JSON when given."""
     data = None
     all_headers = {"User-Agent": USER_AGENT, **headers}
     if body is not None:
         data = json_module.dumps(body).encode("utf-8")
         if not any(name.lower() == "content-type" for name in all_headers):
             all_headers["Content-Type"] = "application/json"
-    return urllib.request.Request(url, data=data, headers=all_headers, method=method)
+    return _Request(url, method, all_headers, data)
 
 
-def _send(request: urllib.request.Request, timeout_seconds: float) -> tuple[int, str]:
-    """Send ``request``; return the status code and the start of the body."""
-    label = f"HTTP {request.get_method()} {request.full_url}"
+def _allow_list() -> egress.AllowList:
     try:
-        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
-            return response.status, _read_body(response)
-    except urllib.error.HTTPError as exc:
+        return egress.allow_list_from_env()
+    except ValueError as error:
+        raise HttpRequestError(str(error)) from None
+
+
+def _send(request: _Request, timeout_seconds: float, allow: egress.AllowList) -> tuple[int, str]:
+    """Send ``request``, following up to MAX_REDIRECTS redirects; vet every hop's addresses first."""
+    for _hop in range(MAX_REDIRECTS + 1):
         try:
-            return exc.code, _read_body(exc)
-        finally:
-            exc.close()
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise _timeout_error(label, timeout_seconds) from exc
-        raise HttpRequestError(f"{label} failed: {exc.reason}") from exc
+            target = egress.vet(request.url, allow)
+        except egress.EgressError as error:
+            raise EgressRefusedError(str(error)) from None
+        except OSError as error:
+            raise HttpRequestError(f"HTTP {request.method} {request.url} failed: {error}") from None
+        status, location, body = _exchange(target, request, timeout_seconds)
+        if status not in REDIRECT_STATUSES or not location:
+            return status, body
+        request = _redirected(request, status, location)
+    raise HttpRequestError(f"HTTP {request.method} {request.url}: stopped after {MAX_REDIRECTS} redirects")
+
+
+def _redirected(request: _Request, status: int, location: str) -> _Request:
+    """The request to send after a redirect (RFC 9110 §15.4); refused unless it goes to http or https."""
+    url = urljoin(request.url, location)
+    if urlsplit(url).scheme.lower() not in HTTP_SCHEMES:
+        raise EgressRefusedError(f"refused: {request.url} redirects to {url}; only http and https are followed")
+    reason = _url_shape_error(url)
+    if reason is not None:
+        raise HttpRequestError(f"HTTP {request.method} {request.url} redirects to an unusable URL ({reason})")
+    method, data, headers = request.method, request.data, dict(request.headers)
+    if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+        method, data = "GET", None
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "content-length")}
+    if _origin(url) != _origin(request.url):  # credentials are for the origin they were written for
+        headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
+    return _Request(url, method, headers, data)
+
+
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.hostname, parts.port
+
+
+def _exchange(target: egress.Target, request: _Request, timeout_seconds: float) -> tuple[int, str | None, str]:
+    """Send one request to the vetted addresses only; return the status, Location header and body."""
+    label = f"HTTP {request.method} {request.url}"
+    connection = _PinnedConnection.open(target, timeout_seconds)
+    try:
+        connection.request(request.method, target.path, body=request.data, headers=request.headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Location"), _read_body(response)
     except TimeoutError as exc:
         raise _timeout_error(label, timeout_seconds) from exc
     except (HTTPException, OSError, ValueError) as exc:
-        raise HttpRequestError(f"{label} failed: {exc!r}") from exc
+        raise HttpRequestError(f"{label} failed: {exc}") from exc
+    finally:
+        connection.close()
+
+
+class _PinnedConnection:
+    """http.client connections that keep the URL's host for Host, SNI and certificate checks but connect
+    only to the addresses vetted for it, so a second DNS answer (rebinding) cannot change the peer."""
+
+    @staticmethod
+    def open(target: egress.Target, timeout_seconds: float) -> HTTPConnection:
+        cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
+        connection = cls(target.host, target.port, timeout=timeout_seconds)
+        connection.addresses = target.addresses
+        return connection
+
+
+def _connect_pinned(connection: Any) -> socket.socket:
+    """Connect to the first vetted address that answers."""
+    last_error: OSError | None = None
+    for address in connection.addresses:
+        try:
+            return socket.create_connection((str(address), connection.port), connection.timeout)
+        except TimeoutError:
+            raise
+        except OSError as error:
+            last_error = error
+    raise last_error or OSError("no address to connect to")
+
+
+class _PinnedHTTP(HTTPConnection):
+    addresses: tuple[egress.Address, ...] = ()
+
+    def connect(self) -> None:
+        self.sock = _connect_pinned(self)
+
+
+class _PinnedHTTPS(HTTPSConnection):
+    addresses: tuple[egress.Address, ...] = ()
+
+    def __init__(self, host: str, port: int, *, timeout: float) -> None:
+        self._tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
+
+    def connect(self) -> None:
+        self.sock = self._tls.wrap_socket(_connect_pinned(self), server_hostname=self.host)
 
 
 def _timeout_error(label: str, timeout_seconds: float) -> HttpRequestError:
@@ -271,7 +383,12 @@ def _read_body(response: Any) -> str:
         decoder = codecs.getincrementaldecoder(charset)(errors="replace")
     except LookupError:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    return decoder.decode(raw, final=False)[:HTTP_BODY_CHARS]
+    return storable(decoder.decode(raw, final=False)[:HTTP_BODY_CHARS])
+
+
+def storable(text: str) -> str:
+    """Replace NUL, which no database text column takes, with U+FFFD (decoding already replaced the rest)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _describe_statuses(expected_statuses: list[int] | None) -> str:
@@ -296,7 +413,7 @@ def shell(command: str, timeout_seconds: float = 300) -> dict[str, Any]:
     if not env_flag(SHELL_ENV):
         raise JobDisabledError(f"Shell jobs are disabled; set {SHELL_ENV}=true to enable them")
     returncode, stdout, stderr = _run_command(command, timeout_seconds)
-    stdout, stderr = stdout[-SHELL_OUTPUT_CHARS:], stderr[-SHELL_OUTPUT_CHARS:]
+    stdout, stderr = storable(stdout[-SHELL_OUTPUT_CHARS:]), storable(stderr[-SHELL_OUTPUT_CHARS:])
     if returncode != 0:
         raise ShellCommandError(_exit_message(returncode, stderr), returncode, stdout, stderr)
     return {"returncode": returncode, "stdout": stdout, "stderr": stderr}

@@ -28,6 +28,21 @@ def is_true(value: str | None) -> bool:
     return (value or "").strip().lower() in TRUE_WORDS
 
 
+def egress_allow(raw: str) -> str:
+    """CHIME_EGRESS_ALLOW: networks and hosts the http_request job may reach besides public addresses.
+
+    The job reads it from the environment itself (jobs.egress); the app refuses to start when it is
+    malformed, so a typo is not found by the first run that needs it.
+    """
+    from jobs.egress import parse_allow_list
+
+    try:
+        parse_allow_list(raw)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return raw.strip()
+
+
 def normalise_database_url(url: str) -> str:
     """Map postgres:// and postgresql:// onto the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -61,6 +76,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "ADMIN_USERNAME": env.get("ADMIN_USERNAME", "admin"),
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
         "ALLOW_SHELL_JOBS": is_true(env.get("ALLOW_SHELL_JOBS")),
+        "EGRESS_ALLOW": egress_allow(env.get("CHIME_EGRESS_ALLOW", "")),
         "RECONCILE_INTERVAL_SECONDS": int(
             env.get("RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL_SECONDS)
         ),

@@ -192,3 +192,27 @@ def test_a_request_body_nested_ten_thousand_levels_deep_is_a_400(api: Any, openi
     assert response.status_code == 400
     assert response.get_json()["fields"] == {"body": "is nested too deeply"}
     assert api.get("/api/tasks/").get_json()["count"] == 0
+
+
+# -- http_request: what can be known of its URL when the task is saved -------------------------
+
+@pytest.mark.parametrize("url,reason", [
+    ("http://127.0.0.1:8080/", "refused: 127.0.0.1 is a loopback address; allow it with CHIME_EGRESS_ALLOW"),
+    ("http://0x7f.1/", "refused: 0x7f.1 is 127.0.0.1, a loopback address; allow it with CHIME_EGRESS_ALLOW"),
+    ("http://[::ffff:169.254.169.254]/", "refused: ::ffff:169.254.169.254 is a cloud metadata address "
+     "(169.254.169.254) inside an IPv6 address; allow it by listing ::ffff:a9fe:a9fe/128 alone in CHIME_EGRESS_ALLOW"),
+    ("ftp://example.com/", "must be an http or https URL"),
+])
+def test_an_http_request_to_a_refused_address_is_a_400_on_its_url(
+        api: Any, monkeypatch: pytest.MonkeyPatch, url: str, reason: str) -> None:
+    monkeypatch.delenv("CHIME_EGRESS_ALLOW", raising=False)
+    response = api.post("/api/tasks/", {**INTERVAL_TASK, "job": "http_request", "args": {"url": url}})
+    assert response.status_code == 400
+    assert response.get_json()["fields"] == {"args.url": reason}
+    assert api.get("/api/tasks/").get_json()["count"] == 0
+
+
+def test_an_http_request_to_an_allowed_private_address_is_saved(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHIME_EGRESS_ALLOW", "127.0.0.0/8")
+    response = api.post("/api/tasks/", {**INTERVAL_TASK, "job": "http_request", "args": {"url": "http://127.0.0.1:8080/"}})
+    assert response.status_code == 201, response.get_json()

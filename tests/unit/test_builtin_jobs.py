@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import jobs
-from jobs import builtin, registry
+from jobs import builtin, egress, registry
 from jobs.builtin import HttpRequestError, ShellCommandError, UnexpectedStatusError
 from jobs.registry import ArgsError, JobContext, JobDisabledError
 
@@ -152,9 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server(monkeypatch) -> Iterator[str]:
-    """Serve _Handler on 127.0.0.1 in a thread and return its base URL."""
+    """Serve _Handler on 127.0.0.1 in a thread and return its base URL (loopback allowed for the test)."""
     for variable in PROXY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(egress.ALLOW_ENV, "127.0.0.1")
     _Handler.received = []
     _Handler.release = threading.Event()
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -232,6 +233,7 @@ def test_http_request_times_out_with_a_clear_message(server):
 def test_http_request_reports_connection_errors(monkeypatch):
     for variable in PROXY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv(egress.ALLOW_ENV, "127.0.0.1")
     closed = f"http://127.0.0.1:{_closed_port()}/"
     with pytest.raises(HttpRequestError, match="failed"):
         registry.run("http_request", {"url": closed, "timeout_seconds": 2})
@@ -263,7 +265,7 @@ def test_http_request_rejects_urls_that_are_not_http_with_a_host(url):
     assert set(_fields("http_request", {"url": url})) == {"url"}
 
 
-@pytest.mark.parametrize("url", ["http://example.com", "HTTPS://example.com/a?b=c", "http://[::1]:8080/"])
+@pytest.mark.parametrize("url", ["http://example.com", "HTTPS://example.com/a?b=c", "http://[2001:4860:4860::8888]:8080/"])
 def test_http_request_accepts_http_and_https_urls(url):
     assert registry.validate_args("http_request", {"url": url})["url"] == url
 
