@@ -144,6 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
             return code, f"status {code}"
         if self.path == "/long":
             return 200, "é" * 5_000
+        if self.path == "/nul":
+            return 200, "a\x00b"
         return 200, "ok"
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -183,6 +185,10 @@ def test_http_request_returns_status_body_and_elapsed_time(server):
 def test_http_request_truncates_body_to_two_thousand_characters(server):
     result = registry.run("http_request", {"url": f"{server}/long"})
     assert result["body"] == "é" * 2_000
+
+
+def test_http_request_body_with_nul_is_stored_with_a_replacement_character(server):
+    assert registry.run("http_request", {"url": f"{server}/nul"})["body"] == "a\ufffdb"
 
 
 def test_http_request_raises_on_server_error_naming_the_status(server):
@@ -334,6 +340,15 @@ def test_shell_is_enabled_by_env(monkeypatch, value):
 def test_shell_returns_output(shell_enabled):
     result = registry.run("shell", {"command": "echo out; echo err >&2"})
     assert result == {"returncode": 0, "stdout": "out\n", "stderr": "err\n"}
+
+
+def test_shell_output_with_nul_is_stored_with_replacement_characters(shell_enabled):
+    """No database text column takes NUL (Postgres refuses it), so a run printing one must still be recorded."""
+    assert registry.run("shell", {"command": "printf 'a\\0b'"})["stdout"] == "a\ufffdb"
+    with pytest.raises(ShellCommandError) as caught:
+        registry.run("shell", {"command": "printf 'c\\0d' >&2; exit 3"})
+    assert str(caught.value) == "Command exited with code 3: c\ufffdd"
+    assert caught.value.stderr == "c\ufffdd"
 
 
 def test_shell_keeps_the_last_four_thousand_characters(shell_enabled):
