@@ -41,6 +41,7 @@ RECONCILE_JOB_ID = "chime-reconcile"
 REDIS_BATCH = 5000
 DB_BATCH = 5000
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
+LIVENESS_SINCE_KEY = "chime:liveness:since"  # epoch seconds since which Redis has kept its data
 RETRY_LATE_AFTER_SECONDS = 10
 TIMEOUT_MARGIN_SECONDS = 120
 
@@ -371,6 +372,9 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
     A live run beats its key every ALIVE_BEAT_SECONDS with a TTL of ALIVE_TTL_SECONDS, from the moment
     it is claimed: a run without a key that started at least that long ago has had no beat for that long.
     """
+    if not liveness_is_known(connection, now):
+        log.info("Reconcile: Redis lost its data less than %s s ago; liveness is judged next pass", LOST_AFTER_SECONDS)
+        return
     candidates = running_executions(now - timedelta(seconds=LOST_AFTER_SECONDS))
     if not candidates:
         return
@@ -392,6 +396,19 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
         if retry is not None:
             occ.schedule_at(connection, retry, retry_at)
         occ.finish_inflight(connection, task_id, job_id)
+
+
+def liveness_is_known(connection: Redis, now: datetime) -> bool:
+    """Say whether Redis has held its data long enough for a missing liveness key to mean a lost worker.
+
+    A restart or FLUSHALL takes every liveness key with it; live workers write theirs again within a
+    beat. LIVENESS_SINCE_KEY, set when missing, marks since when Redis has kept its data.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.set(LIVENESS_SINCE_KEY, now.timestamp(), nx=True)
+        pipe.get(LIVENESS_SINCE_KEY)
+        _, since = pipe.execute()
+    return now.timestamp() - float(since) >= LOST_AFTER_SECONDS
 
 
 def running_executions(started_before: datetime) -> list[tuple[int, datetime, int]]:

@@ -152,3 +152,40 @@ def test_a_job_made_for_a_deleted_task_never_runs_another_task(app: Any, connect
     work()
 
     assert executions(newcomer) == []
+
+
+def running_since(task_id: int, started_at: datetime) -> int:
+    """A RUNNING execution, as a worker that claimed it and then went silent leaves it."""
+    from webapp.models import Execution
+
+    execution = Execution(task_id=task_id, task_name="silent", status="RUNNING", attempt=1, trigger="SCHEDULE",
+                          scheduled_for=started_at, started_at=started_at, worker="w", job_id="j")
+    db.session.add(execution)
+    db.session.commit()
+    execution_id = execution.id
+    db.session.rollback()
+    return execution_id
+
+
+def test_a_run_whose_worker_stopped_beating_for_ten_seconds_is_closed_as_lost(app: Any, connection: Any) -> None:
+    task_id = create(name="hourly", interval_seconds=3600)
+    now = utcnow()
+    running_since(task_id, now - timedelta(seconds=10))
+    connection.set("chime:liveness:since", (now - timedelta(hours=1)).timestamp())
+
+    report = reconcile(connection, now=now)
+
+    assert report["executions_lost"] == 1
+    assert [(e.status, e.message) for e in executions(task_id)] == [("FAILED", "worker lost")]
+
+
+def test_liveness_is_not_judged_until_redis_has_kept_its_data_for_a_beat_period(app: Any, connection: Any) -> None:
+    task_id = create(name="hourly", interval_seconds=3600)
+    now = utcnow()
+    running_since(task_id, now - timedelta(seconds=60))
+    connection.flushall()  # every liveness key is gone, live workers' too
+
+    first = reconcile(connection, now=now)
+    later = reconcile(connection, now=now + timedelta(seconds=10))
+
+    assert (first["executions_lost"], later["executions_lost"]) == (0, 1)
