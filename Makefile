@@ -13,7 +13,7 @@ sum     = $(shell cat $(1) | cksum | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.installed-run-$(call sum,requirements.txt)
 DEV_STAMP := $(VENV)/.installed-dev-$(call sum,requirements.txt requirements-dev.txt)
 
-.PHONY: install install-dev run test clean
+.PHONY: install install-dev run test chaos clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required"; exit 1; }
@@ -39,6 +39,17 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# make chaos: the long chaos test (tests/chaos/, README "Failure and recovery"): CHAOS_SECONDS of random
+# faults per database, once per seed in SEEDS (make chaos SEEDS="1 2 3"); every seed runs, the figures
+# of each are printed, and the target fails if any seed failed.
+SEEDS         ?= 20261130
+CHAOS_SECONDS ?= 240
+chaos: install-dev
+	@status=0; for seed in $(SEEDS); do \
+	  CHIME_CHAOS=1 CHIME_CHAOS_SEED=$$seed CHIME_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	    $(BIN)/python -m pytest tests/chaos/test_chaos.py -n 0 -s $(PYTEST_ARGS) || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -65,7 +65,7 @@ class Group:
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # lost, doubled, stuck, side_effect, unexpected, false_skip, assumed
+    kind: str  # lost, doubled, stuck, side_effect, unexpected, false_skip, assumed, dropped
     task: Timeline
     at: datetime
     detail: str
@@ -109,8 +109,10 @@ def coverage_of(group: Group, recovered: dict[tuple[int, datetime], int]) -> int
 
 
 def audit(timelines: list[Timeline], runs: list[Run], recovered: dict[tuple[int, datetime], int],
-          hits: dict[str, list[float]], horizon: datetime) -> Audit:
-    """Check every task; see the module's docstring."""
+          hits: dict[str, list[float]], horizon: datetime,
+          dropped: frozenset[tuple[int, datetime]] = frozenset()) -> Audit:
+    """Check every task; see the module's docstring. `dropped`: occurrences a worker's log says it
+    dropped because their task had been disabled (documented: not a loss)."""
     result = Audit()
     by_task: dict[int, list[Run]] = defaultdict(list)
     for run in runs:
@@ -122,14 +124,15 @@ def audit(timelines: list[Timeline], runs: list[Run], recovered: dict[tuple[int,
         points = one_time_grid(timeline, horizon) if one_time else grid(timeline, horizon, until)
         groups = groups_of(task_runs, recovered, one_time)
         result.expected += sum(1 for p in points if p.kind == EXPECTED)
-        check_coverage(result, timeline, points, groups)
+        check_coverage(result, timeline, points, groups, dropped)
         check_stuck(result, timeline, task_runs)
         check_overlap_skips(result, timeline, task_runs)
         check_side_effects(result, timeline, task_runs, [t for t in hits.get(timeline.name, [])])
     return result
 
 
-def check_coverage(result: Audit, timeline: Timeline, points: list[GridPoint], groups: list[Group]) -> None:
+def check_coverage(result: Audit, timeline: Timeline, points: list[GridPoint], groups: list[Group],
+                   dropped: frozenset[tuple[int, datetime]] = frozenset()) -> None:
     """Each expected fire time covered exactly once, each tolerated one at most once, nothing off the grid."""
     times = [p.at for p in points]
     index = {at: i for i, at in enumerate(times)}
@@ -155,10 +158,18 @@ def check_coverage(result: Audit, timeline: Timeline, points: list[GridPoint], g
     for point in points:
         found = covered.get(point.at, [])
         if not found and point.kind == EXPECTED:
-            result.findings.append(Finding("lost", timeline, point.at, "no run, no SKIPPED, no RECOVERY covers it"))
+            if (timeline.task_id, point.at) in dropped and disabled_after(timeline, point.at):
+                result.findings.append(Finding("dropped", timeline, point.at, "queued, then dropped: task disabled"))
+            else:
+                result.findings.append(Finding("lost", timeline, point.at, "no run, no SKIPPED, no RECOVERY covers it"))
         if len(found) > 1:
             result.findings.append(Finding("doubled", timeline, point.at, "covered by " + " AND ".join(
                 g.describe() for g in found)))
+
+
+def disabled_after(timeline: Timeline, at: datetime) -> bool:
+    """Whether the test disabled the task after `at` (a worker then drops its queued occurrences)."""
+    return any(not c.state.enabled and c.after >= at for c in timeline.changes)
 
 
 def assume_coalesced(result: Audit, timeline: Timeline, points: list[GridPoint], index: dict[datetime, int],

@@ -12,9 +12,11 @@ from tests.chaos.grid import Change, State, Timeline, utc
 
 PAUSE_CHOICES_SECONDS = (15, 25)
 BUSY_WAIT_SECONDS = 5
+READ_TASK_SECONDS = 60
 FAULT_WEIGHTS = {"kill_worker": 2, "kill_scheduler": 2, "pause_worker": 1, "restart_redis": 1, "flushall": 1,
                  "edit": 2, "toggle": 2}
 CRON_CHOICES = ("* * * * *", "*/2 * * * *")
+UNDOS = ("restart", "FLUSHALL failed")
 
 
 @dataclass
@@ -44,24 +46,24 @@ class Chaos:
         self.events: list[Event] = []
         self.later: list[tuple[float, str, Callable[[], None]]] = []
         self.disabled: set[int] = set()
+        self.injected = 0
 
     def note(self, start: datetime, kind: str, detail: str, end: datetime | None = None) -> None:
         self.events.append(Event(start, end or start, kind, detail))
+        if kind not in UNDOS and not detail.endswith(": enabled"):
+            self.injected += 1
 
-    def run(self, seconds: float, gap_seconds: tuple[float, float]) -> int:
-        """Inject faults for `seconds`; return how many were injected."""
+    def run(self, seconds: float, gap_seconds: tuple[float, float]) -> None:
+        """Inject faults for `seconds` (each fault method adds to `injected` when it found a target)."""
         deadline = time.monotonic() + seconds
         next_at = time.monotonic() + self.rng.uniform(*gap_seconds)
-        injected = 0
         while time.monotonic() < deadline:
             self.run_due_undos()
             if time.monotonic() >= next_at:
                 kind = self.rng.choices(list(FAULT_WEIGHTS), weights=list(FAULT_WEIGHTS.values()))[0]
                 getattr(self, kind)()
-                injected += 1
                 next_at = time.monotonic() + self.rng.uniform(*gap_seconds)
             time.sleep(0.1)
-        return injected
 
     def undo_all(self) -> None:
         """Stop injecting: resume, restart and re-enable everything now."""
@@ -178,12 +180,23 @@ class Chaos:
         before = now()
         status, answer = self.api.call(method, path, body)
         if status != 200:
-            status_get, answer = self.api.call("GET", f"/api/tasks/{timeline.task_id}/")
-            what += f" (answered {status}; the task now reads {status_get})"
+            what += f" (answered {status}: {answer})"
+            answer = self.read_task(timeline.task_id)
         after = now()
         state = State(bool(answer["enabled"]), answer.get("interval_seconds"), answer.get("cron"))
         timeline.changes.append(Change(before, after, state, what))
         self.note(before, "task change", f"task {timeline.task_id} ({timeline.name}): {what}", end=after)
+
+
+    def read_task(self, task_id: int) -> dict:
+        """The task as the API shows it, polled while the API cannot answer."""
+        deadline = time.monotonic() + READ_TASK_SECONDS
+        while True:
+            status, answer = self.api.call("GET", f"/api/tasks/{task_id}/")
+            if status == 200 or time.monotonic() > deadline:
+                assert status == 200, answer
+                return answer
+            time.sleep(0.5)
 
 
 def near(events: list[Event], at: datetime, before_seconds: float = 40, after_seconds: float = 20) -> list[Event]:

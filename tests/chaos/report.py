@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.chaos.audit import RECOVERED, Audit, Finding, Run, groups_of
+from scheduler.occurrence import parse_job_id
 from tests.chaos.faults import Event, near
 from webapp.extensions import db
 from webapp.models import Execution, Notification
@@ -38,6 +39,20 @@ def read_recovered() -> dict[tuple[int, datetime], int]:
         if match and task_id is not None:
             found[(task_id, datetime.fromisoformat(match.group(1)).astimezone(timezone.utc))] = int(match.group(2))
     return found
+
+
+DROPPED = re.compile(r"Dropping job (chime-\S+): task \d+ is disabled")
+
+
+def dropped_occurrences(lines: list[tuple[datetime, str, str]]) -> frozenset[tuple[int, datetime]]:
+    """(task, occurrence) of every job a worker dropped because its task was disabled."""
+    found = set()
+    for _, _, line in lines:
+        match = DROPPED.search(line)
+        due = parse_job_id(match.group(1)) if match else None
+        if due is not None:
+            found.add((due.task_id, due.scheduled_for))
+    return frozenset(found)
 
 
 def log_lines(log_dir: Path) -> list[tuple[datetime, str, str]]:
@@ -84,12 +99,12 @@ def figures(seed: int, database: str, seconds: float, faults: int, result: Audit
             f"lost={result.count('lost')} doubled={result.count('doubled')} stuck={result.count('stuck')} "
             f"side_effect_mismatch={result.count('side_effect')} unexpected={result.count('unexpected')} "
             f"false_skip={result.count('false_skip')} "
-            f"assumed_coalesced={result.count('assumed')}")
+            f"assumed_coalesced={result.count('assumed')} dropped_by_disable={result.count('dropped')}")
 
 
-def details(result: Audit, runs: list[Run], recovered: dict, events: list[Event], log_dir: Path) -> str:
-    lines = log_lines(log_dir)
-    order = ("lost", "doubled", "stuck", "unexpected", "false_skip", "side_effect", "assumed")
+def details(result: Audit, runs: list[Run], recovered: dict, events: list[Event],
+            lines: list[tuple[datetime, str, str]]) -> str:
+    order = ("lost", "doubled", "stuck", "unexpected", "false_skip", "side_effect", "assumed", "dropped")
     findings = sorted(result.findings, key=lambda f: (order.index(f.kind), f.at))
     shown = [explain(f, runs, recovered, events, lines) for f in findings[:SHOWN_FINDINGS]]
     if len(findings) > SHOWN_FINDINGS:

@@ -91,3 +91,13 @@ def test_an_overlap_skip_with_nothing_queued_or_running_is_false() -> None:
     runs = [slow, justified, run(6), false]
     hits = {"t": [(T0 + 2.5 * SECOND).timestamp(), (T0 + 6.01 * SECOND).timestamp()]}
     assert kinds(audit([every_2_s()], runs, {}, hits, T0 + 8 * SECOND)) == [("false_skip", 8)]
+
+
+def test_an_occurrence_a_worker_dropped_because_the_task_was_then_disabled_is_not_lost() -> None:
+    disable = Change(T0 + 8.5 * SECOND, T0 + 9 * SECOND, State(False, 2), "disabled")
+    runs = [run(2), run(4)]
+    dropped = frozenset({(1, T0 + 6 * SECOND)})
+    without_disable = audit([every_2_s()], runs, {}, hits_for(runs), T0 + 6 * SECOND, dropped)
+    result = audit([every_2_s([disable])], runs, {}, hits_for(runs), T0 + 6 * SECOND, dropped)
+    assert kinds(without_disable) == [("lost", 6)]
+    assert kinds(result) == [("dropped", 6)]

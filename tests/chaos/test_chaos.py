@@ -23,7 +23,7 @@ from tests.chaos.cluster import API_TOKEN, Api, Cluster
 from tests.chaos.faults import Chaos, now
 from tests.chaos.grid import Change, State, Timeline, grid
 from tests.chaos.hits import HitServer
-from tests.chaos.report import details, figures, read_recovered, read_runs
+from tests.chaos.report import details, dropped_occurrences, figures, log_lines, read_recovered, read_runs
 from tests.engine_fixtures import Engine, wait_for
 from tests.services import RedisServer, free_port
 
@@ -162,17 +162,18 @@ def test_no_occurrence_is_lost_or_doubled_under_random_faults(
         api = start_system(engine, cluster)
         timelines = create_tasks(api, rng, hits)
         chaos = Chaos(cluster, api, rng, timelines)
-        faults = chaos.run(SECONDS, FAULT_GAP_SECONDS)
+        chaos.run(SECONDS, FAULT_GAP_SECONDS)
         chaos.undo_all()
         horizon = now() + timedelta(seconds=HORIZON_AFTER_FAULTS_SECONDS)
         converged = settle(timelines, horizon)
         quiesce(cluster, engine)
         runs, recovered = read_runs(), read_recovered()
-        result = audit(timelines, runs, recovered, hits.snapshot(), horizon)
+        lines = log_lines(engine.log_dir)
+        result = audit(timelines, runs, recovered, hits.snapshot(), horizon, dropped_occurrences(lines))
     finally:
         hits.stop()
-    line = figures(SEED, database, SECONDS, faults, result) + ("" if converged else " (did not settle)")
-    report = details(result, runs, recovered, chaos.events, engine.log_dir)
+    line = figures(SEED, database, SECONDS, chaos.injected, result) + ("" if converged else " (did not settle)")
+    report = details(result, runs, recovered, chaos.events, lines)
     save_artifacts(f"{database}-seed{SEED}", line + "\n" + report + "\n", engine.log_dir)
     print(line, file=sys.stderr)
     bad = result.of("lost", "doubled", "stuck", "side_effect", "unexpected", "false_skip")
