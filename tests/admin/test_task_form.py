@@ -116,6 +116,17 @@ def test_optional_arguments_left_empty_take_their_defaults(admin: AdminClient) -
                                    "timeout_seconds": 30, "expected_statuses": None}
 
 
+@pytest.mark.parametrize("depth,message", [(10_000, "is nested too deeply"),
+                                            (33, "must not be nested more than 32 levels deep")])
+def test_json_argument_nested_too_deep_is_an_error_on_its_field(admin: AdminClient, depth: int, message: str) -> None:
+    response = admin.post("/tasks/new", form(name="deep", job="http_request", schedule_type="INTERVAL",
+                                             interval_seconds="60", **{"args.http_request.url": "https://example.com/",
+                                                                       "args.http_request.json": "[" * depth + "]" * depth}))
+    assert response.status_code == 400
+    assert error_of(response.get_data(as_text=True), "arg-http_request-json") == message
+    assert count_tasks() == 0
+
+
 def error_of(html: str, input_id: str) -> str:
     match = re.search(rf'<p class="field-error" id="{re.escape(input_id)}-error">([^<]*)</p>', html)
     assert match, f"no error shown next to #{input_id}"

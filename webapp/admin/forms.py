@@ -128,6 +128,8 @@ def _arg_value(raw: str, field: ArgField) -> tuple[bool, Any, str | None]:
             return True, json.loads(raw), None
         except ValueError as error:
             return True, None, f"is not valid JSON ({error})"
+        except RecursionError:  # thousands of levels: the json module gives up
+            return True, None, "is nested too deeply"
     if field.widget == "number":
         return True, _number(raw.strip(), integer=field.type == "integer"), None
     return True, raw, None
