@@ -30,6 +30,7 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 READ_ONLY_OPTION = "chime_read_only"
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5
 
 
 @event.listens_for(Engine, "begin")
@@ -53,7 +54,9 @@ def engine_options(uri: str) -> dict[str, Any]:
     """Return SQLAlchemy engine options suited to the database kind."""
     if uri.startswith("sqlite"):
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_recycle": 1800}
+    # connect_timeout: an unreachable (blackholed) Postgres fails a request or a readiness check in
+    # seconds instead of waiting for the operating system's TCP timeout.
+    return {"pool_pre_ping": True, "pool_recycle": 1800, "connect_args": {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_SECONDS}}
 
 
 def init_db(app: Flask) -> None:
