@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq import Queue, SimpleWorker, worker_registration
+from rq.job import JobStatus
 from rq.utils import now
 
 from jobs.boundary import ChimeJob, PlainPickleSerializer, refusal
@@ -76,6 +77,8 @@ class ChimeWorker(SimpleWorker):
     it reads jobs as ChimeJob with PlainPickleSerializer and refuses any job that is not Chime's own.
     """
 
+    _job_performing = False  # set once RQ is about to call the current job's function
+
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         given = _as_list(queues)
         names = [queue.name if isinstance(queue, Queue) else queue for queue in given]
@@ -98,21 +101,62 @@ class ChimeWorker(SimpleWorker):
         return False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        if pipeline is None and self.birth_date is not None and not self._is_registered():
+        if pipeline is not None:
+            super().heartbeat(timeout, pipeline)
+        else:
+            self._until_redis_answers(lambda: self._heartbeat_now(timeout))
+
+    def _heartbeat_now(self, timeout: int | None) -> None:
+        if self.birth_date is not None and not self._is_registered():
             self.log.warning("Worker %s: registration lost (Redis restarted?); registering again", self.name)
             with self.connection.pipeline() as pipe:
                 pipe.hset(self.key, mapping=self.serialize())
                 worker_registration.register(self, pipe)
                 pipe.execute()
-        super().heartbeat(timeout, pipeline)
+        super().heartbeat(timeout)
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        if pipeline is not None:
+            super().set_state(state, pipeline)
+        else:
+            self._until_redis_answers(lambda: super(ChimeWorker, self).set_state(state))
+
+    def _until_redis_answers(self, call: Any) -> None:
+        """Run one of RQ's loop-level writes; if Redis is unreachable (a restart, a Sentinel failover
+        under way), wait for it and try again: RQ's loop would otherwise quit on the error."""
+        while True:
+            try:
+                return call()
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                self.log.warning("Worker %s: cannot reach Redis (%s); waiting for it", self.name, error)
+                self._wait_for_redis()
 
     def execute_job(self, job: Any, queue: Any) -> None:
-        """Run a job; if Redis goes away meanwhile, wait for it instead of quitting."""
-        try:
-            super().execute_job(job, queue)
-        except (RedisConnectionError, RedisTimeoutError) as error:
-            self.log.warning("Worker %s: Redis lost while running %s (%s); waiting for it", self.name, job.id, error)
-            self._wait_for_redis()
+        """Run a job; if Redis goes away meanwhile (a restart, a Sentinel failover), wait for it
+        instead of quitting. A job whose function had not started then is run once Redis is back
+        (it was already popped from its queue: dropping it would leave its task looking busy, and
+        the executor ignores a delivery of an occurrence already claimed); one whose function ran is
+        marked finished, so a `started` status the new master kept does not keep its task busy."""
+        while True:
+            self._job_performing = False
+            try:
+                super().execute_job(job, queue)
+                return
+            except (RedisConnectionError, RedisTimeoutError) as error:
+                self.log.warning("Worker %s: Redis lost while running %s (%s); waiting for it", self.name, job.id, error)
+                self._wait_for_redis()
+            if self._job_performing:
+                self._until_redis_answers(lambda: self._mark_finished(job))
+                return
+            self.log.warning("Worker %s: job %s had not started when Redis was lost; running it now", self.name, job.id)
+
+    def prepare_job_execution(self, job: Any, remove_from_intermediate_queue: bool = False) -> None:
+        super().prepare_job_execution(job, remove_from_intermediate_queue)
+        self._job_performing = True  # RQ calls the job's function next
+
+    def _mark_finished(self, job: Any) -> None:
+        if self.connection.hget(job.key, "status") == JobStatus.STARTED.value.encode():
+            job.set_status(JobStatus.FINISHED)
 
     def check_for_suspension(self, burst: bool) -> None:
         try:

@@ -49,7 +49,8 @@ class SentinelCluster:
         self._start_data_node("replica", self.replica_port, ["--replicaof", "127.0.0.1", str(self.primary_port)])
         for number, port in enumerate(self.sentinel_ports, 1):
             self._start_sentinel(f"sentinel{number}", port)
-        self.wait_until_watched()
+        wait(lambda: self.master_port() == self.primary_port, START_TIMEOUT_SECONDS,
+             f"a Sentinel to name the primary\n{self.logs()}")
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.directory / f"{name}.log", "ab")
@@ -118,7 +119,8 @@ class SentinelCluster:
         return info.get("master_link_status") == "up"
 
     def kill_primary(self) -> None:
-        """kill -9 the primary: no shutdown, no last save, the replica is cut off."""
+        """Once the Sentinels can fail over, kill -9 the primary: no shutdown, no last save."""
+        self.wait_until_watched()
         process = self.processes.pop("primary")
         process.kill()
         process.wait()
