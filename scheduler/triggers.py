@@ -297,9 +297,13 @@ def describe_cron(expr: str) -> str:
         day_of_week_start_index_zero=True,
     )
     try:
-        return ExpressionDescriptor(expression, options).get_description()
+        description = ExpressionDescriptor(expression, options).get_description()
     except Exception:  # cron_descriptor raises assorted errors on lists it cannot phrase
         return f"Runs on the cron schedule {_quote(expression)}"
+    if not _cron_spec(expression).days_or:
+        # cron_descriptor ORs the day fields whenever both are set; cronie ANDs them here.
+        description = description.replace(", or on ", ", and only on ")
+    return description
 
 
 # --- public schedule maths -----------------------------------------------------

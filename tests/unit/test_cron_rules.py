@@ -18,7 +18,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.triggers import CRON, Schedule, ScheduleError, fire_times, missed_fire_times, next_fire_at, validate_cron
+from scheduler.triggers import (
+    CRON,
+    Schedule,
+    ScheduleError,
+    describe_cron,
+    fire_times,
+    missed_fire_times,
+    next_fire_at,
+    validate_cron,
+)
 from tests.unit import cron_reference
 
 UTC = timezone.utc
@@ -287,6 +296,17 @@ def test_expressions_that_can_never_fire_are_refused(expr: str) -> None:
 def test_an_impossible_day_ored_with_weekdays_still_fires_on_those_weekdays(expr: str, after: str, expected: str) -> None:
     validate_cron(expr)
     assert next_fire_at(Schedule(CRON, cron=expr), z(after)) == z(expected)
+
+
+@pytest.mark.parametrize(
+    ("expr", "day_phrase"),
+    [
+        pytest.param("0 0 */2 * 6", ", and only on Saturday", id="anded-odd-days-and-saturdays"),
+        pytest.param("30 4 1,15 * 5", ", or on Friday", id="ored-days-and-fridays"),
+    ],
+)
+def test_the_description_says_and_or_or_as_cronie_combines_the_day_fields(expr: str, day_phrase: str) -> None:
+    assert describe_cron(expr).endswith(day_phrase)
 
 
 # --- property: Chime against the brute-force reference --------------------------------------
