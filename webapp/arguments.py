@@ -51,6 +51,13 @@ def is_id_text(raw: str) -> bool:
     return True
 
 
+def parse_text(raw: str, name: str, max_length: int) -> str:
+    """Read free text (a search): at most `max_length` characters, no NUL (Postgres text cannot hold one)."""
+    if "\x00" in raw:
+        raise ValidationError({name: "must not contain NUL characters"})
+    return raw.strip()[:max_length]
+
+
 def parse_instant_arg(raw: str, name: str, zone: ZoneInfo | None = None) -> datetime:
     """Read ISO-8601 text as an aware UTC instant (naive text in `zone`), or raise ValidationError."""
     try:

@@ -5,7 +5,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ApiClient, app_on
 from webapp.auth import create_token, hash_token
+from webapp.config import ConfigError, proxy_depth, public_url, web_settings
 from webapp.extensions import db
 from webapp.models import ApiToken
 
@@ -45,3 +47,70 @@ def test_token_created_by_the_cli_works_and_is_stored_hashed(app: Any, client: A
 
 def test_created_token_is_random_each_time(app: Any) -> None:
     assert create_token("a") != create_token("b")
+
+
+# ---------------------------------------------------------------------------- links and the Host header
+
+FORGED_HOST = {"Host": "evil.example"}
+
+
+def add_tasks(api: Any, count: int) -> None:
+    for n in range(count):
+        assert api.post("/api/tasks/", {"name": f"t{n}", "job": "noop", "schedule_type": "INTERVAL",
+                                        "interval_seconds": 60, "enabled": False}).status_code == 201
+
+
+def test_page_links_and_location_do_not_trust_a_forged_host_header(api: Any) -> None:
+    created = api.post("/api/tasks/", {"name": "first", "job": "noop", "schedule_type": "INTERVAL",
+                                       "interval_seconds": 60, "enabled": False}, headers=FORGED_HOST)
+    assert created.status_code == 201 and "evil.example" not in created.headers["Location"]
+    add_tasks(api, 2)
+    page = api.get("/api/tasks/?limit=1&offset=1", headers=FORGED_HOST).get_json()
+    assert page["next"] == "/api/tasks/?limit=1&offset=2"
+    assert page["previous"] == "/api/tasks/?limit=1&offset=0"
+    assert api.get(page["next"]).get_json()["results"][0]["name"] == "t1"
+
+
+def test_page_links_start_with_the_configured_public_url(database_url: str, redis_url: str) -> None:
+    with app_on(database_url, redis_url, PUBLIC_URL="https://chime.example.com") as app:
+        api = ApiClient(app.test_client())
+        add_tasks(api, 2)
+        page = api.get("/api/logs/?limit=1", headers=FORGED_HOST).get_json()
+        assert page["next"] is None
+        page = api.get("/api/tasks/?limit=1&enabled=false", headers=FORGED_HOST).get_json()
+        assert page["next"] == "https://chime.example.com/api/tasks/?enabled=false&limit=1&offset=1"
+
+
+def test_admin_redirects_stay_relative_under_a_forged_host(client: Any) -> None:
+    response = client.get("/tasks", headers=FORGED_HOST)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+# ---------------------------------------------------------------------------- web boundary settings
+
+def test_production_cookies_are_secure_and_development_ones_are_not() -> None:
+    assert web_settings({"CHIME_ENV": "production"})["SESSION_COOKIE_SECURE"] is True
+    assert web_settings({})["SESSION_COOKIE_SECURE"] is False
+
+
+@pytest.mark.parametrize("raw,depth", [("", 0), ("0", 0), ("1", 1), (" 2 ", 2)])
+def test_the_proxy_depth_defaults_to_trusting_no_header(raw: str, depth: int) -> None:
+    assert proxy_depth(raw) == depth
+
+
+@pytest.mark.parametrize("raw", ["-1", "one", "٣", "11", "1.5"])
+def test_a_bad_proxy_depth_stops_the_app(raw: str) -> None:
+    with pytest.raises(ConfigError, match="CHIME_PROXY_FIX_X_FOR"):
+        proxy_depth(raw)
+
+
+@pytest.mark.parametrize("raw,url", [("", ""), ("https://chime.example.com/", "https://chime.example.com"),
+                                     ("http://10.0.0.5:8000", "http://10.0.0.5:8000")])
+def test_the_public_url_is_an_http_origin(raw: str, url: str) -> None:
+    assert public_url(raw) == url
+
+
+@pytest.mark.parametrize("raw", ["chime.example.com", "ftp://chime.example.com", "https://", "https://x.example/?a=1"])
+def test_a_bad_public_url_stops_the_app(raw: str) -> None:
+    with pytest.raises(ConfigError, match="CHIME_PUBLIC_URL"):
+        public_url(raw)

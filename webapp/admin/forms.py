@@ -27,7 +27,7 @@ from scheduler.triggers import (
 )
 from webapp import services
 from webapp.arguments import (MAX_INTEGER_DIGITS, NOT_A_NUMBER, is_id_text, is_integer_text, parse_id,
-                              parse_instant_arg, parse_integer)
+                              parse_instant_arg, parse_integer, parse_text)
 from webapp.errors import ValidationError
 from webapp.extensions import db
 from webapp.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
@@ -44,6 +44,7 @@ STATUSES = tuple(s.value for s in Status)
 TRIGGERS = tuple(t.value for t in Trigger)
 _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
 MAX_PAGE = 10**9
+MAX_SEARCH_LENGTH = 200
 ARG_PREFIX = "args."
 
 
@@ -291,7 +292,7 @@ def _bool(args: MultiDict, name: str) -> bool | None:
 def task_filters(args: MultiDict) -> TaskFilters:
     """The task list filters of a query string; unknown values are ignored."""
     return TaskFilters(
-        search=args.get("q", "").strip()[:200],
+        search=parse_text(args.get("q", ""), "q", MAX_SEARCH_LENGTH),
         status=_choice(args, "status", STATUSES),
         schedule_type=_choice(args, "type", SCHEDULE_TYPES),
         enabled=_bool(args, "enabled"),
