@@ -12,7 +12,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from webapp.auth import create_token, create_user, ensure_first_admin
+from webapp.auth import create_token, create_user, ensure_first_admin, set_active, set_password
 from webapp.errors import ChimeError
 from webapp.extensions import db
 from webapp.models import ScheduleType, Task, User, task_to_dict
@@ -28,6 +28,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(prune_logs_command)
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
+    app.cli.add_command(users_group)
 
 
 @click.command("create-admin")
@@ -276,3 +277,47 @@ def import_command(file: Any, update: bool, dry_run: bool) -> None:
     counts = {action: sum(o.action == action for o in outcomes) for action in ("created", "updated", "unchanged")}
     summary = ", ".join(f"{count} {action}" for action, count in counts.items())
     click.echo(f"{'Dry run, nothing changed' if dry_run else 'Imported'}: {len(outcomes)} task(s): {summary}")
+
+
+users_group = AppGroup("users", help="List admin users, disable or enable them, change a password.")
+
+
+def load_user(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"No user named {username!r}")
+    return user
+
+
+@users_group.command("list")
+def users_list_command() -> None:
+    """List the users: name, active or disabled, created."""
+    users = db.session.scalars(select(User).order_by(User.username)).all()
+    rows = [[u.username, "active" if u.active else "disabled", u.created_at.isoformat()] for u in users]
+    click.echo(render_table(("USER", "STATE", "CREATED"), rows))
+
+
+@users_group.command("disable")
+@click.argument("username")
+def users_disable_command(username: str) -> None:
+    """Disable a user: signing in is refused and every session of the user ends at once."""
+    set_active(load_user(username), False)
+    click.echo(f"Disabled {username!r}; every session of the user has ended")
+
+
+@users_group.command("enable")
+@click.argument("username")
+def users_enable_command(username: str) -> None:
+    """Let a disabled user sign in again."""
+    set_active(load_user(username), True)
+    click.echo(f"Enabled {username!r}")
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.option("--password", default=None, help="The new password (default: prompt).")
+def users_set_password_command(username: str, password: str | None) -> None:
+    """Change a user's password; every session of the user ends."""
+    user = load_user(username)
+    set_password(user, password or click.prompt("New password", hide_input=True, confirmation_prompt=True))
+    click.echo(f"Changed the password of {username!r}; every session of the user has ended")

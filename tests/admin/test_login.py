@@ -141,6 +141,23 @@ def test_a_password_change_ends_the_users_sessions(admin: AdminClient) -> None:
     assert sign_in(admin.client, password="a new password").status_code == 302
 
 
+def test_the_users_commands_disable_enable_and_change_passwords(app: Any, admin: AdminClient) -> None:
+    runner = app.test_cli_runner()
+    disabled = runner.invoke(args=["users", "disable", USERNAME])
+    assert disabled.exit_code == 0, disabled.output
+    assert refused_everywhere(admin.client)
+    assert sign_in(admin.client).status_code == 401
+    assert "disabled" in runner.invoke(args=["users", "list"]).output
+    assert runner.invoke(args=["users", "enable", USERNAME]).exit_code == 0
+    assert sign_in(admin.client).status_code == 302
+    changed = runner.invoke(args=["users", "set-password", USERNAME, "--password", "another one"])
+    assert changed.exit_code == 0, changed.output
+    assert refused_everywhere(admin.client)
+    assert sign_in(admin.client, password="another one").status_code == 302
+    unknown = runner.invoke(args=["users", "disable", "nobody"])
+    assert unknown.exit_code != 0 and "No user named 'nobody'" in unknown.output
+
+
 def test_the_bearer_token_still_works_without_a_session(app: Any, client: Any) -> None:
     assert client.get("/api/tasks/", headers=AUTH).status_code == 200
     assert client.get("/metrics", headers=AUTH).status_code == 200
