@@ -107,3 +107,23 @@ def fires_between(expression: str, zone_name: str, after: datetime, until: datet
 def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
     """The naive local wall minute shown at a real instant."""
     return instant.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def first_fire_in_utc(expression: str, after: datetime, years: int = 30) -> datetime | None:
+    """The first instant after `after` at which cronie would run the job in UTC (no DST), by brute force.
+
+    Days are skipped whole when the entry matches no minute of them, so sparse entries stay cheap.
+    """
+    entry = parse(expression)
+    first_wall = (after.astimezone(UTC).replace(tzinfo=None, second=0, microsecond=0)) + ONE_MINUTE
+    probe_time = first_wall.replace(hour=min(entry.fields[1]), minute=min(entry.fields[0]))
+    day = first_wall.date()
+    for _ in range(366 * years):
+        if entry.matches(datetime.combine(day, probe_time.time())):  # the day matches
+            wall = max(datetime.combine(day, datetime.min.time()), first_wall)
+            while wall.date() == day:
+                if entry.matches(wall):
+                    return wall.replace(tzinfo=UTC)
+                wall += ONE_MINUTE
+        day += timedelta(days=1)
+    return None

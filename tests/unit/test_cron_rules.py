@@ -348,7 +348,7 @@ def zone_and_instant(draw: st.DrawFn) -> tuple[str, datetime]:
     return zone, draw(st.sampled_from(changes)) - timedelta(minutes=minutes_before, seconds=seconds)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(zone_and_instant(), EXPRESSIONS)
 def test_cron_fires_exactly_when_the_brute_force_reference_says(zone_and_after: tuple[str, datetime], expr: str) -> None:
     zone, after = zone_and_after
@@ -362,6 +362,18 @@ def test_cron_fires_exactly_when_the_brute_force_reference_says(zone_and_after: 
     fires = fire_times(schedule, after, 50)
     assert [fire for fire in fires if fire <= until] == cron_reference.fires_between(expr, zone, after, until)[:50]
     assert next_fire_at(schedule, after) == fires[0]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(EXPRESSIONS, st.integers(0, 10 * 365 * 24 * 60))
+def test_the_next_fire_in_utc_is_the_one_the_reference_finds_even_years_ahead(expr: str, minutes: int) -> None:
+    """Day-of-month, day-of-week and month rules over long spans (the DST property sees one day)."""
+    try:
+        validate_cron(expr)
+    except ScheduleError:
+        return
+    after = z("2020-01-01T00:00") + timedelta(minutes=minutes, seconds=minutes % 61)
+    assert next_fire_at(Schedule(CRON, cron=expr), after) == cron_reference.first_fire_in_utc(expr, after)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
