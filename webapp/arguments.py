@@ -66,10 +66,26 @@ def parse_instant_arg(raw: str, name: str, zone: ZoneInfo | None = None) -> date
         raise ValidationError({name: str(error)}) from None
 
 
-class IdConverter(BaseConverter):
-    """`<int:...>` in Chime's URLs: a row id, ASCII digits, 1..MAX_ID; anything else does not match (404)."""
+def digits_up_to(maximum: int) -> str:
+    """A regular expression matching exactly the decimal numbers 1..maximum (ASCII, no leading zero)."""
+    text = str(maximum)
+    options = [f"[1-9][0-9]{{0,{len(text) - 2}}}"] if len(text) > 1 else []
+    for position, digit in enumerate(text):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            options.append(f"{text[:position]}[{lowest}-{int(digit) - 1}][0-9]{{{len(text) - position - 1}}}")
+    return "(?:" + "|".join([*options, text]) + ")"
 
-    regex = r"[0-9]{1,10}"
+
+class IdConverter(BaseConverter):
+    """`<int:...>` in Chime's URLs: a row id, 1..MAX_ID in ASCII digits; any other text does not match (404).
+
+    The range is in the regular expression, not only in to_python: Werkzeug checks a rule's
+    methods before its converters, so a converter refusing a value that another method's rule
+    accepted would turn the 404 into a 405.
+    """
+
+    regex = digits_up_to(MAX_ID)
     part_isolating = True
 
     def to_python(self, value: str) -> int:

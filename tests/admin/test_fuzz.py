@@ -21,6 +21,9 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from tests.admin.conftest import AdminClient, add_execution, add_notification, add_task
 from tests.conftest import AUTH
+from webapp.arguments import digits_up_to, parse_id, parse_instant_arg
+from webapp.errors import ValidationError
+from webapp.validation import MAX_ID
 
 FUZZ_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -215,3 +218,34 @@ def test_the_fuzz_reaches_every_admin_page_and_form(app: Any) -> None:
             "admin.notification_list", "admin.task_preview"} <= gets
     assert {"admin.task_new", "admin.task_edit", "admin.task_toggle", "admin.task_run", "admin.task_delete",
             "admin.notification_read", "admin.notification_read_all"} <= posts
+
+
+# ---------------------------------------------------------------------------- the parser itself
+
+
+@settings(max_examples=300, deadline=None)
+@given(maximum=st.integers(min_value=1, max_value=2**63), value=st.integers(min_value=-10, max_value=2**64))
+def test_the_id_pattern_matches_exactly_the_numbers_from_one_to_the_maximum(maximum: int, value: int) -> None:
+    pattern = re.compile(digits_up_to(maximum))
+    for candidate in (value, maximum, maximum + 1, maximum - 1, value % (maximum + 1)):
+        assert bool(pattern.fullmatch(str(candidate))) == (1 <= candidate <= maximum), (maximum, candidate)
+
+
+@pytest.mark.parametrize("text,expected", [("1", 1), (" 42 ", 42), (str(MAX_ID), MAX_ID)])
+def test_an_id_in_range_written_in_ascii_digits_is_read(text: str, expected: int) -> None:
+    assert parse_id(text, "task") == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", str(MAX_ID + 1), str(2**63), "²", "٣٠", "３０", "1.0", "1e3", "", "9" * 5000])
+def test_anything_else_is_a_validation_error_naming_the_argument(text: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_id(text, "task")
+    assert set(raised.value.fields or {}) == {"task"}
+
+
+@pytest.mark.parametrize("text", ["0000-01-01", "99999-01-01", "2026-13-45", "2026-02-30", "0001-01-01T00:00+14:00",
+                                  "٢٠٢٦-01-01", "tomorrow"])
+def test_a_date_no_column_can_hold_is_a_validation_error(text: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        parse_instant_arg(text, "since")
+    assert set(raised.value.fields or {}) == {"since"}
