@@ -392,3 +392,12 @@ def test_a_capped_catch_up_finds_the_latest_fire_the_reference_finds(
         return
     schedule = Schedule(CRON, timezone=zone, cron=expr)
     assert missed_fire_times(schedule, expected[0], until, limit=2) == (2, expected[-1])
+
+
+def test_a_one_value_range_is_that_value_not_the_whole_field() -> None:
+    # crontab(5): a range "0-0" is inclusive of both ends, so minute 0 of every hour (croniter 7.0.0
+    # expands it to every minute).
+    after = datetime(2020, 1, 1, 0, 0, tzinfo=timezone.utc)
+
+    assert fire_times(Schedule(CRON, cron="0-0 * * * *"), after, 2) == [
+        datetime(2020, 1, 1, 1, 0, tzinfo=timezone.utc), datetime(2020, 1, 1, 2, 0, tzinfo=timezone.utc)]
