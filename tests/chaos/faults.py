@@ -38,10 +38,13 @@ def now() -> datetime:
 class Chaos:
     """Injects faults at random (a seeded Random) and undoes them later (restart, SIGCONT, enable)."""
 
-    def __init__(self, cluster: Cluster, api: Api, rng: random.Random, timelines: list[Timeline]) -> None:
+    def __init__(self, cluster: Cluster, api: Api, seed: int, timelines: list[Timeline]) -> None:
+        """Two random streams from the seed: the plan (which fault when, for how long, on which task) is
+        the same on every replay; the processes picked depend on which are busy at that moment."""
         self.cluster = cluster
         self.api = api
-        self.rng = rng
+        self.rng = random.Random(f"{seed}-faults")
+        self.targets = random.Random(f"{seed}-targets")
         self.timelines = timelines
         self.events: list[Event] = []
         self.later: list[tuple[float, str, Callable[[], None]]] = []
@@ -86,10 +89,10 @@ class Chaos:
         while time.monotonic() < deadline:
             busy = self.cluster.busy_workers()
             if busy:
-                return self.rng.choice(busy), "busy"
+                return self.targets.choice(busy), "busy"
             time.sleep(0.05)
         idle = self.cluster.running("worker")
-        return (self.rng.choice(idle), "idle: none was busy") if idle else (None, "")
+        return (self.targets.choice(idle), "idle: none was busy") if idle else (None, "")
 
     def kill_worker(self) -> None:
         slot, why = self.pick_busy_worker()
@@ -107,7 +110,7 @@ class Chaos:
             candidates = self.cluster.running("scheduler")
             if not candidates:
                 return
-            slot, why = self.rng.choice(candidates), "active one unknown"
+            slot, why = self.targets.choice(candidates), "active one unknown"
         name = self.cluster.slots[slot]
         self.cluster.kill(slot)
         self.note(now(), "kill -9 scheduler", f"{name} ({why})")
