@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from tests.services import free_port, missing_service, redis_server_binary
@@ -53,8 +55,8 @@ class SentinelCluster:
              f"a Sentinel to name the primary\n{self.logs()}")
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.directory / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
+        with open(self.directory / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.processes[name] = subprocess.Popen([self.binary, *args], stdout=log, stderr=subprocess.STDOUT)
 
     def _start_data_node(self, name: str, port: int, extra: list[str]) -> None:
         node_dir = self.directory / name
@@ -79,12 +81,12 @@ class SentinelCluster:
         ]))
         self._spawn(name, [str(config), "--sentinel"])
 
-    def sentinel_client(self, port: int):  # noqa: ANN201 - redis.Redis
+    def sentinel_client(self, port: int) -> Any:
         import redis
 
         return redis.Redis(port=port, password=SENTINEL_PASSWORD, socket_timeout=2, socket_connect_timeout=2)
 
-    def master_state(self, port: int) -> dict:
+    def master_state(self, port: int) -> dict[str, Any]:
         import redis
 
         try:
@@ -145,7 +147,7 @@ class SentinelCluster:
                 process.wait()
 
 
-def wait(predicate, timeout_seconds: float, what: str) -> None:  # noqa: ANN001
+def wait(predicate: Callable[[], Any], timeout_seconds: float, what: str) -> None:
     deadline = time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
         if predicate():
