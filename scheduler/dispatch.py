@@ -25,15 +25,17 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.queue import Queue
 from rq_scheduler import Scheduler
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from jobs.boundary import PlainPickleSerializer
 from scheduler import health, metrics
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
-from scheduler.reconcile import ensure_periodic_job, ensure_retention_job
+from scheduler.reconcile import PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up
 from webapp.extensions import db
 from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
@@ -43,6 +45,7 @@ from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+PERIODIC_JOB_IDS = (RECONCILE_JOB_ID, PRUNE_JOB_ID)
 LOCK_KEY = "chime:scheduler:lock"
 LOCK_TTL_SECONDS = 5.0
 TICK_SECONDS = 1.0
@@ -200,12 +203,25 @@ class ChimeScheduler(Scheduler):
         return len(due_ids)
 
     def enqueue_foreign(self, job_ids: Sequence[str]) -> None:
-        """Hand jobs scheduled by plain rq-scheduler calls (e.g. the reconciler) to the base class."""
+        """Hand Chime's own periodic jobs (reconcile, prune) to the base class; refuse anything else.
+
+        A job id in the schedule that is neither an occurrence nor one of Chime's periodic jobs was put
+        there by something other than Chime: it is taken out of the schedule and never run. Jobs are
+        read with the plain-data loader, so reading one never imports or calls anything.
+        """
         for job_id in job_ids:
+            if job_id not in PERIODIC_JOB_IDS:
+                log.warning("Refused %s: it is in the schedule but Chime did not put it there; removed", job_id)
+                self.connection.zrem(occ.SCHEDULED_KEY, job_id)
+                continue
             try:
-                self.enqueue_job(Job.fetch(job_id, connection=self.connection))
+                self.enqueue_job(Job.fetch(job_id, connection=self.connection, serializer=PlainPickleSerializer))
             except NoSuchJobError:
                 self.cancel(job_id)
+
+    def get_queue_for_job(self, job: Job) -> Queue:
+        """The job's own queue, always of RQ's Queue class (a job's meta never names a class to import)."""
+        return Queue(job.origin, connection=self.connection, serializer=PlainPickleSerializer)
 
     def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
         """Decide, per due occurrence, what to push and what comes next; record skips."""

@@ -48,3 +48,46 @@ def test_an_occurrence_missed_past_its_grace_is_skipped_with_a_warning_and_count
 def test_the_scheduler_accepts_redis_6_2_and_newer_only() -> None:
     assert [redis_version_supported(v) for v in ("6.2.14", "7.0.15", "10.0.0", "6.0.16", "5.0.7")] == [
         True, True, True, False, False]
+
+
+class RunsOnUnpickle:
+    """A payload that runs a command when unpickled (what an attacker who can write to Redis would store)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_job_chime_did_not_schedule_is_refused_and_taken_out_of_the_schedule(app: Any, tmp_path: Any) -> None:
+    from rq_scheduler import Scheduler
+
+    connection = app.extensions["redis"]
+    marker = tmp_path / "ran"
+    foreign = Scheduler(connection=connection).enqueue_at(utcnow() - timedelta(seconds=1), "os.system",
+                                                          f"touch {marker}")
+
+    ChimeScheduler(connection, app).dispatch_due(utcnow())
+
+    assert connection.zscore(occ.SCHEDULED_KEY, foreign.id) is None
+    assert all(connection.llen(f"rq:queue:{q}") == 0 for q in ("high", "default", "low"))
+    assert not marker.exists()
+
+
+def test_reading_a_tampered_periodic_job_runs_nothing(app: Any, tmp_path: Any) -> None:
+    import pickle
+
+    from scheduler.reconcile import RECONCILE_JOB_ID, ensure_periodic_job
+
+    connection = app.extensions["redis"]
+    scheduler = ChimeScheduler(connection, app)
+    ensure_periodic_job(scheduler, 60)
+    marker = tmp_path / "ran"
+    connection.hset(occ.JOB_KEY.format(job_id=RECONCILE_JOB_ID), "meta", pickle.dumps(RunsOnUnpickle(str(marker))))
+
+    scheduler.dispatch_due(utcnow() + timedelta(seconds=1))
+
+    assert not marker.exists()
