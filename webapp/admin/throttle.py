@@ -97,7 +97,12 @@ def retry_after_seconds(now: float) -> int:
     breached = limiter.current_limit if limiter is not None else None
     if breached is None:
         return WINDOW_SECONDS
-    return max(1, min(WINDOW_SECONDS, int(breached.reset_at - now)))
+    try:
+        reset_at = breached.reset_at
+    except RedisError as error:  # Redis went away since the check: the whole window is the safe answer
+        log.warning("Login throttle unavailable (Redis: %s)", error)
+        return WINDOW_SECONDS
+    return max(1, min(WINDOW_SECONDS, int(reset_at - now)))
 
 
 def forget_failures() -> None:
