@@ -313,9 +313,11 @@ def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> st
     while True:
         try:
             # FOR UPDATE (Postgres): the reconciler closing this run as lost and this outcome are serialised,
-            # so exactly one of them is recorded (SQLite's write lock does the same).
+            # so exactly one of them is recorded (SQLite's write lock does the same). The task row is locked
+            # first, as deleting a task and the reconciler do: one order, no deadlock.
+            task = db.session.get(Task, task_id, with_for_update=True, populate_existing=True)
             execution = db.session.get(Execution, execution_id, with_for_update=True, populate_existing=True)
-            recorded = record(db.session.get(Task, task_id), execution, outcome)
+            recorded = record(task, execution, outcome)
             break
         except OperationalError as error:
             db.session.rollback()

@@ -387,9 +387,13 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
     lost = {execution_id: reason for execution_id, reason in lost.items() if reason}
     if not lost:
         return
+    # Serialised with the executor recording the outcome (FOR UPDATE): only one of them wins. Tasks are
+    # locked before executions, in id order, as the executor and a task's deletion lock them.
+    db.session.execute(select(Task.id).where(Task.id.in_(
+        select(Execution.task_id).where(Execution.id.in_(lost)))).order_by(Task.id).with_for_update()).all()
     closed = [close_lost(execution, now, lost[execution.id]) for execution in db.session.scalars(
         select(Execution).where(Execution.id.in_(lost), Execution.status == Status.RUNNING.value)
-        .with_for_update())]  # serialised with the executor recording the outcome: only one of them wins
+        .order_by(Execution.id).with_for_update())]
     db.session.commit()
     counts["executions_lost"] += len(closed)
     for task_id, job_id, retry, retry_at in closed:

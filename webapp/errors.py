@@ -136,12 +136,26 @@ def handle_redis_down(error: Exception) -> Any:
     return _render(503, "Redis is unavailable; try again shortly", "service_unavailable")
 
 
+def handle_database_unavailable(error: Exception) -> Any:
+    """The database could not serve the request (unreachable, a deadlock, a lock timeout): nothing was
+    changed (the transaction is rolled back), so the client may simply try again."""
+    db.session.rollback()
+    log.warning("Database unavailable on %s %s: %s", request.method, request.path, str(error).splitlines()[0])
+    response = _render(503, "The database could not complete the request; nothing was changed, try again shortly",
+                       "service_unavailable")
+    if isinstance(response, Response):
+        response.headers["Retry-After"] = "1"
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Install the handlers on the app, so unknown URLs are covered too."""
     import redis.exceptions
+    import sqlalchemy.exc
 
     app.register_error_handler(ChimeError, handle_chime_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(redis.exceptions.ConnectionError, handle_redis_down)
     app.register_error_handler(redis.exceptions.TimeoutError, handle_redis_down)
+    app.register_error_handler(sqlalchemy.exc.OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
