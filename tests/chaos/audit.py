@@ -1,11 +1,12 @@
 """Judge every task's execution log against the grid it owes: lost, doubled, stuck, side effects.
 
 An occurrence's outcome is the group of its attempts (same task and scheduled_for). A group covers
-N fire times ending at its scheduled_for: N = 1 for a plain run; for a "missed: N occurrence(s)"
-SKIPPED record the N of its message; for a coalesced RECOVERY run the N of the "recovered"
-notification the dispatcher writes with it ("(N missed, …)"). A group whose N is not written
-anywhere (an overlap skip of a coalesced occurrence) covers the fire times just before it that
-nothing else covers, and is listed as assumed.
+N fire times ending at its scheduled_for: N = 1 for a plain run or skip; for a "missed: N
+occurrence(s)" SKIPPED record the N of its message; for a coalesced RECOVERY run the N of the
+"recovered" notification the dispatcher writes with it ("(N missed, …)"). A count the engine does
+not write is not guessed: an overlap skip covers its own fire time only, so a coalesced overlap skip
+whose message gives no count shows as the loss of the fire times it swallowed. (A RECOVERY run
+without its notification covers the uncovered fire times just before it, and is listed as assumed.)
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ class Group:
 
     def describe(self) -> str:
         steps = ", ".join(f"#{r.attempt} {r.trigger} {r.status}" + (f" '{r.message[:60]}'" if r.message else "")
+                          + (f" (at {r.started_at.time()})" if r.started_at else "")
                           for r in sorted(self.runs, key=lambda r: r.attempt))
         return f"{self.scheduled_for.isoformat()} covers={self.covers}: {steps}"
 
@@ -103,8 +105,6 @@ def coverage_of(group: Group, recovered: dict[tuple[int, datetime], int]) -> int
         return int(missed.group(1))
     if first.trigger == "RECOVERY":
         return recovered.get((first.task_id, group.scheduled_for))
-    if first.status == "SKIPPED" and first.message == OVERLAP_SKIP:
-        return None
     return 1
 
 

@@ -2,14 +2,17 @@
 a private redis-server, and the JSON API over HTTP."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import redis as redis_lib
 
@@ -21,6 +24,7 @@ from tests.services import RedisServer
 API_TOKEN = "chaos-token"
 API_RETRY_SECONDS = 60
 STARTED = re.compile(r"Scheduler (\S+) started")
+T = TypeVar("T")
 
 
 class Api:
@@ -54,6 +58,17 @@ class Api:
                 return error.code, text
 
 
+def locked(method: Callable[..., T]) -> Callable[..., T]:
+    """Serialise a Cluster method: faults and their undos (on timer threads) change the slots."""
+
+    @functools.wraps(method)
+    def wrapper(self: Cluster, *args: Any, **kwargs: Any) -> T:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 class Cluster:
     """Named slots (w1, w2, w3, s1, s2, web) whose processes can be killed, paused and restarted."""
 
@@ -64,11 +79,13 @@ class Cluster:
         self.kinds: dict[str, str] = {}
         self.paused: set[str] = set()
         self.starts = 0
+        self.lock = threading.RLock()
 
     @property
     def redis(self) -> redis_lib.Redis:
         return redis_lib.Redis.from_url(self.server.url, socket_timeout=5, socket_connect_timeout=5)
 
+    @locked
     def start(self, slot: str, kind: str) -> str:
         self.starts += 1
         name = f"{slot}-{self.starts}"
@@ -79,20 +96,24 @@ class Cluster:
     def restart(self, slot: str) -> str:
         return self.start(slot, self.kinds[slot])
 
+    @locked
     def kill(self, slot: str) -> None:
         name = self.slots.pop(slot)
         self.paused.discard(slot)
         self.engine.kill(name)
 
+    @locked
     def pause(self, slot: str) -> None:
         os.killpg(self.engine.pid(self.slots[slot]), signal.SIGSTOP)
         self.paused.add(slot)
 
+    @locked
     def resume(self, slot: str) -> None:
         if slot in self.paused and slot in self.slots:
             os.killpg(self.engine.pid(self.slots[slot]), signal.SIGCONT)
         self.paused.discard(slot)
 
+    @locked
     def running(self, kind: str) -> list[str]:
         return sorted(s for s, k in self.kinds.items() if k == kind and s in self.slots and s not in self.paused)
 
@@ -104,7 +125,8 @@ class Cluster:
                 pids = {int(v) for v in client.mget(keys) if v} if keys else set()
         except redis_lib.RedisError:
             return []
-        return [s for s in self.running("worker") if self.engine.pid(self.slots[s]) in pids]
+        with self.lock:
+            return [s for s in self.running("worker") if self.engine.pid(self.slots[s]) in pids]
 
     def active_scheduler(self) -> str | None:
         """The scheduler slot holding the lock, from its heartbeat and the name it logged at start."""
@@ -114,12 +136,15 @@ class Cluster:
         except redis_lib.RedisError:
             return None
         active = {b["name"] for b in beats if b.get("active") and time.time() - b["at"] < 3}
-        for slot in self.running("scheduler"):
-            log = (self.engine.log_dir / f"{self.slots[slot]}.log").read_text(errors="replace")
+        with self.lock:
+            logs = {slot: self.engine.log_dir / f"{self.slots[slot]}.log" for slot in self.running("scheduler")}
+        for slot, path in logs.items():
+            log = path.read_text(errors="replace")
             if any(name in active for name in STARTED.findall(log)):
                 return slot
         return None
 
+    @locked
     def stop(self, slot: str) -> None:
         """Stop a process as an operator would (SIGTERM, then SIGKILL after a while)."""
         self.resume(slot)

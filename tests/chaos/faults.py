@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,11 +13,26 @@ from tests.chaos.grid import Change, State, Timeline, utc
 
 PAUSE_CHOICES_SECONDS = (15, 25)
 BUSY_WAIT_SECONDS = 5
-READ_TASK_SECONDS = 60
+READ_TASK_SECONDS = 180
 FAULT_WEIGHTS = {"kill_worker": 2, "kill_scheduler": 2, "pause_worker": 1, "restart_redis": 1, "flushall": 1,
                  "edit": 2, "toggle": 2}
 CRON_CHOICES = ("* * * * *", "*/2 * * * *")
 UNDOS = ("restart", "FLUSHALL failed")
+
+
+class Once:
+    """Run an action at most once, whoever calls first; a second caller waits until it is done."""
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.lock = threading.Lock()
+        self.done = False
+
+    def __call__(self) -> None:
+        with self.lock:
+            if not self.done:
+                self.done = True
+                self.action()
 
 
 @dataclass
@@ -47,21 +63,23 @@ class Chaos:
         self.targets = random.Random(f"{seed}-targets")
         self.timelines = timelines
         self.events: list[Event] = []
-        self.later: list[tuple[float, str, Callable[[], None]]] = []
         self.disabled: set[int] = set()
         self.injected = 0
+        self.lock = threading.Lock()
+        self.api_errors: list[str] = []
+        self.later: list[tuple[threading.Timer, Once]] = []
 
     def note(self, start: datetime, kind: str, detail: str, end: datetime | None = None) -> None:
-        self.events.append(Event(start, end or start, kind, detail))
-        if kind not in UNDOS and not detail.endswith(": enabled"):
-            self.injected += 1
+        with self.lock:
+            self.events.append(Event(start, end or start, kind, detail))
+            if kind not in UNDOS and not detail.endswith(": enabled"):
+                self.injected += 1
 
     def run(self, seconds: float, gap_seconds: tuple[float, float]) -> None:
         """Inject faults for `seconds` (each fault method adds to `injected` when it found a target)."""
         deadline = time.monotonic() + seconds
         next_at = time.monotonic() + self.rng.uniform(*gap_seconds)
         while time.monotonic() < deadline:
-            self.run_due_undos()
             if time.monotonic() >= next_at:
                 kind = self.rng.choices(list(FAULT_WEIGHTS), weights=list(FAULT_WEIGHTS.values()))[0]
                 getattr(self, kind)()
@@ -69,19 +87,19 @@ class Chaos:
             time.sleep(0.1)
 
     def undo_all(self) -> None:
-        """Stop injecting: resume, restart and re-enable everything now."""
-        for _, _, action in sorted(self.later, key=lambda item: item[0]):
-            action()
+        """Stop injecting: resume, restart and re-enable everything now (or wait for what is under way)."""
+        for timer, once in self.later:
+            timer.cancel()
+            once()
         self.later.clear()
 
-    def run_due_undos(self) -> None:
-        due = [item for item in self.later if item[0] <= time.monotonic()]
-        self.later = [item for item in self.later if item[0] > time.monotonic()]
-        for _, _, action in sorted(due, key=lambda item: item[0]):
-            action()
-
-    def undo_in(self, seconds: float, what: str, action: Callable[[], None]) -> None:
-        self.later.append((time.monotonic() + seconds, what, action))
+    def undo_in(self, seconds: float, action: Callable[[], None]) -> None:
+        """Undo a fault on its own timer thread: a SIGCONT is never late because an API call blocks."""
+        once = Once(action)
+        timer = threading.Timer(seconds, once)
+        timer.daemon = True
+        self.later.append((timer, once))
+        timer.start()
 
     # -- the faults -------------------------------------------------------------------------------
     def pick_busy_worker(self) -> tuple[str | None, str]:
@@ -101,7 +119,7 @@ class Chaos:
         name = self.cluster.slots[slot]
         self.cluster.kill(slot)
         self.note(now(), "kill -9 worker", f"{name} ({why})")
-        self.undo_in(self.rng.uniform(0.5, 3), f"restart {slot}", lambda: self.restart(slot))
+        self.undo_in(self.rng.uniform(0.5, 3), lambda: self.restart(slot))
 
     def kill_scheduler(self) -> None:
         slot = self.cluster.active_scheduler()
@@ -114,7 +132,7 @@ class Chaos:
         name = self.cluster.slots[slot]
         self.cluster.kill(slot)
         self.note(now(), "kill -9 scheduler", f"{name} ({why})")
-        self.undo_in(self.rng.uniform(1, 4), f"restart {slot}", lambda: self.restart(slot))
+        self.undo_in(self.rng.uniform(1, 4), lambda: self.restart(slot))
 
     def restart(self, slot: str) -> None:
         name = self.cluster.restart(slot)
@@ -134,7 +152,7 @@ class Chaos:
                 self.cluster.resume(slot)
                 self.note(started, "SIGSTOP worker", f"{name} ({why}) for {seconds} s, then SIGCONT", end=now())
 
-        self.undo_in(seconds, f"SIGCONT {slot}", resume)
+        self.undo_in(seconds, resume)
 
     def restart_redis(self) -> None:
         started = now()
@@ -176,7 +194,7 @@ class Chaos:
             self.change(timeline, "POST", f"/api/tasks/{timeline.task_id}/toggle/", None, "enabled")
             self.disabled.discard(timeline.task_id)
 
-        self.undo_in(self.rng.uniform(2, 8), f"enable task {timeline.task_id}", enable)
+        self.undo_in(self.rng.uniform(2, 8), enable)
 
     def change(self, timeline: Timeline, method: str, path: str, body: dict | None, what: str) -> None:
         """Change a task through the API; note the window and the state the API reports afterwards."""
@@ -184,6 +202,7 @@ class Chaos:
         status, answer = self.api.call(method, path, body)
         if status != 200:
             what += f" (answered {status}: {answer})"
+            self.api_errors.append(f"{before.isoformat()} {method} {path} answered {status}: {answer}")
             answer = self.read_task(timeline.task_id)
         after = now()
         state = State(bool(answer["enabled"]), answer.get("interval_seconds"), answer.get("cron"))
@@ -196,6 +215,8 @@ class Chaos:
         deadline = time.monotonic() + READ_TASK_SECONDS
         while True:
             status, answer = self.api.call("GET", f"/api/tasks/{task_id}/")
+            if status != 200:
+                self.api_errors.append(f"{now().isoformat()} GET /api/tasks/{task_id}/ answered {status}: {answer}")
             if status == 200 or time.monotonic() > deadline:
                 assert status == 200, answer
                 return answer

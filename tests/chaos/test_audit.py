@@ -101,3 +101,10 @@ def test_an_occurrence_a_worker_dropped_because_the_task_was_then_disabled_is_no
     result = audit([every_2_s([disable])], runs, {}, hits_for(runs), T0 + 6 * SECOND, dropped)
     assert kinds(without_disable) == [("lost", 6)]
     assert kinds(result) == [("dropped", 6)]
+
+
+def test_an_overlap_skip_that_states_no_count_covers_only_its_own_fire_time() -> None:
+    slow = Run(1, 1, T0 + 2 * SECOND, 1, "SUCCESS", "SCHEDULE", "", T0 + 2 * SECOND, T0 + 7 * SECOND, None, "w")
+    runs = [slow, run(6, "SKIPPED", message="previous run still running"), run(8)]
+    hits = {"t": [(T0 + 2.5 * SECOND).timestamp(), (T0 + 8.01 * SECOND).timestamp()]}
+    assert kinds(audit([every_2_s()], runs, {}, hits, T0 + 8 * SECOND)) == [("lost", 4)]

@@ -159,13 +159,14 @@ def test_no_occurrence_is_lost_or_doubled_under_random_faults(
     database = "sqlite" if engine_database_url.startswith("sqlite") else "postgres"
     print(f"chaos: seed={SEED} db={database} seconds={SECONDS:g} (replay: CHIME_CHAOS_SEED={SEED} "
           f"CHIME_CHAOS_SECONDS={SECONDS:g})", file=sys.stderr)
-    rng = random.Random(SEED)
+    stem = f"{database}-seed{SEED}"
     hits = HitServer()
     hits.start()
     cluster = Cluster(engine, engine_redis)
+    chaos: Chaos | None = None
     try:
         api = start_system(engine, cluster)
-        timelines = create_tasks(api, rng, hits)
+        timelines = create_tasks(api, random.Random(f"{SEED}-tasks"), hits)
         chaos = Chaos(cluster, api, SEED, timelines)
         chaos.run(SECONDS, FAULT_GAP_SECONDS)
         chaos.undo_all()
@@ -175,11 +176,16 @@ def test_no_occurrence_is_lost_or_doubled_under_random_faults(
         runs, recovered = read_runs(), read_recovered()
         lines = log_lines(engine.log_dir)
         result = audit(timelines, runs, recovered, hits.snapshot(), horizon, dropped_occurrences(lines))
+    except BaseException as error:
+        events = "\n".join(e.describe() for e in chaos.events) if chaos else ""
+        save_artifacts(stem, f"chaos: seed={SEED} db={database} aborted: {error!r}\n{events}\n", engine.log_dir)
+        raise
     finally:
         hits.stop()
-    line = figures(SEED, database, SECONDS, chaos.injected, result) + ("" if converged else " (did not settle)")
-    report = details(result, runs, recovered, chaos.events, lines)
-    save_artifacts(f"{database}-seed{SEED}", line + "\n" + report + "\n", engine.log_dir)
+    line = figures(SEED, database, SECONDS, chaos.injected, result) + f" api_errors={len(chaos.api_errors)}" + (
+        "" if converged else " (did not settle)")
+    report = "\n".join([details(result, runs, recovered, chaos.events, lines), "API errors:", *chaos.api_errors])
+    save_artifacts(stem, line + "\n" + report + "\n", engine.log_dir)
     print(line, file=sys.stderr)
     bad = result.of("lost", "doubled", "stuck", "side_effect", "unexpected", "false_skip")
-    assert not bad, f"{line}\n{report}"
+    assert not bad and not chaos.api_errors, f"{line}\n{report}"
