@@ -2,6 +2,7 @@
 refuses a client that does not give the password (Redis answers `-NOAUTH Authentication required.`)."""
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,11 @@ def test_a_missing_redis_kind_fails_on_ci_and_is_skipped_elsewhere(monkeypatch: 
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         binary_of_kind(SYSTEM_REDIS)
+
+
+def test_every_test_named_to_run_on_both_redis_binaries_exists() -> None:
+    from tests.engine_fixtures import ALSO_ON_SYSTEM_REDIS, REDIS_PARAMETRISED_UNDER
+
+    names = {node.name for folder in REDIS_PARAMETRISED_UNDER for path in folder.glob("test_*.py")
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
+    assert ALSO_ON_SYSTEM_REDIS <= names, sorted(ALSO_ON_SYSTEM_REDIS - names)
