@@ -106,6 +106,7 @@ def test_an_occurrence_made_from_an_earlier_definition_is_replaced(app: Any, con
         __import__("redis").exceptions.ConnectionError("Redis is down")))
     services.update_task(services.get_task(task_id), {"interval_seconds": 60}, partial=True, allow_shell=False)
     monkeypatch.undo()
+    db.session.rollback()
     assert occ.pending_job_id(connection, task_id) == old  # the edit could not reach Redis
 
     report = reconcile(connection)
