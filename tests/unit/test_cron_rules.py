@@ -129,22 +129,23 @@ DST_CASES = [
     case("santiago-fall-wildcard-saturday-fires-both-passes", "America/Santiago", "30 * * * 6", "2026-04-05T02:00",
          ["2026-04-05T02:30", "2026-04-05T03:30", "2026-04-11T04:30"]),
 
-    # America/Havana. Spring: Sun 8 Mar 2026 00:00 -05 -> 01:00 -04 at 05:00Z. Fall: Sun 1 Nov 2026
-    # 01:00 -04 -> 00:00 -05 at 05:00Z (00:00-00:59 happen at 04:00-04:59Z and 05:00-05:59Z).
-    # Fixed: 00:15 -04 = 04:15Z once; Mon 2 Nov 00:15 -05 = 05:15Z.
-    case("havana-fall-fixed-fires-first-pass", "America/Havana", "15 0 * * *", "2026-11-01T03:30",
-         ["2026-11-01T04:15", "2026-11-02T05:15"]),
+    # America/Havana (2025: tzdata releases from 2026 on drop Cuba's November 2026 change, so these cases
+    # use 2025, on which every release agrees). Spring: Sun 9 Mar 2025 00:00 -05 -> 01:00 -04 at 05:00Z.
+    # Fall: Sun 2 Nov 2025 01:00 -04 -> 00:00 -05 at 05:00Z (00:00-00:59 happen at 04:00-04:59Z and
+    # 05:00-05:59Z). Fixed: 00:15 -04 = 04:15Z once; Mon 3 Nov 00:15 -05 = 05:15Z.
+    case("havana-fall-fixed-fires-first-pass", "America/Havana", "15 0 * * *", "2025-11-02T03:30",
+         ["2025-11-02T04:15", "2025-11-03T05:15"]),
     # '0-23' is every hour but does not start with '*': a fixed-time job, so 00:15 fires once.
     # 00:15 -04 = 04:15Z, (not 05:15Z), 01:15 -05 = 06:15Z, 02:15 -05 = 07:15Z.
-    case("havana-fall-hour-range-without-star-is-fixed-time", "America/Havana", "15 0-23 * * *", "2026-11-01T03:30",
-         ["2026-11-01T04:15", "2026-11-01T06:15", "2026-11-01T07:15"]),
+    case("havana-fall-hour-range-without-star-is-fixed-time", "America/Havana", "15 0-23 * * *", "2025-11-02T03:30",
+         ["2025-11-02T04:15", "2025-11-02T06:15", "2025-11-02T07:15"]),
     # '*/1' starts with '*': wildcard, so 00:15 fires on both passes: 04:15Z, 05:15Z, then 01:15 -05 = 06:15Z.
-    case("havana-fall-star-slash-one-hours-is-wildcard", "America/Havana", "15 */1 * * *", "2026-11-01T03:30",
-         ["2026-11-01T04:15", "2026-11-01T05:15", "2026-11-01T06:15"]),
-    # Fixed yearly at a midnight that does not exist: gap end 01:00 -04 = 05:00Z; 8 Mar 2027 is before
-    # Cuba's second-Sunday change (14 Mar 2027), so 00:00 -05 = 05:00Z.
-    case("havana-spring-yearly-missing-midnight-fires-at-gap-end", "America/Havana", "0 0 8 3 *", "2026-03-08T04:00",
-         ["2026-03-08T05:00", "2027-03-08T05:00"]),
+    case("havana-fall-star-slash-one-hours-is-wildcard", "America/Havana", "15 */1 * * *", "2025-11-02T03:30",
+         ["2025-11-02T04:15", "2025-11-02T05:15", "2025-11-02T06:15"]),
+    # Fixed yearly at a midnight that does not exist: gap end 01:00 -04 = 05:00Z; 9 Mar 2026 is after
+    # that year's change (Sun 8 Mar 2026), so 00:00 -04 = 04:00Z.
+    case("havana-spring-yearly-missing-midnight-fires-at-gap-end", "America/Havana", "0 0 9 3 *", "2025-03-09T04:00",
+         ["2025-03-09T05:00", "2026-03-09T04:00"]),
 
     # Asia/Beirut, midnight both ways. Spring: Sun 29 Mar 2026 00:00 +02 -> 01:00 +03 at Mar 28 22:00Z.
     # Fall: Sun 25 Oct 00:00 +03 -> Sat 24 Oct 23:00 +02 at 21:00Z (23:00-23:59 at 20:00-20:59Z and 21:00-21:59Z).
@@ -219,7 +220,8 @@ DST_CASES = [
 ZONE_CHANGES = [
     ("Australia/Lord_Howe", "2026-10-03T15:30", 10.5, 11), ("Australia/Lord_Howe", "2026-04-04T15:00", 11, 10.5),
     ("America/Santiago", "2026-09-06T04:00", -4, -3), ("America/Santiago", "2026-04-05T03:00", -3, -4),
-    ("America/Havana", "2026-03-08T05:00", -5, -4), ("America/Havana", "2026-11-01T05:00", -4, -5),
+    ("America/Havana", "2025-03-09T05:00", -5, -4), ("America/Havana", "2025-11-02T05:00", -4, -5),
+    ("America/Havana", "2026-03-08T05:00", -5, -4),
     ("Asia/Beirut", "2026-03-28T22:00", 2, 3), ("Asia/Beirut", "2026-10-24T21:00", 3, 2),
     ("Australia/Sydney", "2026-10-03T16:00", 10, 11), ("Australia/Sydney", "2026-04-04T16:00", 11, 10),
     ("America/Sao_Paulo", "2018-11-04T03:00", -3, -2), ("America/Sao_Paulo", "2019-02-17T02:00", -2, -3),
