@@ -250,8 +250,15 @@ def test_see_other_turns_a_post_into_a_get_and_temporary_keeps_it(server: str) -
     assert _Handler.seen[-1]["body"] == '{"a": 1}'
 
 
-def test_credentials_do_not_follow_a_redirect_to_another_origin(server: str) -> None:
-    other = server.replace("127.0.0.1", "localhost")  # same server, another origin
+def test_credentials_do_not_follow_a_redirect_to_another_origin(server: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_getaddrinfo = socket.getaddrinfo
+
+    def other_origin_is_this_server(host: str, *args: Any, **kwargs: Any) -> Any:
+        # "localhost" would do, but a fresh Debian resolves it to ::1 first, where the server is not.
+        return real_getaddrinfo("127.0.0.1" if host == "other.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", other_origin_is_this_server)
+    other = server.replace("127.0.0.1", "other.test")  # same server, another origin
     run(f"{server}/to?url={other}/end", headers={"Authorization": "Bearer secret", "X-Keep": "yes"})
     first, second = _Handler.seen
     assert first["headers"]["Authorization"] == "Bearer secret"
