@@ -108,3 +108,10 @@ def test_an_overlap_skip_that_states_no_count_covers_only_its_own_fire_time() ->
     runs = [slow, run(6, "SKIPPED", message="previous run still running"), run(8)]
     hits = {"t": [(T0 + 2.5 * SECOND).timestamp(), (T0 + 8.01 * SECOND).timestamp()]}
     assert kinds(audit([every_2_s()], runs, {}, hits, T0 + 8 * SECOND)) == [("lost", 4)]
+
+
+def test_a_skip_that_states_its_count_covers_that_many() -> None:
+    slow = Run(1, 1, T0 + 2 * SECOND, 1, "SUCCESS", "SCHEDULE", "", T0 + 2 * SECOND, T0 + 7 * SECOND, None, "w")
+    runs = [slow, run(6, "SKIPPED", message="previous run still running: 2 occurrence(s)"), run(8)]
+    hits = {"t": [(T0 + 2.5 * SECOND).timestamp(), (T0 + 8.01 * SECOND).timestamp()]}
+    assert audit([every_2_s()], runs, {}, hits, T0 + 8 * SECOND).findings == []
