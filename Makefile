@@ -47,7 +47,7 @@ SEEDS         ?= 20261130
 CHAOS_SECONDS ?= 240
 chaos: install-dev
 	@status=0; for seed in $(SEEDS); do \
-	  CHIME_CHAOS=1 CHIME_CHAOS_SEED=$$seed CHIME_CHAOS_SECONDS=$(CHAOS_SECONDS) \
+	  CHIME_CHAOS_SEED=$$seed CHIME_CHAOS_SECONDS=$(CHAOS_SECONDS) \
 	    $(BIN)/python -m pytest tests/chaos/test_chaos.py -n 0 -s $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
 

@@ -139,7 +139,7 @@ def run_occurrence(claim_: Claim) -> dict[str, Any]:
                 return call
             with liveness(call.execution_id), log_context(execution_id=call.execution_id):
                 outcome = call.skip or perform(call)
-                status = record_until_stored(claim_.task_id, call.execution_id, outcome)
+                status = record_until_stored(claim_.task_id, call.execution_id, outcome, job_id)
             return {"execution_id": call.execution_id, "status": status}
         finally:
             forget_inflight(claim_.task_id, job_id)
@@ -305,9 +305,10 @@ class Recorded:
     retry_at: datetime | None
 
 
-def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> str:
+def record_until_stored(task_id: int, execution_id: int, outcome: Outcome, job_id: str | None = None) -> str:
     """Record the outcome, retrying while the database is unreachable (the job must not run twice);
-    then, with no transaction open, add the metrics and schedule the retry. Return the status stored."""
+    then, with no transaction open, clear the in-flight marker at once (a later occurrence must not
+    find this finished run busy), add the metrics and schedule the retry. Return the status stored."""
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     delay = 0.5
     while True:
@@ -326,6 +327,7 @@ def record_until_stored(task_id: int, execution_id: int, outcome: Outcome) -> st
             log.warning("Recording execution %s failed (%s); retrying in %.1f s", execution_id, error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10)
+    forget_inflight(task_id, job_id)
     if recorded is None:
         return outcome.status.value
     observe(recorded)

@@ -27,7 +27,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
 from rq_scheduler import Scheduler
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.boundary import PlainPickleSerializer
@@ -36,12 +36,12 @@ from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
 from scheduler.reconcile import PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job
-from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up
+from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
 from webapp.extensions import db
 from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
 from webapp.database import begin_read_only
 from webapp.services import add_notification, record_skip, schedule_of
-from webapp.timeutil import utcnow
+from webapp.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,7 @@ class ChimeScheduler(Scheduler):
         task_ids = sorted({d.task_id for d in due})
         begin_read_only()
         tasks = {row.id: row for row in db.session.execute(select(*PLAN_COLUMNS).where(Task.id.in_(task_ids)))}
+        recorded = self.recorded_since(due)
         db.session.rollback()  # end the read-only transaction before writing anything
         pending = {i: p.decode() for i, p in zip(task_ids, self.connection.hmget(occ.PENDING_KEY, task_ids)) if p}
         busy = occ.busy_task_ids(self.connection, [t.id for t in tasks.values() if t.overlap == Overlap.SKIP.value])
@@ -237,7 +238,7 @@ class ChimeScheduler(Scheduler):
             if item.attempt == 1 and not item.extra and pending.get(item.task_id) != item.job_id:
                 log.warning("Dropping %s: it is not the pending occurrence of task %s", item.job_id, item.task_id)
                 task = None
-            self.plan_one(plan, item, task, item.task_id in busy, now)
+            self.plan_one(plan, item, task, item.task_id in busy, now, recorded.get(item.task_id))
         if plan.writes:
             self.write(plan.writes)
         return plan
@@ -254,20 +255,53 @@ class ChimeScheduler(Scheduler):
         except RedisError as error:
             log.warning("Metrics of %s skipped occurrence(s) not recorded: %s", len(skipped), error)
 
-    def plan_one(self, plan: Plan, item: occ.DueJob, task: TaskRow | None, busy: bool, now: datetime) -> None:
+    @staticmethod
+    def recorded_since(due: Sequence[occ.DueJob]) -> dict[int, datetime]:
+        """Each task's latest recorded occurrence at or after its due one (a run or a SKIPPED record).
+
+        A scheduler that died after recording a skip and before its move leaves the occurrence
+        pending; the next pass must not count it again.
+        """
+        scheduled = [d for d in due if d.attempt == 1 and not d.extra]
+        if not scheduled:
+            return {}
+        rows = db.session.execute(
+            select(Execution.task_id, func.max(Execution.scheduled_for))
+            .where(Execution.task_id.in_({d.task_id for d in scheduled}), Execution.trigger != Trigger.MANUAL.value,
+                   Execution.scheduled_for >= min(d.scheduled_for for d in scheduled))
+            .group_by(Execution.task_id))
+        return {task_id: as_utc(at) for task_id, at in rows}
+
+    def plan_one(self, plan: Plan, item: occ.DueJob, task: TaskRow | None, busy: bool, now: datetime,
+                 recorded_at: datetime | None = None) -> None:
         if task is None or not task.enabled:
             plan.moves.append(occ.Move(item.job_id, "", "default", item.task_id))
             return
         if item.attempt > 1 or item.extra:
             plan.moves.append(occ.Move(item.job_id, item.job_id, task.queue, task.id))
             return
-        count, latest, next_at = catch_up(schedule_of(task), item.scheduled_for, now)
+        due_at = item.scheduled_for
+        if recorded_at is not None and recorded_at >= due_at:
+            due_at = next_fire_at(schedule_of(task), recorded_at)
+            if due_at is None or due_at > now:  # every occurrence due is already recorded
+                self.plan_next_only(plan, item, task, due_at)
+                return
+        count, latest, next_at = catch_up(schedule_of(task), due_at, now)
         decision = decide_misfire(
-            schedule_type=task.schedule_type, scheduled_at=item.scheduled_for, latest_due_at=latest,
+            schedule_type=task.schedule_type, scheduled_at=due_at, latest_due_at=latest,
             missed_count=count, now=now, grace_seconds=task.misfire_grace_seconds,
         )
-        next_occurrence = self.next_occurrence(task, next_at)
         push_id = self.push_for(plan, task, item, decision, busy)
+        self.add_move(plan, item, task, push_id, self.next_occurrence(task, next_at))
+
+    def plan_next_only(self, plan: Plan, item: occ.DueJob, task: TaskRow, next_at: datetime | None) -> None:
+        """Push nothing for a due occurrence that is already recorded; put the next one in place."""
+        self.add_move(plan, item, task, "", self.next_occurrence(task, next_at))
+
+    @staticmethod
+    def add_move(plan: Plan, item: occ.DueJob, task: TaskRow, push_id: str,
+                 next_occurrence: occ.Occurrence | None) -> None:
+        """Plan the move of a due occurrence: push `push_id` ('' for nothing) and put the next one in place."""
         plan.next_run_at[task.id] = next_occurrence.scheduled_for if next_occurrence else None
         if next_occurrence is None:
             plan.moves.append(occ.Move(item.job_id, push_id, task.queue, task.id))
@@ -289,7 +323,7 @@ class ChimeScheduler(Scheduler):
             return ""
         if busy:
             plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for,
-                                                 message="previous run still running")))
+                                                 message=overlap_message(decision.missed_count))))
             return ""
         recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
         if decision.scheduled_for == item.scheduled_for and not recovery:
@@ -324,6 +358,14 @@ class ChimeScheduler(Scheduler):
         db.session.execute(update(Task), [r for r in rows if r["id"] in existing])
         db.session.commit()
         self.unsaved_next_run_at.clear()
+
+
+def overlap_message(missed_count: int) -> str:
+    """The SKIPPED message of an occurrence that found the previous run still going; it says how many
+    occurrences it stands for when it covers several (a coalesced catch-up)."""
+    if missed_count > 1:
+        return f"previous run still running: {missed_count} occurrence(s) skipped"
+    return "previous run still running"
 
 
 def blocking_timeout_seconds(wait_seconds: float) -> float | None:

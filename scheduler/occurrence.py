@@ -347,6 +347,25 @@ return 0
 """
 
 
+# Drop in-flight markers that no longer stand for a queued or running job: the job's hash is gone or
+# says it ended, or the database already holds its outcome (ARGV flag '1'). A worker killed after
+# recording a run, before it cleared its marker, leaves one behind; left alone it would make every
+# later occurrence of the task look like an overlap.
+# KEYS: pairs of (in-flight set, job hash). ARGV: per pair, the job id and the database's flag.
+CLEAR_STALE_INFLIGHT_LUA = """
+local cleared = 0
+for i = 1, #KEYS, 2 do
+  local job, final = ARGV[i], ARGV[i + 1]
+  local status = redis.call('HGET', KEYS[i + 1], 'status')
+  local live = status == 'queued' or status == 'started' or status == 'scheduled' or status == 'deferred'
+  if final == '1' or not live then
+    cleared = cleared + redis.call('ZREM', KEYS[i], job)
+  end
+end
+return cleared
+"""
+
+
 @dataclass(frozen=True)
 class Move:
     """What to do with one due job id: push `push_id` (may be ''), then schedule `next`."""
@@ -469,6 +488,29 @@ def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> 
 def finish_inflight(connection: Redis, task_id: int, job_id: str) -> None:
     """Forget that a job is in flight (the executor is done with it)."""
     connection.zrem(INFLIGHT_KEY.format(task_id=task_id), job_id)
+
+
+def inflight_markers(connection: Redis) -> list[tuple[int, str]]:
+    """Every (task id, job id) marked in flight."""
+    keys = [key.decode() for key in connection.scan_iter(match=INFLIGHT_KEY.format(task_id="*"), count=1000)]
+    with connection.pipeline(transaction=False) as pipe:
+        for key in keys:
+            pipe.zrange(key, 0, -1)
+        members = pipe.execute()
+    return [(int(key.rsplit(":", 1)[1]), job.decode()) for key, jobs in zip(keys, members) for job in jobs
+            if key.rsplit(":", 1)[1].isdigit()]
+
+
+def clear_stale_inflight(connection: Redis, markers: Sequence[tuple[int, str, bool]]) -> int:
+    """Clear (task id, job id, outcome recorded) markers that stand for no live job; return how many."""
+    if not markers:
+        return 0
+    keys: list[str] = []
+    args: list[object] = []
+    for task_id, job_id, recorded in markers:
+        keys += [INFLIGHT_KEY.format(task_id=task_id), JOB_KEY.format(job_id=job_id)]
+        args += [job_id, "1" if recorded else "0"]
+    return int(connection.register_script(CLEAR_STALE_INFLIGHT_LUA)(keys=keys, args=args))
 
 
 def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:

@@ -93,6 +93,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
         view = read_redis(connection)
         counts["tasks_checked"] = len(tasks)
         remove_orphans(connection, view, tasks, counts)
+        clear_stale_inflight(connection, counts)
         restore_pending(connection, view, tasks, now, counts)
         close_lost_executions(connection, now, counts)
         enqueue_missed_retries(connection, view, now, counts)
@@ -186,6 +187,23 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
     counts["orphans_removed"] += removed
     if removed:
         log.info("Reconcile: removed %s orphan occurrence(s)", removed)
+
+
+def clear_stale_inflight(connection: Redis, counts: Counter[str]) -> None:
+    """Clear in-flight markers of jobs that ended (their outcome is recorded, or RQ says so): counted as orphans."""
+    markers = occ.inflight_markers(connection)
+    if not markers:
+        return
+    begin_read_only()
+    try:
+        recorded = set(db.session.scalars(select(Execution.job_id).where(
+            Execution.job_id.in_([job_id for _, job_id in markers]), Execution.status != Status.RUNNING.value)))
+    finally:
+        db.session.rollback()
+    cleared = occ.clear_stale_inflight(connection, [(t, j, j in recorded) for t, j in markers])
+    counts["orphans_removed"] += cleared
+    if cleared:
+        log.info("Reconcile: cleared %s in-flight marker(s) of jobs that ended", cleared)
 
 
 def is_queued_orphan(job_id: str, tasks: dict[int, Task]) -> bool:

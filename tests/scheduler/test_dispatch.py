@@ -91,3 +91,68 @@ def test_reading_a_tampered_periodic_job_runs_nothing(app: Any, tmp_path: Any) -
     scheduler.dispatch_due(utcnow() + timedelta(seconds=1))
 
     assert not marker.exists()
+
+
+def whole_second_after(seconds: float) -> Any:
+    return (utcnow() + timedelta(seconds=seconds)).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def test_a_skip_recorded_by_a_scheduler_that_died_before_its_move_is_not_counted_again(
+        app: Any, monkeypatch: Any) -> None:
+    connection = app.extensions["redis"]
+    start = whole_second_after(1)
+    task_id = create(name="every-2s", interval_seconds=2, start_at=start.isoformat())
+    services.run_task_now(db.session.get(Task, task_id))  # in flight: the first occurrence is an overlap
+    db.session.rollback()
+
+    def die(*args: Any) -> Any:
+        raise SystemExit("killed between the skip's commit and the move")
+
+    monkeypatch.setattr(occ, "move_due", die)
+    try:
+        ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))
+    except SystemExit:
+        pass
+    monkeypatch.undo()
+    connection.delete(occ.INFLIGHT_KEY.format(task_id=task_id))  # the manual run is over
+
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=4.1))
+
+    assert [(e.status, e.scheduled_for) for e in executions(task_id)] == [("SKIPPED", start)]
+    [recovered] = [n for n in notifications(task_id) if "recovered" in n.title]
+    assert "(2 missed" in recovered.message  # start+2 s and start+4 s; start itself is already recorded
+
+
+def test_an_overlap_skip_that_stands_for_several_occurrences_says_how_many(app: Any) -> None:
+    connection = app.extensions["redis"]
+    start = whole_second_after(1)
+    task_id = create(name="every-2s", interval_seconds=2, start_at=start.isoformat())
+    services.run_task_now(db.session.get(Task, task_id))
+    db.session.rollback()
+
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=4.1))
+
+    assert [(e.status, e.scheduled_for, e.message) for e in executions(task_id)] == [
+        ("SKIPPED", start + timedelta(seconds=4), "previous run still running: 3 occurrence(s) skipped")]
+
+
+def test_an_inflight_marker_left_by_a_worker_killed_after_recording_is_cleared(app: Any) -> None:
+    from scheduler.reconcile import reconcile
+    from webapp.models import Execution
+
+    connection = app.extensions["redis"]
+    task_id = create(name="hourly", interval_seconds=3600)
+    job_id = services.run_task_now(db.session.get(Task, task_id))
+    connection.lpop("rq:queue:default")
+    connection.hset(occ.JOB_KEY.format(job_id=job_id), "status", "started")  # the worker died before RQ's bookkeeping
+    now = utcnow()
+    db.session.add(Execution(task_id=task_id, task_name="hourly", status="SUCCESS", attempt=1, trigger="MANUAL",
+                             scheduled_for=now, started_at=now, finished_at=now, job_id=job_id))
+    db.session.commit()
+    db.session.rollback()
+    assert occ.busy_task_ids(connection, [task_id]) == {task_id}
+
+    report = reconcile(connection)
+
+    assert report["orphans_removed"] == 1
+    assert occ.busy_task_ids(connection, [task_id]) == set()
