@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # dispatch and its blocking wait, retries, the scheduler lock, RQ's CLI, the move script and each Redis
 # fault (every test on both added about 8 minutes of test time on a 2-core machine, some 4 minutes to
 # `make test`). tests/test_services.py checks that each name below is still a test under these folders.
-REDIS_PARAMETRISED_UNDER = (ROOT / "tests" / "engine", ROOT / "tests" / "faults")
+REDIS_PARAMETRISED_UNDER = (ROOT / "tests" / "engine", ROOT / "tests" / "faults", ROOT / "tests" / "chaos")
 ALSO_ON_SYSTEM_REDIS = frozenset({
     "test_interval_task_runs_repeatedly_at_fixed_rate",
     "test_failing_task_walks_through_its_retries_to_failed",
@@ -114,7 +114,7 @@ class Engine:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrise the tests under tests/engine/ and tests/faults/ by redis-server binary."""
+    """Parametrise the tests under tests/engine/, tests/faults/ and tests/chaos/ by redis-server binary."""
     path = Path(str(metafunc.definition.path))
     if "engine_redis" in metafunc.fixturenames and any(path.is_relative_to(d) for d in REDIS_PARAMETRISED_UNDER):
         both = metafunc.definition.originalname in ALSO_ON_SYSTEM_REDIS
