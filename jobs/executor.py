@@ -316,8 +316,10 @@ def record_until_stored(task_id: int, execution_id: int, outcome: Outcome, job_i
             # FOR UPDATE (Postgres): the reconciler closing this run as lost and this outcome are serialised,
             # so exactly one of them is recorded (SQLite's write lock does the same). The task row is locked
             # first, as deleting a task and the reconciler do: one order, no deadlock.
-            task = db.session.get(Task, task_id, with_for_update=True, populate_existing=True)
-            execution = db.session.get(Execution, execution_id, with_for_update=True, populate_existing=True)
+            # FOR NO KEY UPDATE: inserting a row that references the task (a claim, a skip) is not blocked.
+            task = db.session.get(Task, task_id, with_for_update={"key_share": True}, populate_existing=True)
+            execution = db.session.get(Execution, execution_id, with_for_update={"key_share": True},
+                                       populate_existing=True)
             recorded = record(task, execution, outcome)
             break
         except OperationalError as error:
@@ -336,8 +338,11 @@ def record_until_stored(task_id: int, execution_id: int, outcome: Outcome, job_i
     return recorded.status
 
 
-def record(task: Task, execution: Execution, outcome: Outcome) -> Recorded | None:
-    """Store the outcome and its notification in one transaction; None if the run was closed meanwhile."""
+def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorded | None:
+    """Store the outcome and its notification in one transaction; None if the run was closed meanwhile.
+
+    A task deleted while it ran keeps its run's outcome in the log, with nothing to retry or notify.
+    """
     if execution.status != Status.RUNNING.value:
         log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded",
                     execution.id, execution.status, execution.message, outcome.status.value)
@@ -346,7 +351,8 @@ def record(task: Task, execution: Execution, outcome: Outcome) -> Recorded | Non
     finished_at = utcnow()
     status = outcome.status
     retry_at = None
-    if status == Status.FAILED and should_retry(attempt=execution.attempt, max_retries=task.max_retries):
+    if status == Status.FAILED and task is not None and should_retry(attempt=execution.attempt,
+                                                                     max_retries=task.max_retries):
         delay = retry_delay_seconds(attempt=execution.attempt, base_seconds=task.retry_backoff_seconds)
         retry_at = finished_at + timedelta(seconds=delay)
         status = Status.RETRYING
@@ -356,16 +362,18 @@ def record(task: Task, execution: Execution, outcome: Outcome) -> Recorded | Non
     execution.finished_at = finished_at
     execution.duration_ms = int((finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
     execution.retry_at = retry_at
-    task.status = status.value
-    task.last_status = status.value
-    notify_outcome(task, execution)
+    if task is not None:
+        task.status = status.value
+        task.last_status = status.value
+        notify_outcome(task, execution)
     recorded = Recorded(
-        task.id, execution.id, status.value, execution.duration_ms / 1000,
+        execution.task_id or 0, execution.id, status.value, execution.duration_ms / 1000,
         (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
         if execution.trigger == Trigger.SCHEDULE.value else None,
         occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value) if retry_at else None,
         retry_at)
-    log.info("Execution %s of task %s finished %s in %s ms", execution.id, task.id, status.value, execution.duration_ms)
+    log.info("Execution %s of task %s finished %s in %s ms", execution.id, execution.task_id, status.value,
+             execution.duration_ms)
     db.session.commit()
     return recorded
 

@@ -39,7 +39,7 @@ from scheduler.reconcile import PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
 from webapp.extensions import db
 from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
-from webapp.database import begin_read_only
+from webapp.database import begin_read_only, wait_briefly_for_row_locks
 from webapp.services import add_notification, record_skip, schedule_of
 from webapp.timeutil import as_utc, utcnow
 
@@ -119,6 +119,9 @@ class ChimeScheduler(Scheduler):
         except (RedisError, SQLAlchemyError) as error:
             log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)
             return ERROR_BACKOFF_SECONDS
+        except Exception:  # noqa: BLE001 - one bad task or bug must not stop every schedule: log, retry
+            log.exception("Scheduler %s pass failed unexpectedly; retrying", self.name)
+            return ERROR_BACKOFF_SECONDS
 
     def housekeeping(self) -> None:
         """Once a second, off the dispatch path: the lock, the heartbeat, bookkeeping, built-in jobs."""
@@ -126,7 +129,7 @@ class ChimeScheduler(Scheduler):
         health.beat_scheduler(self.connection, self.name, self.active)
         self.housekeeping_due_at = time.monotonic() + HOUSEKEEPING_SECONDS
         if self.active:
-            self.save_next_run_at()
+            self.save_next_run_at_quietly()
             ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
             ensure_retention_job(self)
 
@@ -245,11 +248,12 @@ class ChimeScheduler(Scheduler):
 
     def write(self, writes: Sequence[tuple[int, Callable[[Task], object]]]) -> None:
         """Record the plan's skips and notifications, in one transaction, and count the skips."""
+        wait_briefly_for_row_locks()
         ids = {task_id for task_id, _ in writes}
         tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_(ids)))}
-        written = [write(tasks[task_id]) for task_id, write in writes if task_id in tasks]
+        written = [write(tasks[task_id]) for task_id, write in sorted(writes, key=lambda w: w[0]) if task_id in tasks]
+        skipped = [e.task_id for e in written if isinstance(e, Execution)]  # read before the commit expires them
         db.session.commit()
-        skipped = [e.task_id for e in written if isinstance(e, Execution)]
         try:
             metrics.record_skipped(self.connection, skipped)
         except RedisError as error:
@@ -281,6 +285,12 @@ class ChimeScheduler(Scheduler):
             plan.moves.append(occ.Move(item.job_id, item.job_id, task.queue, task.id))
             return
         due_at = item.scheduled_for
+        if task.schedule_type == ScheduleType.ONE_TIME.value and task.run_at != due_at:
+            # Made from an earlier run_at (an edit that could not reach Redis): the task's run_at counts.
+            if task.run_at > now:
+                self.add_move(plan, item, task, "", occ.Occurrence.of(task, task.run_at))
+                return
+            due_at = task.run_at
         if recorded_at is not None and recorded_at >= due_at:
             due_at = next_fire_at(schedule_of(task), recorded_at)
             if due_at is None or due_at > now:  # every occurrence due is already recorded
@@ -349,11 +359,20 @@ class ChimeScheduler(Scheduler):
             return None
         return occ.Occurrence.of(task, next_at)
 
+    def save_next_run_at_quietly(self) -> None:
+        """save_next_run_at, whose failure (a row a paused worker holds) never delays dispatching."""
+        try:
+            self.save_next_run_at()
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            log.warning("Scheduler %s could not save next run times yet (%s)", self.name, str(error).splitlines()[0])
+
     def save_next_run_at(self) -> None:
         """Write the next_run_at of the tasks whose occurrence was moved since the last save."""
         if not self.unsaved_next_run_at:
             return
-        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in self.unsaved_next_run_at.items()]
+        wait_briefly_for_row_locks()
+        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in sorted(self.unsaved_next_run_at.items())]
         existing = set(db.session.scalars(select(Task.id).where(Task.id.in_([r["id"] for r in rows]))))
         db.session.execute(update(Task), [r for r in rows if r["id"] in existing])
         db.session.commit()

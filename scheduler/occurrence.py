@@ -403,6 +403,29 @@ def remove_orphans(connection: Redis, orphans: Sequence[tuple[str, int, bool]]) 
         return sum(pipe.execute())
 
 
+# Take a queued occurrence of a deleted or disabled task off its queue, with its hash and its in-flight
+# marker (left behind, a queued hash would make the task look busy forever).
+# KEYS: queue, job hash, the task's in-flight set. ARGV: job id.
+REMOVE_QUEUED_ORPHAN_LUA = """
+if redis.call('LREM', KEYS[1], 0, ARGV[1]) > 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def remove_queued_orphans(connection: Redis, orphans: Sequence[tuple[str, str, int]]) -> int:
+    """Remove (job id, queue, task id) queued orphans that are still queued; return how many went."""
+    remove = connection.register_script(REMOVE_QUEUED_ORPHAN_LUA)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, queue, task_id in orphans:
+            remove(keys=[QUEUE_KEY.format(name=queue), JOB_KEY.format(job_id=job_id),
+                         INFLIGHT_KEY.format(task_id=task_id)], args=[job_id], client=pipe)
+        return sum(pipe.execute())
+
+
 def forget_pending(connection: Redis, seen: Sequence[tuple[int, str]]) -> None:
     """Drop the pending entries of deleted or disabled tasks, each only if it is still the one seen."""
     forget = connection.register_script(FORGET_PENDING_LUA)

@@ -41,7 +41,7 @@ RECONCILE_JOB_ID = "chime-reconcile"
 REDIS_BATCH = 5000
 DB_BATCH = 5000
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
-LIVENESS_SINCE_KEY = "chime:liveness:since"  # epoch seconds since which Redis has kept its data
+LIVENESS_SINCE_KEY = "chime:liveness:since"  # "<run id>@<epoch seconds>": since when this Redis has kept its data
 RETRY_LATE_AFTER_SECONDS = 10
 TIMEOUT_MARGIN_SECONDS = 120
 
@@ -169,16 +169,20 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
             continue
         task = tasks.get(due.task_id)
         gone = task is None or not task.enabled
-        if gone or (due.attempt == 1 and not due.manual and view.pending.get(due.task_id) != job_id):
+        if gone or (due.attempt == 1 and not due.extra and view.pending.get(due.task_id) != job_id):
             scheduled_orphans.append((job_id, due.task_id, gone))
     queued_orphans = [(job_id, queue) for job_id, queue in view.queued.items() if is_queued_orphan(job_id, tasks)]
-    removed = occ.remove_orphans(connection, scheduled_orphans)
-    with connection.pipeline(transaction=False) as pipe:
-        for job_id, queue in queued_orphans:
-            pipe.lrem(Queue.redis_queue_namespace_prefix + queue, 0, job_id)
-        removed += sum(1 for n in pipe.execute() if n)
     forgotten = [(task_id, job_id) for task_id, job_id in view.pending.items()
                  if tasks.get(task_id) is None or not tasks[task_id].enabled]
+    # The tasks were read before Redis: one created or enabled since is not gone. Read those again.
+    live = still_live({d.task_id for d in (occ.parse_job_id(j) for j, _, gone in scheduled_orphans if gone)}
+                      | {occ.parse_job_id(j).task_id for j, _ in queued_orphans} | {t for t, _ in forgotten})
+    scheduled_orphans = [o for o in scheduled_orphans if not (o[2] and o[1] in live)]
+    queued_orphans = [o for o in queued_orphans if occ.parse_job_id(o[0]).task_id not in live]
+    forgotten = [f for f in forgotten if f[0] not in live]
+    removed = occ.remove_orphans(connection, scheduled_orphans)
+    removed += occ.remove_queued_orphans(connection, [(job_id, queue, occ.parse_job_id(job_id).task_id)
+                                                      for job_id, queue in queued_orphans])
     occ.forget_pending(connection, forgotten)
     for task_id, _ in forgotten:
         view.pending.pop(task_id)
@@ -204,6 +208,17 @@ def clear_stale_inflight(connection: Redis, counts: Counter[str]) -> None:
     counts["orphans_removed"] += cleared
     if cleared:
         log.info("Reconcile: cleared %s in-flight marker(s) of jobs that ended", cleared)
+
+
+def still_live(task_ids: set[int]) -> set[int]:
+    """Those of `task_ids` that exist and are enabled now (a read-only query)."""
+    if not task_ids:
+        return set()
+    begin_read_only()
+    try:
+        return set(db.session.scalars(select(Task.id).where(Task.id.in_(task_ids), Task.enabled.is_(True))))
+    finally:
+        db.session.rollback()
 
 
 def is_queued_orphan(job_id: str, tasks: dict[int, Task]) -> bool:
@@ -317,6 +332,8 @@ def repair_kind(repair: occ.Repair, now: datetime) -> str:
 def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
     """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
     rows = [{"id": r.task_id, "next_run_at": r.occurrence.scheduled_for if r.occurrence else None} for r in applied]
+    existing = set(db.session.scalars(select(Task.id).where(Task.id.in_([r["id"] for r in rows])))) if rows else set()
+    rows = [row for row in rows if row["id"] in existing]  # a task deleted during the pass has nothing to save
     for start in range(0, len(rows), DB_BATCH):
         db.session.execute(update(Task), rows[start:start + DB_BATCH])
     for task in recovered:
@@ -390,16 +407,13 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
     A live run beats its key every ALIVE_BEAT_SECONDS with a TTL of ALIVE_TTL_SECONDS, from the moment
     it is claimed: a run without a key that started at least that long ago has had no beat for that long.
     """
-    if not liveness_is_known(connection, now):
+    candidates = running_executions(now - timedelta(seconds=LOST_AFTER_SECONDS))
+    alive = liveness_of(connection, [execution_id for execution_id, _, _ in candidates], now)
+    if alive is None:
         log.info("Reconcile: Redis lost its data less than %s s ago; liveness is judged next pass", LOST_AFTER_SECONDS)
         return
-    candidates = running_executions(now - timedelta(seconds=LOST_AFTER_SECONDS))
     if not candidates:
         return
-    with connection.pipeline(transaction=False) as pipe:
-        for execution_id, _, _ in candidates:
-            pipe.exists(occ.ALIVE_KEY.format(execution_id=execution_id))
-        alive = pipe.execute()
     lost = {execution_id: lost_reason(is_alive, started_at, timeout_seconds, now)
             for (execution_id, started_at, timeout_seconds), is_alive in zip(candidates, alive)}
     lost = {execution_id: reason for execution_id, reason in lost.items() if reason}
@@ -408,10 +422,11 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
     # Serialised with the executor recording the outcome (FOR UPDATE): only one of them wins. Tasks are
     # locked before executions, in id order, as the executor and a task's deletion lock them.
     db.session.execute(select(Task.id).where(Task.id.in_(
-        select(Execution.task_id).where(Execution.id.in_(lost)))).order_by(Task.id).with_for_update()).all()
+        select(Execution.task_id).where(Execution.id.in_(lost)))).order_by(Task.id)
+        .with_for_update(key_share=True)).all()
     closed = [close_lost(execution, now, lost[execution.id]) for execution in db.session.scalars(
         select(Execution).where(Execution.id.in_(lost), Execution.status == Status.RUNNING.value)
-        .order_by(Execution.id).with_for_update())]
+        .order_by(Execution.id).with_for_update(key_share=True))]
     db.session.commit()
     counts["executions_lost"] += len(closed)
     for task_id, job_id, retry, retry_at in closed:
@@ -420,17 +435,28 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
         occ.finish_inflight(connection, task_id, job_id)
 
 
-def liveness_is_known(connection: Redis, now: datetime) -> bool:
-    """Say whether Redis has held its data long enough for a missing liveness key to mean a lost worker.
+def liveness_of(connection: Redis, execution_ids: list[int], now: datetime) -> list[bool] | None:
+    """Whether each execution's liveness key exists -- or None while a missing key would prove nothing.
 
-    A restart or FLUSHALL takes every liveness key with it; live workers write theirs again within a
-    beat. LIVENESS_SINCE_KEY, set when missing, marks since when Redis has kept its data.
+    A restart or FLUSHALL takes every liveness key with it (a restart from an AOF file keeps older
+    keys but not the beats missed while down); live workers write theirs again within a beat.
+    LIVENESS_SINCE_KEY holds the server's run id and since when it has kept its data; it is read in
+    the same MULTI as the keys, and written afresh when missing or from another run.
     """
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.set(LIVENESS_SINCE_KEY, now.timestamp(), nx=True)
+    with connection.pipeline(transaction=True) as pipe:
         pipe.get(LIVENESS_SINCE_KEY)
-        _, since = pipe.execute()
-    return now.timestamp() - float(since) >= LOST_AFTER_SECONDS
+        pipe.info("server")
+        for execution_id in execution_ids:
+            pipe.exists(occ.ALIVE_KEY.format(execution_id=execution_id))
+        since, server, *alive = pipe.execute()
+    run_id = str(server.get("run_id", ""))
+    since_run, _, since_at = (since.decode() if since else "").partition("@")
+    if since_run != run_id or not since_at:
+        connection.set(LIVENESS_SINCE_KEY, f"{run_id}@{now.timestamp()}")
+        return None
+    if now.timestamp() - float(since_at) < LOST_AFTER_SECONDS:
+        return None
+    return [bool(a) for a in alive]
 
 
 def running_executions(started_before: datetime) -> list[tuple[int, datetime, int]]:

@@ -6,7 +6,7 @@ import sqlite3
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from webapp.config import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -48,6 +48,19 @@ def _begin_immediate(connection: Any) -> None:
 def begin_read_only() -> None:
     """Start the session's next transaction as a read-only one (no write lock on SQLite)."""
     db.session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
+SCHEDULER_LOCK_WAIT = "2s"
+
+
+def wait_briefly_for_row_locks() -> None:
+    """In the current transaction, give up on a row lock after a moment instead of waiting for it.
+
+    The scheduler's writes touch task rows a worker may hold; a worker paused inside its transaction
+    must not stall dispatching for every task. (Postgres only; SQLite has one write lock anyway.)
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text(f"SET LOCAL lock_timeout = '{SCHEDULER_LOCK_WAIT}'"))
 
 
 def engine_options(uri: str) -> dict[str, Any]:

@@ -156,3 +156,21 @@ def test_an_inflight_marker_left_by_a_worker_killed_after_recording_is_cleared(a
 
     assert report["orphans_removed"] == 1
     assert occ.busy_task_ids(connection, [task_id]) == set()
+
+
+def test_a_one_time_occurrence_left_from_an_earlier_run_at_runs_at_the_tasks_run_at(app: Any, monkeypatch: Any) -> None:
+    import redis
+
+    connection = app.extensions["redis"]
+    start = whole_second_after(1)
+    task_id = create(name="once", schedule_type="ONE_TIME", interval_seconds=None,
+                     run_at=(start + timedelta(seconds=60)).isoformat())
+    monkeypatch.setattr(occ, "replace_pending", lambda *args: (_ for _ in ()).throw(redis.exceptions.ConnectionError()))
+    services.update_task(services.get_task(task_id), {"run_at": start.isoformat()}, partial=True, allow_shell=False)
+    monkeypatch.undo()
+    db.session.rollback()
+
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=61))  # the stale occurrence falls due
+
+    assert connection.lrange("rq:queue:default", 0, -1) == [
+        occ.occurrence_job_id(task_id, start, 1, "RECOVERY").encode()]

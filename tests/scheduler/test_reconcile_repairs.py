@@ -172,7 +172,7 @@ def test_a_run_whose_worker_stopped_beating_for_ten_seconds_is_closed_as_lost(ap
     task_id = create(name="hourly", interval_seconds=3600)
     now = utcnow()
     running_since(task_id, now - timedelta(seconds=10))
-    connection.set("chime:liveness:since", (now - timedelta(hours=1)).timestamp())
+    connection.set("chime:liveness:since", f"{connection.info('server')['run_id']}@{(now - timedelta(hours=1)).timestamp()}")
 
     report = reconcile(connection, now=now)
 
@@ -190,3 +190,46 @@ def test_liveness_is_not_judged_until_redis_has_kept_its_data_for_a_beat_period(
     later = reconcile(connection, now=now + timedelta(seconds=10))
 
     assert (first["executions_lost"], later["executions_lost"]) == (0, 1)
+
+
+def test_liveness_is_not_judged_right_after_a_restart_that_kept_the_data(app: Any, connection: Any) -> None:
+    task_id = create(name="hourly", interval_seconds=3600)
+    now = utcnow()
+    running_since(task_id, now - timedelta(seconds=60))
+    connection.set("chime:liveness:since", f"an-earlier-run@{(now - timedelta(hours=1)).timestamp()}")
+
+    first = reconcile(connection, now=now)
+    later = reconcile(connection, now=now + timedelta(seconds=10))
+
+    assert (first["executions_lost"], later["executions_lost"]) == (0, 1)
+
+
+def test_a_queued_run_of_a_disabled_task_goes_with_its_hash_and_marker(app: Any, connection: Any) -> None:
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    queued = occ.pending_job_id(connection, task_id)
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))
+    connection.hdel(occ.PENDING_KEY, task_id)  # as if the disable's own Redis call had failed
+    db.session.execute(__import__("sqlalchemy").update(Task).where(Task.id == task_id).values(enabled=False))
+    db.session.commit()
+
+    report = reconcile(connection)
+
+    assert report["orphans_removed"] >= 1
+    assert connection.lrange("rq:queue:default", 0, -1) == []
+    assert connection.exists(occ.JOB_KEY.format(job_id=queued)) == 0
+    assert occ.busy_task_ids(connection, [task_id]) == set()
+
+
+def test_a_redelivery_waiting_in_the_schedule_is_not_an_orphan(app: Any, connection: Any) -> None:
+    from rq.job import Job
+
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))
+    job = Job.fetch(connection.lpop("rq:queue:default").decode(), connection=connection)
+    copy_id = occ.redeliver_later(connection, job, utcnow() + timedelta(seconds=5))  # the database was down
+
+    reconcile(connection)
+
+    assert connection.zscore(occ.SCHEDULED_KEY, copy_id) is not None
