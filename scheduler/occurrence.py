@@ -184,9 +184,11 @@ def score_of(instant: datetime) -> float:
 # Replace the pending occurrence of one task (or remove it when ARGV[2] is empty).
 REPLACE_PENDING_LUA = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
+local dropped = ''
 if old and old ~= ARGV[2] then
   if redis.call('ZREM', KEYS[1], old) == 1 then
     redis.call('DEL', ARGV[4] .. old)
+    dropped = old
   end
 end
 if ARGV[2] ~= '' then
@@ -197,7 +199,7 @@ else
 end
 redis.call('LPUSH', KEYS[3], '1')
 redis.call('LTRIM', KEYS[3], 0, 0)
-return old
+return dropped
 """
 
 # Move due occurrences onto their queues and put each task's next one in place, atomically.
@@ -380,7 +382,10 @@ class Move:
 
 
 def replace_pending(connection: Redis, task_id: int, occurrence: Occurrence | None) -> str | None:
-    """Make `occurrence` the task's one pending occurrence (None removes it); wake the scheduler."""
+    """Make `occurrence` the task's one pending occurrence (None removes it); wake the scheduler.
+
+    Return the id of the occurrence it took out of the schedule (not yet dispatched), if any.
+    """
     if occurrence is not None:
         save_jobs(connection, [occurrence])
     script = connection.register_script(REPLACE_PENDING_LUA)

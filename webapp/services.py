@@ -15,7 +15,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 
 from scheduler import occurrence as occ
-from scheduler.triggers import Schedule, first_fire_at
+from scheduler.triggers import Schedule, first_fire_at, missed_fire_times
 from webapp.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from webapp.extensions import db, get_redis
 from webapp.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
@@ -146,9 +146,24 @@ def sync_schedule(task: Task, *, now: datetime | None = None) -> None:
     task.next_run_at = occurrence.scheduled_for if occurrence else None
     db.session.commit()
     try:
-        occ.replace_pending(get_redis(), task.id, occurrence)
+        dropped = occ.replace_pending(get_redis(), task.id, occurrence)
     except RedisError as error:
         log.warning("Task %s saved but not scheduled (Redis: %s); the reconciler will schedule it", task.id, error)
+        return
+    record_dropped_overdue(task, dropped, now or utcnow())
+
+
+def record_dropped_overdue(task: Task, dropped_id: str | None, now: datetime) -> None:
+    """Record as SKIPPED an overdue occurrence that a change took out of the schedule before it was
+    dispatched (the scheduler was behind or down): accepted, so never silently gone."""
+    due = occ.parse_job_id(dropped_id) if dropped_id else None
+    if due is None or due.scheduled_for > now:
+        return
+    count = missed_fire_times(schedule_of(task), due.scheduled_for, now)[0] if not task.enabled else 1
+    why = "disabled" if not task.enabled else "changed"
+    record_skip(task, due.scheduled_for, f"not run: the task was {why} before the scheduler dispatched "
+                                         f"{count} overdue occurrence(s)")
+    db.session.commit()
 
 
 def _unschedule(task_id: int) -> None:

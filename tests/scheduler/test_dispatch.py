@@ -174,3 +174,16 @@ def test_a_one_time_occurrence_left_from_an_earlier_run_at_runs_at_the_tasks_run
 
     assert connection.lrange("rq:queue:default", 0, -1) == [
         occ.occurrence_job_id(task_id, start, 1, "RECOVERY").encode()]
+
+
+def test_an_overdue_occurrence_a_disable_takes_out_of_the_schedule_is_recorded(app: Any) -> None:
+    import time
+
+    start = whole_second_after(0)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    time.sleep(max((start - utcnow()).total_seconds(), 0) + 0.2)  # due, and no scheduler has moved it
+
+    services.toggle_task(services.get_task(task_id))
+
+    assert [(e.status, e.scheduled_for, e.message) for e in executions(task_id)] == [
+        ("SKIPPED", start, "not run: the task was disabled before the scheduler dispatched 1 overdue occurrence(s)")]
