@@ -112,7 +112,7 @@ class EngineCollector:
         age = time.time() - state["last_heartbeat"] if state["last_heartbeat"] else float("nan")
         yield GaugeMetricFamily("chime_scheduler_heartbeat_age_seconds", "Seconds since a scheduler last beat.",
                                 value=age)
-        yield GaugeMetricFamily("chime_scheduler_alive", "1 when a scheduler beat recently.",
+        yield GaugeMetricFamily("chime_scheduler_alive", "1 when the scheduler holding the lock beat within 15 s.",
                                 value=1 if state["alive"] else 0)
 
     def _repairs(self) -> CounterMetricFamily:
