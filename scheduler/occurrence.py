@@ -21,7 +21,7 @@ from typing import Any
 from redis import Redis
 from rq.job import Job, JobStatus
 from rq.queue import Queue
-from rq.utils import utcformat
+from rq.utils import utcformat, utcparse
 from rq_scheduler import Scheduler
 
 SCHEDULED_KEY = Scheduler.scheduled_jobs_key
@@ -539,6 +539,46 @@ def clear_stale_inflight(connection: Redis, markers: Sequence[tuple[int, str, bo
         keys += [INFLIGHT_KEY.format(task_id=task_id), JOB_KEY.format(job_id=job_id)]
         args += [job_id, "1" if recorded else "0"]
     return int(connection.register_script(CLEAR_STALE_INFLIGHT_LUA)(keys=keys, args=args))
+
+
+# Put back on its queue a job a worker took (status 'started') and died with before claiming it, if it
+# is still so: same status and start time as the caller saw. Its StartedJobRegistry entry goes, so
+# RQ's clean-up does not fail it later. (A worker that was only frozen finds its claim taken: the
+# unique constraint makes the second delivery a no-op.)
+# KEYS: job hash, queues set. ARGV: job id, the started_at seen, now text.
+REQUEUE_ABANDONED_LUA = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'started_at') ~= ARGV[2] then
+  return 0
+end
+local origin = redis.call('HGET', KEYS[1], 'origin')
+if not origin then return 0 end
+local wip = 'rq:wip:' .. origin
+for _, member in ipairs(redis.call('ZRANGE', wip, 0, -1)) do
+  if string.sub(member, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('ZREM', wip, member) end
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[3])
+redis.call('SADD', KEYS[2], 'rq:queue:' .. origin)
+redis.call('RPUSH', 'rq:queue:' .. origin, ARGV[1])
+return 1
+"""
+
+
+def requeue_abandoned(connection: Redis, job_ids: Sequence[str], started_before: datetime, now: datetime) -> int:
+    """Requeue the jobs among `job_ids` (none of them claimed) that a worker took before `started_before`."""
+    if not job_ids:
+        return 0
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(JOB_KEY.format(job_id=job_id), "status", "started_at")
+        seen = pipe.execute()
+    abandoned = [(job_id, started.decode()) for job_id, (status, started) in zip(job_ids, seen)
+                 if status == b"started" and started and utcparse(started.decode()) < started_before]
+    script = connection.register_script(REQUEUE_ABANDONED_LUA)
+    with connection.pipeline(transaction=False) as pipe:
+        for job_id, started in abandoned:
+            script(keys=[JOB_KEY.format(job_id=job_id), QUEUES_SET_KEY], args=[job_id, started, utcformat(now)],
+                   client=pipe)
+        return sum(pipe.execute())
 
 
 def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:

@@ -41,6 +41,7 @@ RECONCILE_JOB_ID = "chime-reconcile"
 REDIS_BATCH = 5000
 DB_BATCH = 5000
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
+ABANDONED_AFTER_SECONDS = 30  # a live worker claims the job it took within milliseconds
 LIVENESS_SINCE_KEY = "chime:liveness:since"  # "<run id>@<epoch seconds>": since when this Redis has kept its data
 RETRY_LATE_AFTER_SECONDS = 10
 TIMEOUT_MARGIN_SECONDS = 120
@@ -93,7 +94,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
         view = read_redis(connection)
         counts["tasks_checked"] = len(tasks)
         remove_orphans(connection, view, tasks, counts)
-        clear_stale_inflight(connection, counts)
+        clear_stale_inflight(connection, now, counts)
         restore_pending(connection, view, tasks, now, counts)
         close_lost_executions(connection, now, counts)
         enqueue_missed_retries(connection, view, now, counts)
@@ -193,21 +194,28 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
         log.info("Reconcile: removed %s orphan occurrence(s)", removed)
 
 
-def clear_stale_inflight(connection: Redis, counts: Counter[str]) -> None:
-    """Clear in-flight markers of jobs that ended (their outcome is recorded, or RQ says so): counted as orphans."""
+def clear_stale_inflight(connection: Redis, now: datetime, counts: Counter[str]) -> None:
+    """Settle in-flight markers: clear those of jobs that ended (their outcome is recorded, or RQ says
+    so), counted as orphans; put back on its queue a job a worker took and died with before claiming it
+    (no execution row, started ABANDONED_AFTER_SECONDS ago), counted as a restored pending occurrence."""
     markers = occ.inflight_markers(connection)
     if not markers:
         return
     begin_read_only()
     try:
-        recorded = set(db.session.scalars(select(Execution.job_id).where(
-            Execution.job_id.in_([job_id for _, job_id in markers]), Execution.status != Status.RUNNING.value)))
+        statuses = dict(db.session.execute(select(Execution.job_id, Execution.status).where(
+            Execution.job_id.in_([job_id for _, job_id in markers]))).all())
     finally:
         db.session.rollback()
+    recorded = {job_id for job_id, status in statuses.items() if status != Status.RUNNING.value}
     cleared = occ.clear_stale_inflight(connection, [(t, j, j in recorded) for t, j in markers])
+    unclaimed = [job_id for _, job_id in markers if job_id not in statuses]
+    requeued = occ.requeue_abandoned(connection, unclaimed, now - timedelta(seconds=ABANDONED_AFTER_SECONDS), now)
     counts["orphans_removed"] += cleared
-    if cleared:
-        log.info("Reconcile: cleared %s in-flight marker(s) of jobs that ended", cleared)
+    counts["pending_restored"] += requeued
+    if cleared or requeued:
+        log.info("Reconcile: cleared %s in-flight marker(s) of jobs that ended; requeued %s job(s) a dead "
+                 "worker took before claiming", cleared, requeued)
 
 
 def still_live(task_ids: set[int]) -> set[int]:

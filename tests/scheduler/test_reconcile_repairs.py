@@ -233,3 +233,41 @@ def test_a_redelivery_waiting_in_the_schedule_is_not_an_orphan(app: Any, connect
     reconcile(connection)
 
     assert connection.zscore(occ.SCHEDULED_KEY, copy_id) is not None
+
+
+def taken_by_a_worker_that_died(connection: Any, started_at: datetime) -> str:
+    """Take the queued job as RQ's worker does (status, start time, StartedJobRegistry), then die before claiming."""
+    from rq.utils import utcformat
+
+    job_id = connection.lpop("rq:queue:default").decode()
+    connection.hset(occ.JOB_KEY.format(job_id=job_id), mapping={"status": "started", "started_at": utcformat(started_at),
+                                                               "worker_name": "dead-worker"})
+    connection.zadd("rq:wip:default", {f"{job_id}:rq-execution-1": started_at.timestamp() + 400})
+    return job_id
+
+
+def test_a_job_a_worker_took_and_died_with_before_claiming_it_is_queued_again(app: Any, connection: Any,
+                                                                              work: Any) -> None:
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))
+    job_id = taken_by_a_worker_that_died(connection, utcnow() - timedelta(seconds=31))
+
+    report = reconcile(connection)
+
+    assert report["pending_restored"] == 1
+    assert connection.lrange("rq:queue:default", 0, -1) == [job_id.encode()]
+    assert connection.zcard("rq:wip:default") == 0
+    work()
+    assert [(e.scheduled_for, e.status) for e in executions(task_id)] == [(start, "SUCCESS")]
+
+
+def test_a_job_a_worker_has_just_taken_is_left_to_it(app: Any, connection: Any) -> None:
+    start = starting_in(1)
+    create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=0.1))
+    taken_by_a_worker_that_died(connection, utcnow())
+
+    report = reconcile(connection)
+
+    assert report["pending_restored"] == 0 and connection.llen("rq:queue:default") == 0
