@@ -27,7 +27,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
 from rq_scheduler import Scheduler
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.boundary import PlainPickleSerializer
@@ -35,13 +35,14 @@ from scheduler import health, metrics
 from scheduler import occurrence as occ
 from scheduler.lock import Lock
 from scheduler.policy import decide_misfire
-from scheduler.reconcile import PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job
+from scheduler.reconcile import (PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job,
+                                 latest_recorded_occurrences)
 from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
 from webapp.extensions import db
 from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
 from webapp.database import begin_read_only, wait_briefly_for_row_locks
 from webapp.services import add_notification, record_skip, schedule_of
-from webapp.timeutil import as_utc, utcnow
+from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -269,12 +270,7 @@ class ChimeScheduler(Scheduler):
         scheduled = [d for d in due if d.attempt == 1 and not d.extra]
         if not scheduled:
             return {}
-        rows = db.session.execute(
-            select(Execution.task_id, func.max(Execution.scheduled_for))
-            .where(Execution.task_id.in_({d.task_id for d in scheduled}), Execution.trigger != Trigger.MANUAL.value,
-                   Execution.scheduled_for >= min(d.scheduled_for for d in scheduled))
-            .group_by(Execution.task_id))
-        return {task_id: as_utc(at) for task_id, at in rows}
+        return latest_recorded_occurrences({d.task_id for d in scheduled}, min(d.scheduled_for for d in scheduled))
 
     def plan_one(self, plan: Plan, item: occ.DueJob, task: TaskRow | None, busy: bool, now: datetime,
                  recorded_at: datetime | None = None) -> None:

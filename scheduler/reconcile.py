@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +21,8 @@ from typing import Any
 from redis import Redis
 from rq.queue import Queue
 from rq.utils import utcparse
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import aliased
 
 from scheduler import health, metrics
 from scheduler import occurrence as occ
@@ -283,7 +285,11 @@ def owed_occurrences(tasks: list[Task]) -> list[tuple[Task, occ.Occurrence]]:
     or a SKIPPED record; manual runs are not occurrences) and its last change by a person: an
     occurrence moved onto a queue and lost with Redis before a worker claimed it is owed again.
     """
-    latest = latest_recorded_occurrences([t.id for t in tasks])
+    begin_read_only()
+    try:
+        latest = latest_recorded_occurrences([t.id for t in tasks])
+    finally:
+        db.session.rollback()
     owed = []
     for task in tasks:
         after = max(filter(None, (task.updated_at, latest.get(task.id))))
@@ -293,18 +299,23 @@ def owed_occurrences(tasks: list[Task]) -> list[tuple[Task, occ.Occurrence]]:
     return owed
 
 
-def latest_recorded_occurrences(task_ids: list[int]) -> dict[int, datetime]:
-    """Return each task's latest recorded non-manual scheduled_for (one read-only query per batch)."""
+def latest_recorded_occurrences(task_ids: Iterable[int], since: datetime | None = None) -> dict[int, datetime]:
+    """Each task's latest recorded occurrence (at or after `since`): the latest scheduled_for of a run,
+    a retry or a SKIPPED record. A manual run and its retries are not occurrences of the schedule.
+    Read-only, one query per batch; the dispatcher and the reconciler both judge with it."""
+    task_ids = list(task_ids)
+    manual = aliased(Execution)
+    manual_run = exists().where(manual.task_id == Execution.task_id, manual.scheduled_for == Execution.scheduled_for,
+                                manual.trigger == Trigger.MANUAL.value)
     latest: dict[int, datetime] = {}
     for start in range(0, len(task_ids), DB_BATCH):
-        chunk = task_ids[start:start + DB_BATCH]
-        begin_read_only()
-        rows = db.session.execute(
-            select(Execution.task_id, func.max(Execution.scheduled_for))
-            .where(Execution.task_id.in_(chunk), Execution.trigger != Trigger.MANUAL.value)
-            .group_by(Execution.task_id)).all()
-        db.session.rollback()
-        latest.update({task_id: as_utc(at) for task_id, at in rows})
+        query = (select(Execution.task_id, func.max(Execution.scheduled_for))
+                 .where(Execution.task_id.in_(task_ids[start:start + DB_BATCH]),
+                        Execution.trigger != Trigger.MANUAL.value, ~manual_run)
+                 .group_by(Execution.task_id))
+        if since is not None:
+            query = query.where(Execution.scheduled_for >= since)
+        latest.update({task_id: as_utc(at) for task_id, at in db.session.execute(query)})
     return latest
 
 

@@ -271,3 +271,20 @@ def test_a_job_a_worker_has_just_taken_is_left_to_it(app: Any, connection: Any) 
     report = reconcile(connection)
 
     assert report["pending_restored"] == 0 and connection.llen("rq:queue:default") == 0
+
+
+def test_a_manual_runs_retry_is_not_taken_for_an_occurrence_of_the_schedule(app: Any, connection: Any) -> None:
+    from webapp.models import Execution
+
+    start = starting_in(1)
+    task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
+    clicked = start + timedelta(seconds=90)  # a manual run after the first occurrence, which Redis then lost
+    for attempt, trigger in ((1, "MANUAL"), (2, "RETRY")):
+        db.session.add(Execution(task_id=task_id, task_name="every-minute", status="FAILED", attempt=attempt,
+                                 trigger=trigger, scheduled_for=clicked, started_at=clicked, finished_at=clicked))
+    db.session.commit()
+    connection.flushall()
+
+    reconcile(connection, now=start + timedelta(seconds=100))
+
+    assert occ.pending_job_id(connection, task_id) == occ.occurrence_job_id(task_id, start, 1, "SCHEDULE")
