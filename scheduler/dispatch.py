@@ -195,7 +195,7 @@ class ChimeScheduler(Scheduler):
         if not ours:
             return len(due_ids)
         plan = self.plan(ours, now)
-        occ.save_jobs(self.connection, plan.new_jobs)
+        occ.save_new_jobs(self.connection, plan.new_jobs)
         moved, unsaved = occ.move_due(self.connection, plan.moves, utcnow())  # enqueued_at: the move, not the plan
         occ.save_jobs(self.connection, [plan.next_jobs[job_id] for job_id in unsaved])
         fault_point("after_move")

@@ -176,6 +176,30 @@ def save_jobs(connection: Redis, occurrences: Iterable[Occurrence]) -> None:
         pipe.execute()
 
 
+# Write a job hash unless that occurrence is already handled (queued, running or finished): a scheduler
+# that lost its lock mid-pass must not overwrite the job the other one has already queued.
+# KEYS: job hash. ARGV: the job hash as field/value pairs.
+SAVE_UNLESS_HANDLED_LUA = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred' then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+
+def save_new_jobs(connection: Redis, occurrences: Sequence[Occurrence]) -> None:
+    """save_jobs for occurrences another scheduler may have pushed already: never overwrite a handled one."""
+    if not occurrences:
+        return
+    script = connection.register_script(SAVE_UNLESS_HANDLED_LUA)
+    with connection.pipeline(transaction=False) as pipe:
+        for occurrence in occurrences:
+            script(keys=[JOB_KEY.format(job_id=occurrence.job_id)], args=job_fields(connection, occurrence),
+                   client=pipe)
+        pipe.execute()
+
+
 def score_of(instant: datetime) -> float:
     """Return the sorted-set score in epoch seconds, as rq-scheduler uses."""
     return epoch_us(instant) / 1_000_000
@@ -239,7 +263,7 @@ for i = 2, #ARGV, 7 do
       redis.call('DEL', 'rq:job:' .. due)
     end
     moved[#moved + 1] = due
-  elseif push ~= '' and push ~= due then
+  elseif push ~= '' and push ~= due and redis.call('HGET', 'rq:job:' .. push, 'status') == 'scheduled' then
     redis.call('DEL', 'rq:job:' .. push)
   end
 end

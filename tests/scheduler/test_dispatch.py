@@ -187,3 +187,21 @@ def test_an_overdue_occurrence_a_disable_takes_out_of_the_schedule_is_recorded(a
 
     assert [(e.status, e.scheduled_for, e.message) for e in executions(task_id)] == [
         ("SKIPPED", start, "not run: the task was disabled before the scheduler dispatched 1 overdue occurrence(s)")]
+
+
+def test_a_scheduler_that_lost_its_lock_mid_pass_leaves_the_others_queued_job_alone(app: Any) -> None:
+    connection = app.extensions["redis"]
+    start = whole_second_after(1)
+    task_id = create(name="every-2s", interval_seconds=2, start_at=start.isoformat())
+    now = start + timedelta(seconds=4.1)  # three occurrences due: one coalesced catch-up run
+    due = [occ.parse_job_id(occ.pending_job_id(connection, task_id))]
+    paused = ChimeScheduler(connection, app)
+    plan = paused.plan(due, now)  # decided, then paused past its lock's TTL
+    ChimeScheduler(connection, app).dispatch_due(now)  # the other one takes over and queues the same run
+    [queued] = connection.lrange("rq:queue:default", 0, -1)
+
+    occ.save_new_jobs(connection, plan.new_jobs)  # the paused one wakes up and carries on
+    occ.move_due(connection, plan.moves, utcnow())
+
+    assert connection.hget(occ.JOB_KEY.format(job_id=queued.decode()), "status") == b"queued"
+    assert connection.lrange("rq:queue:default", 0, -1) == [queued]
