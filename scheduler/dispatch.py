@@ -27,7 +27,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.queue import Queue
 from rq_scheduler import Scheduler
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.boundary import PlainPickleSerializer
@@ -41,7 +41,7 @@ from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
 from webapp.extensions import db
 from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
 from webapp.database import begin_read_only, wait_briefly_for_row_locks
-from webapp.services import add_notification, record_skip, schedule_of
+from webapp.services import add_notification, record_skip, save_next_run_times, schedule_of
 from webapp.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -368,9 +368,7 @@ class ChimeScheduler(Scheduler):
         if not self.unsaved_next_run_at:
             return
         wait_briefly_for_row_locks()
-        rows = [{"id": task_id, "next_run_at": next_at} for task_id, next_at in sorted(self.unsaved_next_run_at.items())]
-        existing = set(db.session.scalars(select(Task.id).where(Task.id.in_([r["id"] for r in rows]))))
-        db.session.execute(update(Task), [r for r in rows if r["id"] in existing])
+        save_next_run_times(self.unsaved_next_run_at)
         db.session.commit()
         self.unsaved_next_run_at.clear()
 

@@ -21,7 +21,7 @@ from typing import Any
 from redis import Redis
 from rq.queue import Queue
 from rq.utils import utcparse
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from scheduler import health, metrics
@@ -32,7 +32,7 @@ from scheduler.triggers import next_fire_at
 from webapp.database import begin_read_only
 from webapp.extensions import db
 from webapp.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
-from webapp.services import add_notification, first_occurrence, schedule_of
+from webapp.services import add_notification, first_occurrence, save_next_run_times, schedule_of
 from webapp.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -174,18 +174,18 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
         gone = task is None or not task.enabled
         if gone or (due.attempt == 1 and not due.extra and view.pending.get(due.task_id) != job_id):
             scheduled_orphans.append((job_id, due.task_id, gone))
-    queued_orphans = [(job_id, queue) for job_id, queue in view.queued.items() if is_queued_orphan(job_id, tasks)]
+    queued_orphans = [(job_id, queue, task_id) for job_id, queue in view.queued.items()
+                      if (task_id := queued_orphan_task(job_id, tasks)) is not None]
     forgotten = [(task_id, job_id) for task_id, job_id in view.pending.items()
                  if tasks.get(task_id) is None or not tasks[task_id].enabled]
     # The tasks were read before Redis: one created or enabled since is not gone. Read those again.
-    live = still_live({d.task_id for d in (occ.parse_job_id(j) for j, _, gone in scheduled_orphans if gone)}
-                      | {occ.parse_job_id(j).task_id for j, _ in queued_orphans} | {t for t, _ in forgotten})
+    live = still_live({t for _, t, gone in scheduled_orphans if gone} | {t for _, _, t in queued_orphans}
+                      | {t for t, _ in forgotten})
     scheduled_orphans = [o for o in scheduled_orphans if not (o[2] and o[1] in live)]
-    queued_orphans = [o for o in queued_orphans if occ.parse_job_id(o[0]).task_id not in live]
+    queued_orphans = [o for o in queued_orphans if o[2] not in live]
     forgotten = [f for f in forgotten if f[0] not in live]
     removed = occ.remove_orphans(connection, scheduled_orphans)
-    removed += occ.remove_queued_orphans(connection, [(job_id, queue, occ.parse_job_id(job_id).task_id)
-                                                      for job_id, queue in queued_orphans])
+    removed += occ.remove_queued_orphans(connection, queued_orphans)
     occ.forget_pending(connection, forgotten)
     for task_id, _ in forgotten:
         view.pending.pop(task_id)
@@ -231,10 +231,12 @@ def still_live(task_ids: set[int]) -> set[int]:
         db.session.rollback()
 
 
-def is_queued_orphan(job_id: str, tasks: dict[int, Task]) -> bool:
-    """A queued scheduled occurrence of a task that is deleted or disabled (its run would be dropped)."""
+def queued_orphan_task(job_id: str, tasks: dict[int, Task]) -> int | None:
+    """The task of a queued scheduled occurrence whose task is deleted or disabled (its run would be dropped)."""
     due = occ.parse_job_id(job_id)
-    return due is not None and not due.manual and (tasks.get(due.task_id) is None or not tasks[due.task_id].enabled)
+    if due is None or due.manual or (tasks.get(due.task_id) is not None and tasks[due.task_id].enabled):
+        return None
+    return due.task_id
 
 
 def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], now: datetime,
@@ -350,11 +352,7 @@ def repair_kind(repair: occ.Repair, now: datetime) -> str:
 
 def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
     """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
-    rows = [{"id": r.task_id, "next_run_at": r.occurrence.scheduled_for if r.occurrence else None} for r in applied]
-    existing = set(db.session.scalars(select(Task.id).where(Task.id.in_([r["id"] for r in rows])))) if rows else set()
-    rows = [row for row in rows if row["id"] in existing]  # a task deleted during the pass has nothing to save
-    for start in range(0, len(rows), DB_BATCH):
-        db.session.execute(update(Task), rows[start:start + DB_BATCH])
+    save_next_run_times({r.task_id: r.occurrence.scheduled_for if r.occurrence else None for r in applied})
     for task in recovered:
         add_notification(task, Level.INFO, f"{task.name!r} recovered",
                          f"The run due at {isoformat(task.run_at)} was missed; it is running now.")

@@ -7,11 +7,12 @@ still stands and the reconciler puts the occurrence in place later.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scheduler import occurrence as occ
@@ -164,6 +165,23 @@ def record_dropped_overdue(task: Task, dropped_id: str | None, now: datetime) ->
     record_skip(task, due.scheduled_for, f"not run: the task was {why} before the scheduler dispatched "
                                          f"{count} overdue occurrence(s)")
     db.session.commit()
+
+
+NEXT_RUN_BATCH = 5000
+
+
+def save_next_run_times(next_run_at: Mapping[int, datetime | None]) -> None:
+    """Write tasks' next_run_at (shown by the API), in id order and in batches; the caller commits.
+
+    A task deleted meanwhile has nothing to save.
+    """
+    ids = sorted(next_run_at)
+    existing: set[int] = set()
+    for start in range(0, len(ids), NEXT_RUN_BATCH):
+        existing |= set(db.session.scalars(select(Task.id).where(Task.id.in_(ids[start:start + NEXT_RUN_BATCH]))))
+    rows = [{"id": task_id, "next_run_at": next_run_at[task_id]} for task_id in ids if task_id in existing]
+    for start in range(0, len(rows), NEXT_RUN_BATCH):
+        db.session.execute(update(Task), rows[start:start + NEXT_RUN_BATCH])
 
 
 def _unschedule(task_id: int) -> None:
