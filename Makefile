@@ -32,10 +32,10 @@ install: $(RUN_STAMP)
 
 install-dev: $(DEV_STAMP)
 
-# Ctrl-C in the terminal reaches only webapp.devrun (it takes the terminal's foreground), so make
+# Ctrl-C in the terminal reaches only scheduler.devrun (it takes the terminal's foreground), so make
 # sees it exit 0 instead of dying of the signal itself.
 run: install
-	$(BIN)/python -m webapp.devrun
+	$(BIN)/python -m scheduler.devrun
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

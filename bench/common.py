@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
-from webapp import validation  # noqa: E402
+from chime import validation  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
@@ -162,7 +162,7 @@ def is_postgres(url: str) -> bool:
 
 def fresh_schema() -> None:
     """Create the tables in the current app's (empty) database or private Postgres schema."""
-    from webapp.extensions import db
+    from chime.extensions import db
 
     db.create_all()
 
@@ -249,7 +249,7 @@ class Env:
 
     def __enter__(self) -> "Env":
         from tests.services import RedisServer
-        from webapp.config import normalise_database_url
+        from chime.config import normalise_database_url
 
         self.tmp = Path(tempfile.mkdtemp(prefix="chime-bench-"))
         if not self.keep:
@@ -282,7 +282,7 @@ class Env:
         # The bench process builds the same app the engine processes build from the environment.
         os.environ.update({k: self.env[k] for k in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "CHIME_INSTANCE_PATH")})
         from webapp import create_app
-        from webapp.extensions import db
+        from chime.extensions import db
 
         self.app = create_app()
         self.ctx = self.app.app_context()
@@ -349,10 +349,10 @@ def bulk_create_tasks(rows: list[dict[str, Any]], now: datetime, chunk: int = 50
     """
     from sqlalchemy import insert
 
-    from scheduler import occurrence as occ
-    from scheduler.triggers import Schedule, first_fire_at
-    from webapp.extensions import db, get_redis
-    from webapp.models import Task
+    from chime import occurrence as occ
+    from chime.triggers import Schedule, first_fire_at
+    from chime.extensions import db, get_redis
+    from chime.models import Task
 
     full: list[dict[str, Any]] = []
     occurrences: list[Any] = []
@@ -382,7 +382,7 @@ def bulk_create_tasks(rows: list[dict[str, Any]], now: datetime, chunk: int = 50
 
 
 def put_pending(connection: redis_lib.Redis, occurrences: Sequence[Any], chunk: int = 5000) -> None:
-    from scheduler import occurrence as occ
+    from chime import occurrence as occ
 
     for start in range(0, len(occurrences), chunk):
         part = occurrences[start:start + chunk]
@@ -469,7 +469,7 @@ class Recorder:
                 self._finish(ids)
 
     def _finish(self, ids: list[str]) -> None:
-        from scheduler import occurrence as occ
+        from chime import occurrence as occ
 
         with self.connection.pipeline(transaction=False) as pipe:
             for job_id in ids:

@@ -35,8 +35,8 @@ from bench.common import log  # noqa: E402
 def chime_run(args: argparse.Namespace, tasks: int, mode: str) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from webapp.extensions import db
-    from webapp.models import Execution
+    from chime.extensions import db
+    from chime.models import Execution
 
     with common.Env(args.database_url, redis_hz=args.redis_hz) as env:
         t0 = math.ceil(time.time()) + (args.lead if args.lead is not None else 10 + tasks * 0.0008)

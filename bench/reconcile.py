@@ -53,8 +53,8 @@ def mixed_rows(count: int, now: Any) -> list[dict[str, Any]]:
 def floor_read(env: common.Env) -> float:
     from sqlalchemy import select
 
-    from scheduler import occurrence as occ
-    from webapp.models import Task
+    from chime import occurrence as occ
+    from chime.models import Task
 
     started = time.perf_counter()
     with env.db.engine.connect() as connection:
@@ -78,7 +78,7 @@ def floor_read(env: common.Env) -> float:
 
 
 def capture_state(env: common.Env) -> dict[str, Any]:
-    from scheduler import occurrence as occ
+    from chime import occurrence as occ
 
     scheduled = env.redis.zrange(occ.SCHEDULED_KEY, 0, -1, withscores=True)
     pending = env.redis.hgetall(occ.PENDING_KEY)
@@ -96,8 +96,8 @@ def capture_state(env: common.Env) -> dict[str, Any]:
 def floor_write(env: common.Env, state: dict[str, Any]) -> float:
     from sqlalchemy import select
 
-    from scheduler import occurrence as occ
-    from webapp.models import Task
+    from chime import occurrence as occ
+    from chime.models import Task
 
     started = time.perf_counter()
     with env.db.engine.connect() as connection:
@@ -123,7 +123,7 @@ def floor_write(env: common.Env, state: dict[str, Any]) -> float:
 
 
 def one_database(args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
-    from scheduler import occurrence as occ
+    from chime import occurrence as occ
     from scheduler.reconcile import reconcile
 
     with common.Env(database_url) as env:

@@ -51,9 +51,9 @@ def steady_seconds(connection: Any, job_ids: list[str]) -> float | None:
 def chime_run(args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from scheduler import occurrence as occ
-    from webapp.extensions import db
-    from webapp.models import Execution, Notification, Task
+    from chime import occurrence as occ
+    from chime.extensions import db
+    from chime.models import Execution, Notification, Task
 
     with common.Env(database_url) as env:
         now = common.utcnow()

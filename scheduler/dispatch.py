@@ -30,19 +30,19 @@ from rq_scheduler import Scheduler
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from jobs.boundary import PlainPickleSerializer
+from scheduler.boundary import PlainPickleSerializer
 from scheduler import health, metrics
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.lock import Lock
-from scheduler.policy import decide_misfire
+from chime.policy import decide_misfire
 from scheduler.reconcile import (PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job,
                                  latest_recorded_occurrences)
-from scheduler.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
-from webapp.extensions import db
-from webapp.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
-from webapp.database import begin_read_only, wait_briefly_for_row_locks
-from webapp.services import add_notification, record_skip, save_next_run_times, schedule_of
-from webapp.timeutil import utcnow
+from chime.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
+from chime.extensions import db
+from chime.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
+from chime.database import begin_read_only, wait_briefly_for_row_locks
+from chime.services import add_notification, record_skip, save_next_run_times, schedule_of
+from chime.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +424,7 @@ def check_redis_version(connection: Redis) -> None:
 
 def main() -> None:
     """Entry point of `python -m scheduler` (the Procfile's scheduler)."""
-    from webapp import create_app
+    from chime.app import create_app
 
     app = create_app()
     check_redis_version(app.extensions["redis"])

@@ -8,7 +8,7 @@ from typing import Any
 from redis import Redis
 from rq import Queue, Worker
 
-from webapp.models import QUEUE_NAMES
+from chime.models import QUEUE_NAMES
 
 SCHEDULER_HEARTBEAT_KEY = "chime:scheduler:heartbeat"
 RECONCILE_REPORT_KEY = "chime:reconciler:last_report"

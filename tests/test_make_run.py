@@ -145,7 +145,7 @@ class MakeRun:
         return self.wait_for_exit("Ctrl-C")
 
     def sigterm_devrun(self) -> int:
-        """SIGTERM to the process make runs (webapp.devrun); return make's exit status."""
+        """SIGTERM to the process make runs (scheduler.devrun); return make's exit status."""
         children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
                                   capture_output=True, text=True, check=True).stdout.split()
         assert len(children) == 1, children

@@ -1,25 +1,18 @@
 """Chime's Flask application factory."""
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
+from chime.app import configure, new_flask_app
 from webapp.arguments import IdConverter
-from webapp.config import check_production_settings, instance_path_from_env, settings_from_env
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app: config -> extensions -> blueprints -> error handlers -> CLI."""
-    app = Flask(__name__, instance_relative_config=True,
-                instance_path=instance_path_from_env(os.environ))
-    app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
-    if test_config:
-        app.config.update(test_config)
-    check_production_settings(app.config)
-    os.makedirs(app.instance_path, exist_ok=True)
+    app = configure(new_flask_app(__name__), test_config)
     app.url_map.strict_slashes = False
     app.url_map.converters["int"] = IdConverter  # every <int:...> in a URL is a row id: 1..MAX_ID or 404
     register_extensions(app)
@@ -31,21 +24,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp.database import init_db
-    from webapp.extensions import csrf, init_redis
+    from webapp.csrf import csrf
 
-    init_db(app)
     csrf.init_app(app)
-    init_redis(app)
-    from webapp.logs import configure_logging
-
-    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
 
 
 def register_blueprints(app: Flask) -> None:
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
-    from webapp.extensions import csrf
+    from webapp.csrf import csrf
 
     csrf.exempt(api_bp)  # the API authenticates with bearer tokens, not cookies
     from webapp.monitoring import bp as monitoring_bp

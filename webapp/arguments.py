@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.routing import BaseConverter, ValidationError as NoMatch
 
-from webapp.errors import ValidationError
-from webapp.validation import MAX_ID, parse_instant
+from chime.errors import ValidationError
+from chime.validation import MAX_ID, parse_instant
 
 ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 MAX_INTEGER_DIGITS = 40  # int() refuses past 4,300 digits; nothing here needs more than 19

@@ -12,10 +12,10 @@ from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.errors import UnauthorizedError
-from webapp.extensions import db
-from webapp.models import ApiToken, User
-from webapp.timeutil import utcnow
+from chime.errors import UnauthorizedError
+from chime.extensions import db
+from chime.models import ApiToken, User
+from chime.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32

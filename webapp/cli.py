@@ -13,9 +13,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp.auth import create_token, create_user, ensure_first_admin, set_active, set_password
-from webapp.errors import ChimeError
-from webapp.extensions import db
-from webapp.models import ScheduleType, Task, User, task_to_dict
+from chime.errors import ChimeError
+from chime.extensions import db
+from chime.models import ScheduleType, Task, User, task_to_dict
 
 
 def register_commands(app: Flask) -> None:
@@ -72,7 +72,7 @@ def reconcile_command() -> None:
     import json
 
     from scheduler.reconcile import reconcile
-    from webapp.extensions import get_redis
+    from chime.extensions import get_redis
 
     click.echo(json.dumps(reconcile(get_redis()), indent=2))
 
@@ -91,8 +91,8 @@ def chime_errors() -> Iterator[None]:
 
 def load_task(task_id: int) -> Task:
     """Return the task with that id, or fail with a ClickException."""
-    from webapp.services import get_task
-    from webapp.validation import MAX_ID
+    from chime.services import get_task
+    from chime.validation import MAX_ID
 
     if not 1 <= task_id <= MAX_ID:
         raise click.ClickException(f"No task with id {task_id} was found")
@@ -162,7 +162,7 @@ def tasks_show_command(task_id: int) -> None:
 @click.argument("task_id", metavar="ID", type=int)
 def tasks_run_command(task_id: int) -> None:
     """Queue one manual run of task ID now (enabled or not) and print the RQ job id."""
-    from webapp.services import run_task_now
+    from chime.services import run_task_now
 
     task = load_task(task_id)
     with chime_errors():
@@ -170,7 +170,7 @@ def tasks_run_command(task_id: int) -> None:
 
 
 def _toggle(task_id: int, enabled: bool) -> None:
-    from webapp.services import toggle_task
+    from chime.services import toggle_task
 
     task = load_task(task_id)
     with chime_errors():
@@ -206,8 +206,8 @@ def prune_logs_command(days: int | None, batch_size: int) -> None:
     Unread notifications, RUNNING executions and the run that marks a ONE_TIME task as done are kept.
     The scheduler also runs this every hour (job chime-prune-logs) unless LOG_RETENTION_DAYS <= 0.
     """
-    from webapp.retention import prune
-    from webapp.timeutil import utcnow
+    from scheduler.retention import prune
+    from chime.timeutil import utcnow
 
     if days is None:
         days = int(current_app.config["LOG_RETENTION_DAYS"])
@@ -229,7 +229,7 @@ def export_command(output: str) -> None:
     Each entry has exactly the fields the API accepts; depends_on lists task NAMES, so the file
     imports into an empty database (see `import`).
     """
-    from webapp.transfer import dump, export_tasks, replace_file
+    from chime.transfer import dump, export_tasks, replace_file
 
     document = export_tasks()
     try:
@@ -260,7 +260,7 @@ def import_command(file: Any, update: bool, dry_run: bool) -> None:
     any, nothing is imported. Parents are created before their children and depends_on names
     resolve to the tasks in the file or already in the database.
     """
-    from webapp import transfer
+    from chime import transfer
 
     allow_shell = bool(current_app.config["ALLOW_SHELL_JOBS"])
     try:

@@ -9,7 +9,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from scheduler.metrics import EngineCollector
 from webapp.auth import require_api_token
-from webapp.extensions import get_redis
+from chime.extensions import get_redis
 
 bp = Blueprint("monitoring", __name__)
 

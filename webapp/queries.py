@@ -1,6 +1,6 @@
 """Read-only queries for the admin pages: lists with filters and pagination, chart data.
 
-Nothing here writes: every change goes through :mod:`webapp.services`.
+Nothing here writes: every change goes through :mod:`chime.services`.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Status, Task
-from webapp.timeutil import as_utc, utcnow
+from chime.extensions import db
+from chime.models import Execution, Notification, Status, Task
+from chime.timeutil import as_utc, utcnow
 
 DEFAULT_PER_PAGE = 25
 HOURS_IN_CHART = 24

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import health
-from webapp.extensions import db, get_redis
+from chime.extensions import db, get_redis
 
 UNKNOWN = "unknown"
 ENGINE_UNKNOWN = {"scheduler": UNKNOWN, "workers": UNKNOWN, "scheduler_heartbeat_age_seconds": None,

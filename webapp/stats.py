@@ -9,9 +9,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from scheduler import health
-from webapp.extensions import db, get_redis
-from webapp.models import Execution, Notification, Task
-from webapp.timeutil import isoformat, utcnow
+from chime.extensions import db, get_redis
+from chime.models import Execution, Notification, Task
+from chime.timeutil import isoformat, utcnow
 
 NEXT_RUNS_COUNT = 10
 

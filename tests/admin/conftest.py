@@ -12,8 +12,8 @@ from werkzeug.security import generate_password_hash
 
 from webapp import auth
 from webapp.auth import create_user
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
 
 USERNAME = "admin"
 PASSWORD = "correct horse battery"

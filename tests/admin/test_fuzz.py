@@ -22,8 +22,8 @@ from werkzeug.datastructures import ImmutableMultiDict
 from tests.admin.conftest import AdminClient, add_execution, add_notification, add_task
 from tests.conftest import AUTH
 from webapp.arguments import digits_up_to, parse_id, parse_instant_arg
-from webapp.errors import ValidationError
-from webapp.validation import MAX_ID
+from chime.errors import ValidationError
+from chime.validation import MAX_ID
 
 FUZZ_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

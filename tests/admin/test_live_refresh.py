@@ -11,8 +11,8 @@ from rq import Worker
 from scheduler import health
 from tests.admin.conftest import AdminClient, add_execution, add_task
 from tests.services import free_port
-from webapp import services
-from webapp.extensions import db
+from chime import services
+from chime.extensions import db
 
 
 def test_task_live_json_has_the_task_and_its_next_fire_times(admin: AdminClient) -> None:

@@ -10,8 +10,8 @@ from tests.admin.conftest import PASSWORD, USERNAME, AdminClient, fresh_csrf, si
 from tests.conftest import AUTH, app_on
 from webapp.admin import throttle
 from webapp.auth import create_user, set_active, set_password
-from webapp.extensions import db
-from webapp.models import User
+from chime.extensions import db
+from chime.models import User
 
 PER_USER_AND_CLIENT, PER_CLIENT, PER_USER = (limit.failures for limit in throttle.LOGIN_LIMITS)
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from tests.admin.conftest import AdminClient, add_execution, add_notification, add_task
 from webapp import queries
-from webapp.extensions import db
-from webapp.models import Notification
+from chime.extensions import db
+from chime.models import Notification
 
 
 def runs_shown(html: str) -> set[str]:

@@ -73,7 +73,7 @@ def test_login_form_without_a_csrf_token_is_rejected(app: Any, client: Any) -> N
 
 
 def test_a_script_task_name_is_shown_as_text_everywhere(admin: AdminClient, app: Any) -> None:
-    from webapp import services
+    from chime import services
 
     task = services.create_task({"name": SCRIPT, "job": "echo", "args": {"message": SCRIPT},
                                  "schedule_type": "INTERVAL", "interval_seconds": 60,
@@ -120,7 +120,7 @@ def test_dashboard_has_no_banner_when_the_engine_is_alive(admin: AdminClient, re
 
 
 def test_dashboard_lists_the_next_runs(admin: AdminClient) -> None:
-    from webapp import services
+    from chime import services
 
     services.create_task({"name": "soon", "job": "noop", "schedule_type": "INTERVAL", "interval_seconds": 120},
                          allow_shell=False)

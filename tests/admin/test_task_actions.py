@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from tests.admin.conftest import AdminClient, add_execution, add_task
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Task
+from chime import services
+from chime.extensions import db
+from chime.models import Task
 
 
 def make(name: str = "job", **fields: Any) -> Task:

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.admin.conftest import AdminClient, add_task
-from webapp import services
+from chime import services
 from webapp.admin import forms
-from webapp.extensions import db
-from webapp.models import Task, task_to_dict
-from webapp.validation import validate_task
+from chime.extensions import db
+from chime.models import Task, task_to_dict
+from chime.validation import validate_task
 
 VOLATILE = {"id", "name", "created_at", "updated_at", "next_run_at"}
 BASE_FORM = {

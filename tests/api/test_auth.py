@@ -7,9 +7,9 @@ import pytest
 
 from tests.conftest import ApiClient, app_on
 from webapp.auth import create_token, hash_token
-from webapp.config import ConfigError, proxy_depth, public_url, web_settings
-from webapp.extensions import db
-from webapp.models import ApiToken
+from chime.config import ConfigError, proxy_depth, public_url, web_settings
+from chime.extensions import db
+from chime.models import ApiToken
 
 ROUTES = [("GET", "/api/tasks/"), ("POST", "/api/tasks/"), ("GET", "/api/tasks/1/"), ("PUT", "/api/tasks/1/"),
           ("PATCH", "/api/tasks/1/"), ("DELETE", "/api/tasks/1/"), ("POST", "/api/tasks/1/toggle/"),

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from tests.engine.helpers import create
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Task
+from chime import services
+from chime.extensions import db
+from chime.models import Task
 
 
 def test_a_deadlock_while_deleting_a_task_is_a_503_and_the_task_stays(api: Any, app: Any,

@@ -20,7 +20,7 @@ from tests.conftest import app_on
 from tests.conftest import test_config as make_config
 from tests.services import free_port
 from webapp import create_app
-from webapp.extensions import db
+from chime.extensions import db
 
 HEALTH, READY, LIVE = "/api/health/", "/api/health/ready/", "/api/health/live/"
 SECRET = "s3cret-pass-word"

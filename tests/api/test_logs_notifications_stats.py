@@ -13,8 +13,8 @@ from tests.api.test_tasks import make_task
 from tests.conftest import AUTH
 from tests.conftest import test_config as make_config
 from webapp import create_app
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
 
 CLOSED_REDIS_URL = "redis://127.0.0.1:1/0"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -21,9 +21,9 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.conftest import AUTH, app_on
 from webapp.api.openapi import openapi_document
-from webapp.extensions import db
-from webapp.models import Execution, Notification, execution_to_dict, notification_to_dict
-from webapp.validation import MAX_ID
+from chime.extensions import db
+from chime.models import Execution, Notification, execution_to_dict, notification_to_dict
+from chime.validation import MAX_ID
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}

@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from tests.api.test_tasks import INTERVAL_TASK
 from tests.conftest import AUTH, ApiClient, app_on
-from webapp.validation import MAX_ID
+from chime.validation import MAX_ID
 
 PROPERTY_SETTINGS = settings(max_examples=80, derandomize=True, deadline=None, database=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,

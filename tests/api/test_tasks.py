@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 
 INTERVAL_TASK = {"name": "ping", "job": "echo", "args": {"message": "hi"},
                  "schedule_type": "INTERVAL", "interval_seconds": 60}

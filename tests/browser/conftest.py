@@ -23,7 +23,7 @@ from tests.conftest import test_config
 from tests.services import RedisServer, missing_service
 from webapp import create_app
 from webapp.auth import create_user
-from webapp.extensions import db
+from chime.extensions import db
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"

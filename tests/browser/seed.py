@@ -5,9 +5,9 @@ import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
+from chime import services
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
 
 TASKS = [
     {"name": "Nightly database backup", "job": "echo", "args": {"message": "backup"}, "schedule_type": "CRON",

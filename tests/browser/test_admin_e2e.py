@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from tests.browser.conftest import DESKTOP, PHONE, LiveServer, log_in, screenshot
 from tests.browser.seed import add_execution, seed_demo_data
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
-from webapp.timeutil import utcnow
+from chime import services
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
+from chime.timeutil import utcnow
 
 pytestmark = pytest.mark.browser
 

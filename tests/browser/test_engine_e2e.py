@@ -25,11 +25,11 @@ from tests.browser.conftest import LiveServer, log_in, make_live_app, open_page,
 from tests.browser.seed import add_execution
 from tests.engine_fixtures import Engine, wait_for
 from tests.services import RedisServer
-from webapp import services
-from webapp.config import normalise_database_url
-from webapp.extensions import db
-from webapp.models import Execution, Task
-from webapp.timeutil import utcnow
+from chime import services
+from chime.config import normalise_database_url
+from chime.extensions import db
+from chime.models import Execution, Task
+from chime.timeutil import utcnow
 
 pytestmark = pytest.mark.browser
 

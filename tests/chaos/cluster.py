@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import redis as redis_lib
 
 from scheduler import health
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from tests.engine_fixtures import Engine
 from tests.services import RedisServer
 
@@ -151,7 +151,7 @@ class Cluster:
         self.engine.stop(self.slots.pop(slot))
 
     def queued(self) -> int:
-        from webapp.models import QUEUE_NAMES
+        from chime.models import QUEUE_NAMES
 
         with self.redis as client:
             return sum(client.llen(f"rq:queue:{name}") for name in QUEUE_NAMES)

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from tests.chaos.audit import RECOVERED, Audit, Finding, Run, groups_of
-from scheduler.occurrence import parse_job_id
+from chime.occurrence import parse_job_id
 from tests.chaos.faults import Event, near
-from webapp.extensions import db
-from webapp.models import Execution, Notification
+from chime.extensions import db
+from chime.models import Execution, Notification
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 LOG_WINDOW = timedelta(seconds=20)

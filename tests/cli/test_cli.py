@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select
 
-from scheduler import occurrence as occ
-from webapp import services
-from webapp.errors import ConflictError
-from webapp.extensions import db
-from webapp.models import Task, task_dependencies
-from webapp.validation import WRITABLE
+from chime import occurrence as occ
+from chime import services
+from chime.errors import ConflictError
+from chime.extensions import db
+from chime.models import Task, task_dependencies
+from chime.validation import WRITABLE
 
 INTERVAL = {"job": "echo", "args": {"message": "hi"}, "schedule_type": "INTERVAL", "interval_seconds": 60}
 
@@ -166,7 +166,7 @@ def test_an_export_that_cannot_be_encoded_leaves_the_existing_file_byte_for_byte
     backup = tmp_path / "backups" / "backup.json"
     ok(app, "export", "-o", str(backup))
     before = backup.read_bytes()
-    from webapp import transfer
+    from chime import transfer
 
     real_dump = transfer.dump
     monkeypatch.setattr(transfer, "dump", lambda document: real_dump(document).replace('"one"', '"\ud800"'))
@@ -183,7 +183,7 @@ def test_an_export_that_fails_while_writing_leaves_the_existing_file_and_no_temp
     backup = tmp_path / "backups" / "backup.json"
     backup.write_bytes(b'{"version": 1, "tasks": []}\n')
     backup.chmod(0o640)
-    from webapp import transfer
+    from chime import transfer
 
     def disk_full(descriptor: int) -> None:
         raise OSError(28, "No space left on device")
@@ -409,8 +409,8 @@ def test_reconcile_command_prints_the_same_report_as_the_api(app: Any) -> None:
 def test_create_admin_and_ensure_admin_never_make_a_second_admin(app: Any) -> None:
     from sqlalchemy import func, select
 
-    from webapp.extensions import db
-    from webapp.models import User
+    from chime.extensions import db
+    from chime.models import User
 
     runner = app.test_cli_runner()
     first = runner.invoke(args=["ensure-admin"])

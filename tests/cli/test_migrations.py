@@ -12,9 +12,10 @@ from flask_migrate import downgrade, upgrade
 from tests.conftest import test_config as config_for
 from tests.engine.helpers import create
 from tests.services import PostgresSchema, missing_service, postgres_url
-from webapp import create_app, services
-from webapp.config import normalise_database_url
-from webapp.extensions import db
+from chime import services
+from webapp import create_app
+from chime.config import normalise_database_url
+from chime.extensions import db
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -9,14 +9,14 @@ import pytest
 from rq_scheduler import Scheduler
 from sqlalchemy import event, func, select
 
-import jobs.worker
-from scheduler import occurrence as occ
+import scheduler.worker
+from chime import occurrence as occ
 from scheduler.dispatch import ChimeScheduler
 from scheduler.reconcile import PRUNE_INTERVAL_SECONDS, PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_retention_job
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
-from webapp.retention import prune, run_prune
+from chime import services
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
+from scheduler.retention import prune, run_prune
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=31)
@@ -145,7 +145,7 @@ def test_prune_logs_command(app: Any) -> None:
 
 
 def test_run_prune_uses_log_retention_days(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs.worker, "_app", app)
+    monkeypatch.setattr(scheduler.worker, "_app", app)
     task = make_task()
     execution(task, datetime.now(timezone.utc) - timedelta(days=3))
     app.config["LOG_RETENTION_DAYS"] = 0
@@ -163,7 +163,7 @@ def test_ensure_retention_job_keeps_exactly_one_job(app: Any) -> None:
     members = [m.decode() for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1)]
     assert members.count(PRUNE_JOB_ID) == 1
     job = next(j for j in scheduler.get_jobs() if j.id == PRUNE_JOB_ID)
-    assert job.func_name == "webapp.retention.run_prune"
+    assert job.func_name == "scheduler.retention.run_prune"
     assert job.origin == "low"
     assert job.meta["interval"] == PRUNE_INTERVAL_SECONDS
 

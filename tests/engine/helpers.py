@@ -6,10 +6,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Execution, Notification, Task
-from webapp.timeutil import utcnow
+from chime import services
+from chime.extensions import db
+from chime.models import Execution, Notification, Task
+from chime.timeutil import utcnow
 
 
 def create(**fields: Any) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rq import Worker
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from tests.engine_fixtures import Engine, wait_for
 from tests.engine.helpers import (create, executions, in_seconds, notifications, overlapping, run_now, task,
                                   toggle, with_status)

@@ -18,15 +18,15 @@ import pytest
 from rq import Worker
 
 from scheduler import health
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.dispatch import ChimeScheduler
 from scheduler.reconcile import reconcile
 from tests.conftest import AUTH
 from tests.engine.helpers import create, executions, in_seconds, task, toggle, with_status
 from tests.engine_fixtures import Engine, wait_for
-from webapp.extensions import db
-from webapp.models import Task
-from webapp.timeutil import utcnow
+from chime.extensions import db
+from chime.models import Task
+from chime.timeutil import utcnow
 
 pytestmark = [pytest.mark.engine,
               pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)]

@@ -23,8 +23,8 @@ from tests.engine.helpers import create, with_status
 from tests.engine_fixtures import ROOT, Engine, wait_for
 from tests.sentinel import SentinelCluster
 from tests.services import free_port
-from webapp.devrun import redis_answers, rq_info_command
-from webapp.timeutil import utcnow
+from scheduler.devrun import redis_answers, rq_info_command
+from chime.timeutil import utcnow
 
 pytestmark = [pytest.mark.engine,
               pytest.mark.parametrize("engine_database_url", ["sqlite", "postgres"], indirect=True)]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-import jobs.worker
-from webapp.models import QUEUE_NAMES
+import scheduler.worker
+from chime.models import QUEUE_NAMES
 
 
 @pytest.fixture
@@ -18,9 +18,9 @@ def connection(app: Any) -> Any:
 @pytest.fixture
 def work(app: Any, connection: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Run every queued job with the Procfile's worker class, in this process, until the queues are empty."""
-    monkeypatch.setattr(jobs.worker, "_app", app)  # the worker's app is the test's app
+    monkeypatch.setattr(scheduler.worker, "_app", app)  # the worker's app is the test's app
 
     def drain() -> None:
-        jobs.worker.ChimeWorker(list(QUEUE_NAMES), connection=connection).work(burst=True)
+        scheduler.worker.ChimeWorker(list(QUEUE_NAMES), connection=connection).work(burst=True)
 
     return drain

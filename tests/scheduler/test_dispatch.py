@@ -5,13 +5,13 @@ from datetime import timedelta
 from typing import Any
 
 from scheduler import metrics
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.dispatch import ChimeScheduler, redis_version_supported
 from tests.engine.helpers import create, executions, notifications
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Task
-from webapp.timeutil import utcnow
+from chime import services
+from chime.extensions import db
+from chime.models import Task
+from chime.timeutil import utcnow
 
 
 def skipped_count(connection: Any, task_id: int) -> int:
@@ -138,7 +138,7 @@ def test_an_overlap_skip_that_stands_for_several_occurrences_says_how_many(app: 
 
 def test_an_inflight_marker_left_by_a_worker_killed_after_recording_is_cleared(app: Any) -> None:
     from scheduler.reconcile import reconcile
-    from webapp.models import Execution
+    from chime.models import Execution
 
     connection = app.extensions["redis"]
     task_id = create(name="hourly", interval_seconds=3600)

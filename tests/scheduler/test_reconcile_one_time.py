@@ -6,12 +6,12 @@ from typing import Any
 import pytest
 from rq.job import JobStatus
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.dispatch import ChimeScheduler
 from scheduler.reconcile import reconcile
 from tests.engine.helpers import create, executions, in_seconds
-from webapp.extensions import db
-from webapp.timeutil import utcnow
+from chime.extensions import db
+from chime.timeutil import utcnow
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler import reconcile as reconcile_module
 from scheduler.dispatch import ChimeScheduler
 from scheduler.reconcile import RedisView, reconcile
 from tests.engine.helpers import create, executions
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Task
-from webapp.timeutil import utcnow
+from chime import services
+from chime.extensions import db
+from chime.models import Task
+from chime.timeutil import utcnow
 
 REPAIRS = ("pending_restored", "missed_restored", "one_time_recovered", "stale_replaced", "orphans_removed",
            "executions_lost", "retries_enqueued")
@@ -157,7 +157,7 @@ def test_a_job_made_for_a_deleted_task_never_runs_another_task(app: Any, connect
 
 def running_since(task_id: int, started_at: datetime) -> int:
     """A RUNNING execution, as a worker that claimed it and then went silent leaves it."""
-    from webapp.models import Execution
+    from chime.models import Execution
 
     execution = Execution(task_id=task_id, task_name="silent", status="RUNNING", attempt=1, trigger="SCHEDULE",
                           scheduled_for=started_at, started_at=started_at, worker="w", job_id="j")
@@ -274,7 +274,7 @@ def test_a_job_a_worker_has_just_taken_is_left_to_it(app: Any, connection: Any) 
 
 
 def test_a_manual_runs_retry_is_not_taken_for_an_occurrence_of_the_schedule(app: Any, connection: Any) -> None:
-    from webapp.models import Execution
+    from chime.models import Execution
 
     start = starting_in(1)
     task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())

@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-import jobs.executor as executor
+import scheduler.executor as executor
 import scheduler.reconcile as reconcile_module
 from scheduler import metrics
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 from scheduler.dispatch import ChimeScheduler
 from tests.engine.helpers import create, executions
-from webapp.extensions import db
-from webapp.timeutil import utcnow
+from chime.extensions import db
+from chime.timeutil import utcnow
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.triggers import (
+from chime.triggers import (
     CRON,
     Schedule,
     ScheduleError,

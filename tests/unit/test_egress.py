@@ -19,7 +19,7 @@ from jobs import egress, registry
 from jobs.builtin import MAX_REDIRECTS, EgressRefusedError, HttpRequestError
 from jobs.egress import AllowList, classify, literal_address, parse_allow_list, refusal
 from jobs.registry import ArgsError
-from webapp.config import ConfigError, settings_from_env
+from chime.config import ConfigError, settings_from_env
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
 

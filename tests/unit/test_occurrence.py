@@ -7,7 +7,7 @@ import pytest
 import redis as redis_lib
 from rq.job import Job, JobStatus
 
-from scheduler import occurrence as occ
+from chime import occurrence as occ
 
 DUE_AT = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 NEXT_AT = DUE_AT + timedelta(hours=1)
@@ -127,14 +127,14 @@ def test_a_task_is_busy_only_while_one_of_its_jobs_is_queued_or_running(connecti
 
 
 def test_the_executor_takes_the_occurrence_from_the_job_id_over_an_older_payloads_arguments() -> None:
-    from jobs.executor import occurrence_of
+    from scheduler.executor import occurrence_of
 
     copied_from_an_older_job = occurrence(scheduled_for=NEXT_AT, attempt=2).job_id
     assert occurrence_of(copied_from_an_older_job, DUE_AT.isoformat(), 1) == (NEXT_AT, 2)
 
 
 def test_a_job_without_an_occurrence_id_runs_the_occurrence_its_arguments_name() -> None:
-    from jobs.executor import occurrence_of
+    from scheduler.executor import occurrence_of
 
     assert occurrence_of("custom-id", DUE_AT.isoformat(), 3) == (DUE_AT, 3)
     with pytest.raises(ValueError, match="names no occurrence"):

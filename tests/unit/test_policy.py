@@ -1,4 +1,4 @@
-"""Unit tests for scheduler.policy: retry backoff and misfire decisions."""
+"""Unit tests for chime.policy: retry backoff and misfire decisions."""
 from __future__ import annotations
 
 import time
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from scheduler.policy import (
+from chime.policy import (
     DEFAULT_RETRY_BACKOFF_SECONDS,
     MAX_RETRY_DELAY_SECONDS,
     RUN,

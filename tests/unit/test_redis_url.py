@@ -8,10 +8,10 @@ from redis.connection import parse_url
 from redis.sentinel import SentinelConnectionPool
 from rq.cli.helpers import get_redis_from_config
 
-from webapp.config import ConfigError
-from webapp.devrun import DevrunError, choose_redis, rq_info_command
-from webapp.extensions import connect_redis
-from webapp.redis_url import SentinelTarget, parse_sentinel_url, rq_settings
+from chime.config import ConfigError
+from scheduler.devrun import DevrunError, choose_redis, rq_info_command
+from chime.extensions import connect_redis
+from chime.redis_url import SentinelTarget, parse_sentinel_url, rq_settings
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -61,7 +61,7 @@ def pool_kwargs(client: Any) -> dict[str, Any]:
 
 def test_rq_builds_a_sentinel_client_from_the_worker_settings_with_the_urls_logins() -> None:
     settings = rq_settings("redis+sentinel://:pw@s1:26379,s2:26380/cache/2?sentinel_password=spw", 5.0)
-    client = get_redis_from_config(settings)  # RQ's own reader of `rq worker -c jobs.settings`
+    client = get_redis_from_config(settings)  # RQ's own reader of `rq worker -c scheduler.settings`
     pool = client.connection_pool
     assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "cache"
     assert (pool_kwargs(client)["db"], pool_kwargs(client)["password"]) == (2, "pw")
@@ -89,7 +89,7 @@ def test_a_plain_url_is_handed_to_rq_as_it_is() -> None:
 def test_the_rq_info_hint_reads_the_worker_settings_for_a_sentinel_url() -> None:
     assert rq_info_command("rq", "redis://127.0.0.1:6379/0") == "rq info --url redis://127.0.0.1:6379/0"
     hint = rq_info_command("rq", "redis+sentinel://:s3cr3t@s1/mymaster")
-    assert hint.endswith('REDIS_URL="$REDIS_URL" rq info -c jobs.settings') and "s3cr3t" not in hint
+    assert hint.endswith('REDIS_URL="$REDIS_URL" rq info -c scheduler.settings') and "s3cr3t" not in hint
 
 
 def test_make_run_refuses_a_malformed_sentinel_url_with_a_message_not_a_traceback(tmp_path: Any) -> None:

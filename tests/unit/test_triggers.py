@@ -1,4 +1,4 @@
-"""Unit tests for scheduler.triggers: pure schedule maths."""
+"""Unit tests for chime.triggers: pure schedule maths."""
 from __future__ import annotations
 
 import functools
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.triggers import (
+from chime.triggers import (
     CRON,
     CRON_ALIASES,
     INTERVAL,
@@ -237,7 +237,7 @@ def test_describe_cron_falls_back_to_a_plain_sentence_when_the_describer_fails(m
     def refuse(*args: object, **kwargs: object) -> None:
         raise IndexError("cannot phrase this")
 
-    monkeypatch.setattr("scheduler.triggers.ExpressionDescriptor", refuse)
+    monkeypatch.setattr("chime.triggers.ExpressionDescriptor", refuse)
     assert describe_cron("0 5,5/2 * * *") == "Runs on the cron schedule '0 5,5/2 * * *'"
 
 

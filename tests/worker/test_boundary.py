@@ -18,13 +18,13 @@ from rq import Callback, Queue
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
-import jobs.worker as worker_module
-from jobs.boundary import ENTRY_POINTS, ChimeJob, PlainPickleSerializer
-from jobs.worker import ChimeWorker
+import scheduler.worker as worker_module
+from scheduler.boundary import ENTRY_POINTS, ChimeJob, PlainPickleSerializer
+from scheduler.worker import ChimeWorker
 from tests.engine.helpers import create, executions
-from webapp import services
-from webapp.extensions import db
-from webapp.models import Task
+from chime import services
+from chime.extensions import db
+from chime.models import Task
 
 
 class RunsOnLoad:
@@ -77,7 +77,7 @@ def test_a_foreign_function_is_not_run_and_fails_as_refused(
 
 def test_a_payload_that_runs_code_while_unpickled_is_refused_unread(connection: Any, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    job = Queue("default", connection=connection).enqueue("jobs.executor.execute", RunsOnLoad(marker))
+    job = Queue("default", connection=connection).enqueue("scheduler.executor.execute", RunsOnLoad(marker))
 
     work(connection)
 
@@ -99,7 +99,7 @@ def test_meta_that_runs_code_while_unpickled_is_never_loaded(connection: Any, tm
 def test_a_chime_entry_point_with_a_foreign_callback_is_refused(connection: Any, tmp_path: Path) -> None:
     task_id = create(name="cb", job="echo", args={"message": "hi"})
     job = Queue("default", connection=connection).enqueue(
-        "jobs.executor.execute", task_id=task_id, trigger="MANUAL", on_success=Callback("os.system"))
+        "scheduler.executor.execute", task_id=task_id, trigger="MANUAL", on_success=Callback("os.system"))
 
     work(connection)
 
@@ -107,8 +107,23 @@ def test_a_chime_entry_point_with_a_foreign_callback_is_refused(connection: Any,
     assert executions(task_id) == []
 
 
+def test_a_job_queued_by_an_earlier_release_under_the_old_entry_point_name_still_runs(connection: Any) -> None:
+    # Before the packages were layered the executor was jobs.executor.execute: a job written to Redis then
+    # and still waiting after the upgrade is run by today's executor, not refused or lost.
+    task_id = create(name="old-name", job="echo", args={"message": "hi"})
+    job_id = services.run_task_now(db.session.get(Task, task_id))
+    db.session.rollback()
+    job = Job.fetch(job_id, connection=connection, serializer=PlainPickleSerializer)
+    func_name, instance, args, kwargs = PlainPickleSerializer.loads(job.data)
+    connection.hset(job.key, "data", PlainPickleSerializer.dumps(("jobs.executor.execute", instance, args, kwargs)))
+
+    work(connection)
+
+    assert [row.status for row in executions(task_id)] == ["SUCCESS"]
+
+
 def test_a_callback_a_job_names_is_never_imported_by_any_path() -> None:
-    job = ChimeJob.create("jobs.executor.execute", on_success=Callback("os.system"),
+    job = ChimeJob.create("scheduler.executor.execute", on_success=Callback("os.system"),
                           on_failure=Callback("os.system"), on_stopped=Callback("os.system"),
                           connection=fakeredis.FakeRedis(), serializer=PlainPickleSerializer)
     assert (job.success_callback, job.failure_callback, job.stopped_callback) == (None, None, None)
@@ -139,7 +154,7 @@ def test_the_worker_reads_jobs_safely_whatever_rq_worker_passes(connection: Any)
 
 
 def test_every_function_chime_puts_on_a_queue_is_an_entry_point(connection: Any) -> None:
-    from scheduler import occurrence as occ
+    from chime import occurrence as occ
     from scheduler import reconcile
     from scheduler.dispatch import ChimeScheduler
 
@@ -151,5 +166,5 @@ def test_every_function_chime_puts_on_a_queue_is_an_entry_point(connection: Any)
     db.session.rollback()
     names = {Job.fetch(key.decode().removeprefix("rq:job:"), connection=connection).func_name
              for key in connection.scan_iter("rq:job:*")}
-    assert names == {occ.EXECUTE_FUNC, "scheduler.reconcile.run_reconcile", "webapp.retention.run_prune"}
+    assert names == {occ.EXECUTE_FUNC, "scheduler.reconcile.run_reconcile", "scheduler.retention.run_prune"}
     assert names <= ENTRY_POINTS

@@ -2,7 +2,7 @@
 
 The task form turns into exactly the dict the JSON API accepts (naive datetimes as
 naive ISO strings, read by the validator in the task's time zone), so the admin and the
-API share one validation path: :func:`webapp.services.create_task` / ``update_task``.
+API share one validation path: :func:`chime.services.create_task` / ``update_task``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from werkzeug.datastructures import MultiDict
 
 import jobs.registry as registry
-from scheduler.triggers import (
+from chime.triggers import (
     Schedule,
     ScheduleError,
     describe_cron,
@@ -25,15 +25,15 @@ from scheduler.triggers import (
     parse_aware_instant,
     validate_timezone,
 )
-from webapp import services
+from chime import services
 from webapp.arguments import (MAX_INTEGER_DIGITS, NOT_A_NUMBER, is_id_text, is_integer_text, parse_id,
                               parse_instant_arg, parse_integer, parse_text)
-from webapp.errors import ValidationError
-from webapp.extensions import db
-from webapp.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
+from chime.errors import ValidationError
+from chime.extensions import db
+from chime.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
 from webapp.queries import ExecutionFilters, TaskFilters
-from webapp.timeutil import isoformat
-from webapp.validation import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, parse_instant, validate_task
+from chime.timeutil import isoformat
+from chime.validation import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, parse_instant, validate_task
 
 TEXT_FIELDS = ("name", "description", "job", "schedule_type", "cron", "timezone", "overlap", "queue", "notify")
 INT_FIELDS = ("interval_seconds", "max_retries", "retry_backoff_seconds", "timeout_seconds", "misfire_grace_seconds")

@@ -10,10 +10,10 @@ from typing import Any
 from flask import Response, current_app, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.triggers import ScheduleError, describe_cron
-from webapp.extensions import db
+from chime.triggers import ScheduleError, describe_cron
+from chime.extensions import db
 from webapp.queries import CHART_OUTCOMES, HourBucket, unread_notifications
-from webapp.timeutil import as_utc, isoformat, utcnow
+from chime.timeutil import as_utc, isoformat, utcnow
 
 STATUS_ORDER = ("PENDING", "RUNNING", "SUCCESS", "FAILED", "RETRYING", "SKIPPED")
 CONTENT_SECURITY_POLICY = (

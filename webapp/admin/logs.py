@@ -8,8 +8,8 @@ from flask import render_template, request
 from webapp import queries
 from webapp.admin import bp, forms
 from webapp.auth import login_required
-from webapp.errors import NotFoundError
-from webapp.timeutil import utcnow
+from chime.errors import NotFoundError
+from chime.timeutil import utcnow
 
 
 @bp.get("/logs")

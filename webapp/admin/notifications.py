@@ -5,11 +5,12 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from webapp import queries, services
+from chime import services
+from webapp import queries
 from webapp.admin import bp, forms
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
-from webapp.timeutil import utcnow
+from chime.timeutil import utcnow
 
 
 @bp.get("/notifications")

@@ -7,14 +7,15 @@ from typing import Any
 
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 
-from scheduler.triggers import ScheduleError, fire_times
-from webapp import queries, services
+from chime.triggers import ScheduleError, fire_times
+from chime import services
+from webapp import queries
 from webapp.admin import bp, forms
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
-from webapp.errors import ConflictError, UnavailableError, ValidationError
-from webapp.models import QUEUE_NAMES, Task, task_to_dict
-from webapp.timeutil import isoformat, utcnow
+from chime.errors import ConflictError, UnavailableError, ValidationError
+from chime.models import QUEUE_NAMES, Task, task_to_dict
+from chime.timeutil import isoformat, utcnow
 
 FIRE_TIMES_SHOWN = 5
 

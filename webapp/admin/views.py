@@ -13,7 +13,7 @@ from webapp.admin import bp, throttle
 from webapp.admin.helpers import build_chart
 from webapp.auth import authenticate, login_required, login_user, logout_user
 from webapp.stats import collect_stats
-from webapp.timeutil import utcnow
+from chime.timeutil import utcnow
 
 WRONG_CREDENTIALS = "Wrong user name or password."
 

@@ -1,4 +1,4 @@
-"""The JSON API blueprint: HTTP glue only; the work is in webapp.services."""
+"""The JSON API blueprint: HTTP glue only; the work is in chime.services."""
 from __future__ import annotations
 
 from flask import Blueprint
@@ -22,8 +22,8 @@ def reject_impossible_ids() -> None:
     """Answer 404 for a path id no row can have, instead of letting the database overflow (a 500)."""
     from flask import request
 
-    from webapp.errors import NotFoundError
-    from webapp.validation import MAX_ID
+    from chime.errors import NotFoundError
+    from chime.validation import MAX_ID
 
     for name, value in (request.view_args or {}).items():
         if name.endswith("_id") and isinstance(value, int) and value > MAX_ID:

@@ -10,9 +10,9 @@ from sqlalchemy import Select, func, select
 from werkzeug.exceptions import UnsupportedMediaType
 
 from webapp.arguments import parse_instant_arg, parse_integer
-from webapp.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
-from webapp.errors import ValidationError
-from webapp.extensions import db
+from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from chime.errors import ValidationError
+from chime.extensions import db
 
 MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 

@@ -5,13 +5,14 @@ from typing import Any
 
 from flask import jsonify, request
 
-from webapp import queries, services
+from chime import services
+from webapp import queries
 from webapp.api import bp
 from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
-from webapp.errors import NotFoundError
-from webapp.extensions import db
-from webapp.models import Execution, Status, Trigger, execution_to_dict
-from webapp.validation import MAX_ID
+from chime.errors import NotFoundError
+from chime.extensions import db
+from chime.models import Execution, Status, Trigger, execution_to_dict
+from chime.validation import MAX_ID
 
 STATUSES = tuple(s.value for s in Status)
 TRIGGERS = tuple(t.value for t in Trigger)

@@ -6,7 +6,7 @@ from typing import Any
 from flask import jsonify, request
 
 import jobs.registry as registry
-from scheduler.triggers import (
+from chime.triggers import (
     CRON,
     Schedule,
     ScheduleError,
@@ -20,8 +20,8 @@ from webapp import readiness
 from webapp.api import bp
 from webapp.api.common import int_arg
 from webapp.api.openapi import openapi_document
-from webapp.errors import ValidationError
-from webapp.timeutil import isoformat, utcnow
+from chime.errors import ValidationError
+from chime.timeutil import isoformat, utcnow
 
 MAX_PREVIEW_COUNT = 50
 

@@ -6,10 +6,10 @@ from typing import Any
 from flask import jsonify
 from sqlalchemy import select
 
-from webapp import services
+from chime import services
 from webapp.api import bp
 from webapp.api.common import bool_arg, paginate
-from webapp.models import Notification, notification_to_dict
+from chime.models import Notification, notification_to_dict
 
 
 @bp.get("/notifications/")

@@ -1,7 +1,7 @@
 """The OpenAPI 3.0.3 document describing every /api/ route.
 
 The document is plain data built by the small helpers below; its bounds and enums come
-from the constants the routes and ``webapp.validation`` enforce, so the two cannot drift.
+from the constants the routes and ``chime.validation`` enforce, so the two cannot drift.
 """
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Any
 
 import jobs.registry as registry
 from scheduler.health import SCHEDULER_STALE_AFTER_SECONDS
-from scheduler.triggers import (
+from chime.triggers import (
     MAX_CRON_LENGTH_CHARS,
     MAX_INSTANT_LENGTH_CHARS,
     MAX_PREVIEW_COUNT,
     MAX_TIMEZONE_LENGTH_CHARS,
 )
-from webapp.config import DEFAULT_PAGE_LIMIT, MAX_CONTENT_LENGTH_BYTES, MAX_PAGE_LIMIT
-from webapp.models import QUEUE_NAMES, Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger
+from chime.config import DEFAULT_PAGE_LIMIT, MAX_CONTENT_LENGTH_BYTES, MAX_PAGE_LIMIT
+from chime.models import QUEUE_NAMES, Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger
 from webapp.stats import NEXT_RUNS_COUNT
-from webapp.validation import (
+from chime.validation import (
     MAX_BACKOFF_SECONDS,
     MAX_DEPENDENCIES,
     MAX_DESCRIPTION_LENGTH,

@@ -7,8 +7,8 @@ from flask import jsonify
 
 from scheduler.reconcile import reconcile
 from webapp.api import bp
-from webapp.errors import ConflictError
-from webapp.extensions import get_redis
+from chime.errors import ConflictError
+from chime.extensions import get_redis
 
 
 @bp.post("/reconcile/")

@@ -6,11 +6,11 @@ from typing import Any
 from flask import current_app, jsonify, url_for
 from sqlalchemy import select
 
-from webapp import services
+from chime import services
 from webapp.api import bp
 from webapp.api.common import bool_arg, choice_arg, json_body, paginate
-from webapp.errors import ValidationError
-from webapp.models import ScheduleType, Status, Task, task_to_dict
+from chime.errors import ValidationError
+from chime.models import ScheduleType, Status, Task, task_to_dict
 
 STATUSES = tuple(s.value for s in Status)
 SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)

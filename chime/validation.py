@@ -1,7 +1,7 @@
 """The one place that turns a payload into valid task fields or a {field: reason} error.
 
 Both the JSON API and the admin forms call :func:`validate_task`; the database checks
-(dependencies exist, no cycle, unique name) live in :mod:`webapp.services`.
+(dependencies exist, no cycle, unique name) live in :mod:`chime.services`.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jobs.registry as registry
-from scheduler.triggers import ScheduleError, validate_cron, validate_timezone
-from webapp.errors import ValidationError
-from webapp.models import QUEUE_NAMES, NotifyPolicy, Overlap, ScheduleType
+from chime.triggers import ScheduleError, validate_cron, validate_timezone
+from chime.errors import ValidationError
+from chime.models import QUEUE_NAMES, NotifyPolicy, Overlap, ScheduleType
 
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000

@@ -1,13 +1,13 @@
 """Export every task definition to JSON and import such a file back, all or nothing.
 
 The file is ``{"version": 1, "tasks": [...]}``. Each entry holds exactly the fields
-:func:`webapp.validation.validate_task` accepts, with instants as ISO-8601 (with offset) and
+:func:`chime.validation.validate_task` accepts, with instants as ISO-8601 (with offset) and
 ``depends_on`` as a list of task NAMES, so a file can be imported into an empty database.
 
 An import first checks every entry the way the API does (``validate_task``), plus what only a
 whole file can get wrong (duplicate names, unknown or cyclic dependencies, names already taken),
 and reports every problem at once. Only a clean file is applied: parents before children, each
-entry through :mod:`webapp.services` like an API call. If applying fails half-way (another writer
+entry through :mod:`chime.services` like an API call. If applying fails half-way (another writer
 took a name meanwhile, say), the changes already made are undone.
 """
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from webapp import services
-from webapp.errors import ChimeError, ValidationError
-from webapp.extensions import db
-from webapp.models import Task, task_to_dict
-from webapp.validation import MAX_DEPENDENCIES, WRITABLE, validate_task
+from chime import services
+from chime.errors import ChimeError, ValidationError
+from chime.extensions import db
+from chime.models import Task, task_to_dict
+from chime.validation import MAX_DEPENDENCIES, WRITABLE, validate_task
 
 FORMAT_VERSION = 1
 # The writable fields, in the order the API shows them.

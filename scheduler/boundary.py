@@ -21,16 +21,24 @@ from typing import Any, ClassVar
 
 from rq.exceptions import DeserializationError
 from rq.job import Job
+from rq.utils import import_attribute
 
 log = logging.getLogger(__name__)
 
-# Every function Chime puts on a queue: the executor (scheduler.occurrence.EXECUTE_FUNC) and the two
+# Every function Chime puts on a queue: the executor (chime.occurrence.EXECUTE_FUNC) and the two
 # periodic jobs the scheduler keeps (scheduler.reconcile.ensure_periodic_job / ensure_retention_job).
 ENTRY_POINTS = frozenset({
-    "jobs.executor.execute",
+    "scheduler.executor.execute",
     "scheduler.reconcile.run_reconcile",
-    "webapp.retention.run_prune",
+    "scheduler.retention.run_prune",
 })
+
+# The names the same entry points had before Chime's packages were layered (jobs written to Redis by an
+# earlier release and still waiting there run, under their current name, after an upgrade).
+RENAMED_ENTRY_POINTS = {
+    "jobs.executor.execute": "scheduler.executor.execute",
+    "webapp.retention.run_prune": "scheduler.retention.run_prune",
+}
 
 
 class RefusedJobError(Exception):
@@ -66,7 +74,7 @@ def refusal(job: Job) -> str | None:
     except DeserializationError as error:
         cause = error.__cause__ or error
         return f"refused: job {job.id}'s payload is not plain data ({cause}); it is not a Chime job entry point"
-    if func_name not in ENTRY_POINTS:
+    if func_name not in ENTRY_POINTS and func_name not in RENAMED_ENTRY_POINTS:
         return f"refused: {func_name!r} is not a Chime job entry point"
     if instance is not None:
         return f"refused: {func_name!r} called on a pickled object is not a Chime job entry point"
@@ -85,6 +93,8 @@ class ChimeJob(Job):
         reason = refusal(self)
         if reason is not None:
             raise RefusedJobError(reason)
+        if self.func_name in RENAMED_ENTRY_POINTS:
+            return import_attribute(RENAMED_ENTRY_POINTS[self.func_name])
         return super().func
 
     @property

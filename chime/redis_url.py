@@ -13,7 +13,7 @@ Plain URLs follow redis-py's grammar (`redis://[[user]:password@]host[:port][/db
   Sentinels configured with `requirepass`; without them the Sentinels are asked without a password.
 
 Percent-encode reserved characters in passwords (`@` as %40, `/` as %2F, `,` as %2C).
-Pure: this module only parses; webapp.extensions and jobs.settings open the connections.
+Pure: this module only parses; chime.extensions and scheduler.settings open the connections.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from webapp.config import ConfigError
+from chime.config import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel://"
 DEFAULT_SENTINEL_PORT = 26379

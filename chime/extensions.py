@@ -1,11 +1,10 @@
-"""Flask extensions, created unbound and initialised in create_app."""
+"""The database and Redis extensions, created unbound and initialised in chime.app.configure."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
@@ -28,7 +27,6 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-csrf = CSRFProtect()
 
 
 REDIS_SOCKET_TIMEOUT_SECONDS = 5.0
@@ -36,7 +34,7 @@ REDIS_HEALTH_CHECK_SECONDS = 30
 
 
 def connect_redis(url: str, timeout_seconds: float = REDIS_SOCKET_TIMEOUT_SECONDS) -> "Redis":
-    """Open a Redis client for a plain redis:// URL or a redis+sentinel:// URL (see webapp.redis_url).
+    """Open a Redis client for a plain redis:// URL or a redis+sentinel:// URL (see chime.redis_url).
 
     A Sentinel client asks the Sentinels for the master's address on each new connection, so after
     a failover the next command (redis-py retries a failed one) reaches the promoted replica.
@@ -44,7 +42,7 @@ def connect_redis(url: str, timeout_seconds: float = REDIS_SOCKET_TIMEOUT_SECOND
     from redis import Redis
     from redis.sentinel import Sentinel
 
-    from webapp.redis_url import is_sentinel_url, master_kwargs, parse_sentinel_url, sentinel_kwargs
+    from chime.redis_url import is_sentinel_url, master_kwargs, parse_sentinel_url, sentinel_kwargs
 
     if is_sentinel_url(url):
         target = parse_sentinel_url(url)

@@ -9,8 +9,8 @@ from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from webapp.config import SQLITE_BUSY_TIMEOUT_SECONDS
-from webapp.extensions import db, migrate
+from chime.config import SQLITE_BUSY_TIMEOUT_SECONDS
+from chime.extensions import db, migrate
 
 MIGRATIONS_DIRECTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
 

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see webapp.redis_url
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see chime.redis_url
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_PAGE_LIMIT = 50

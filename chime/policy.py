@@ -10,7 +10,7 @@ MAX_RETRY_DELAY_SECONDS = 3600
 RUN = "RUN"
 SKIP_MISSED = "SKIP_MISSED"
 
-_ONE_TIME = "ONE_TIME"  # matches scheduler.triggers.ONE_TIME without importing croniter
+_ONE_TIME = "ONE_TIME"  # matches chime.triggers.ONE_TIME without importing croniter
 _SCHEDULE_TYPES = frozenset({"ONE_TIME", "CRON", "INTERVAL"})
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from sqlalchemy import and_, delete, exists, select, update
 
-from webapp.extensions import db
-from webapp.models import Execution, Notification, ScheduleType, Status, Task, Trigger
-from webapp.timeutil import as_utc, isoformat
+from chime.extensions import db
+from chime.models import Execution, Notification, ScheduleType, Status, Task, Trigger
+from chime.timeutil import as_utc, isoformat
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +99,8 @@ def run_prune() -> dict[str, Any]:
 
     LOG_RETENTION_DAYS of 0 or less turns the scheduled prune off.
     """
-    from jobs.worker import worker_app
-    from webapp.timeutil import utcnow
+    from scheduler.worker import worker_app
+    from chime.timeutil import utcnow
 
     app = worker_app()
     with app.app_context():

@@ -23,13 +23,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 import jobs.registry as registry
 from scheduler import metrics
-from scheduler import occurrence as occ
-from scheduler.policy import retry_delay_seconds, should_retry
-from webapp.extensions import db, get_redis
-from webapp.logs import log_context
-from webapp.models import FINAL_STATUSES, Execution, Level, Overlap, Status, Task, Trigger
-from webapp.services import add_notification
-from webapp.timeutil import as_utc, utcnow
+from chime import occurrence as occ
+from chime.policy import retry_delay_seconds, should_retry
+from chime.extensions import db, get_redis
+from chime.logs import log_context
+from chime.models import FINAL_STATUSES, Execution, Level, Overlap, Status, Task, Trigger
+from chime.services import add_notification
+from chime.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 RUNNING_STALE_MARGIN_SECONDS = 60
@@ -58,7 +58,7 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     task, so the scheduler can copy the due job's hash to make the next one. `task_created_at`
     names the task the job was made for (a job of a deleted task never runs another task).
     """
-    from jobs.worker import worker_app
+    from scheduler.worker import worker_app
     from rq import get_current_job
 
     job = get_current_job()

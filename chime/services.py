@@ -15,13 +15,13 @@ from redis.exceptions import RedisError
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from scheduler import occurrence as occ
-from scheduler.triggers import Schedule, first_fire_at, missed_fire_times
-from webapp.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
-from webapp.extensions import db, get_redis
-from webapp.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
-from webapp.timeutil import utcnow
-from webapp.validation import WRITABLE, validate_task
+from chime import occurrence as occ
+from chime.triggers import Schedule, first_fire_at, missed_fire_times
+from chime.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
+from chime.extensions import db, get_redis
+from chime.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
+from chime.timeutil import utcnow
+from chime.validation import WRITABLE, validate_task
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,41 @@
+"""The core Flask app: settings, database, Redis and logging, without a single web route.
+
+Every process builds one: the web app (`webapp.create_app`) adds its blueprints on top, while the
+worker, the scheduler and the reconciler use this one as it is (`create_app`).
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from chime.config import check_production_settings, instance_path_from_env, settings_from_env
+
+
+def new_flask_app(import_name: str) -> Flask:
+    """A Flask app whose instance folder comes from the environment (CHIME_INSTANCE_PATH or ./instance)."""
+    return Flask(import_name, instance_relative_config=True, instance_path=instance_path_from_env(os.environ))
+
+
+def configure(app: Flask, test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Settings from the environment (then `test_config`), checked; the database, Redis and logging."""
+    from chime.database import init_db
+    from chime.extensions import init_redis
+    from chime.logs import configure_logging
+
+    app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    check_production_settings(app.config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    init_db(app)
+    init_redis(app)
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    return app
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """The app of an engine process (worker, scheduler): the core, no routes."""
+    return configure(new_flask_app("chime"), test_config)
