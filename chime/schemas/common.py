@@ -1,0 +1,49 @@
+"""What every resource schema shares: an instant as the API writes it, the base of the models the
+API sends, and one page of a paginated list."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
+
+from chime.config import MAX_PAGE_LIMIT
+from chime.timeutil import isoformat
+
+# An aware instant, written as ISO 8601 with a +00:00 offset (pydantic's own JSON form writes "Z").
+Instant = Annotated[datetime, PlainSerializer(isoformat, return_type=str),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
+# Text a row may hold as NULL; the API sends "" for it.
+Text = Annotated[str, BeforeValidator(lambda value: "" if value is None else value)]
+
+PAGE_LINK = ("Link to the {} page, or null on the {}: CHIME_PUBLIC_URL + path when that is set, "
+             "else the path alone (never built from the Host header)")
+
+
+class Sent(BaseModel):
+    """A document the API sends: read from attributes (a row) or a dict, every field always present."""
+
+    model_config = ConfigDict(from_attributes=True, extra="forbid")
+
+    @classmethod
+    def dump(cls, source: Any) -> dict[str, Any]:
+        """The JSON-ready dict the API sends for `source` (a row, an object or a dict)."""
+        return cls.model_validate(source).model_dump(mode="json")
+
+    @classmethod
+    def of(cls, **fields: Any) -> dict[str, Any]:
+        """The JSON-ready dict the API sends for these fields."""
+        return cls.dump(fields)
+
+
+def page_of(item: type[BaseModel], name: str) -> type[Sent]:
+    """The model of one page of `item`s, as webapp.api.common.paginate builds it."""
+    link = Annotated[str | None, Field(json_schema_extra={"format": "uri-reference"})]
+    return create_model(
+        name,
+        __base__=Sent,
+        count=(int, Field(ge=0, description="Number of items matching the filters, over all pages")),
+        next=(link, Field(description=PAGE_LINK.format("next", "last"))),
+        previous=(link, Field(description=PAGE_LINK.format("previous", "first"))),
+        results=(list[item], Field(max_length=MAX_PAGE_LIMIT)),  # type: ignore[valid-type]
+    )
