@@ -11,7 +11,7 @@ from chime.config import MAX_PAGE_LIMIT
 from chime.timeutil import isoformat
 
 # An aware instant, written as ISO 8601 with a +00:00 offset (pydantic's own JSON form writes "Z").
-Instant = Annotated[datetime, PlainSerializer(isoformat, return_type=str),
+Instant = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json"),
                     WithJsonSchema({"type": "string", "format": "date-time"})]
 # Text a row may hold as NULL; the API sends "" for it.
 Text = Annotated[str, BeforeValidator(lambda value: "" if value is None else value)]
