@@ -1,12 +1,7 @@
-"""The server-rendered admin blueprint."""
+"""The server-rendered admin blueprint: its routes are in the modules imported below."""
 from __future__ import annotations
 
-from flask import Blueprint
+from webapp.admin.blueprint import bp
+from webapp.admin import engine, logs, notifications, tasks, views  # noqa: F401  (routes)
 
-bp = Blueprint("admin", __name__, template_folder="../templates")
-
-from webapp.admin import helpers  # noqa: E402
-
-helpers.register(bp)
-
-from webapp.admin import engine, logs, notifications, tasks, views  # noqa: E402,F401  (routes)
+__all__ = ["bp"]

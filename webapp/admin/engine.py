@@ -6,7 +6,7 @@ from typing import Any
 from flask import jsonify
 
 from webapp import queries
-from webapp.admin import bp
+from webapp.admin.blueprint import bp
 from webapp.admin.views import engine_alerts
 from webapp.auth import login_required
 from webapp.stats import redis_state

@@ -6,7 +6,8 @@ from typing import Any
 from flask import render_template, request
 
 from webapp import queries
-from webapp.admin import bp, forms
+from webapp.admin import forms
+from webapp.admin.blueprint import bp
 from webapp.auth import login_required
 from chime.errors import NotFoundError
 from chime.timeutil import utcnow

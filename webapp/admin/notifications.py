@@ -7,7 +7,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from chime import services
 from webapp import queries
-from webapp.admin import bp, forms
+from webapp.admin import forms
+from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from chime.timeutil import utcnow

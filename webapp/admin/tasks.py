@@ -10,7 +10,8 @@ from flask import current_app, flash, jsonify, redirect, render_template, reques
 from chime.triggers import ScheduleError, fire_times
 from chime import services
 from webapp import queries
-from webapp.admin import bp, forms
+from webapp.admin import forms
+from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from chime.errors import ConflictError, UnavailableError, ValidationError

@@ -9,7 +9,8 @@ from flask import redirect, render_template, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
 
 from webapp import queries
-from webapp.admin import bp, throttle
+from webapp.admin import throttle
+from webapp.admin.blueprint import bp
 from webapp.admin.helpers import build_chart
 from webapp.auth import authenticate, login_required, login_user, logout_user
 from webapp.stats import collect_stats

@@ -7,7 +7,7 @@ from flask import jsonify, request
 
 from chime import services
 from webapp import queries
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
 from chime.errors import NotFoundError
 from chime.extensions import db

@@ -17,7 +17,7 @@ from chime.triggers import (
     validate_timezone,
 )
 from webapp import readiness
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from webapp.api.common import int_arg
 from webapp.api.openapi import openapi_document
 from chime.errors import ValidationError

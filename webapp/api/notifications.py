@@ -7,7 +7,7 @@ from flask import jsonify
 from sqlalchemy import select
 
 from chime import services
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from webapp.api.common import bool_arg, paginate
 from chime.models import Notification, notification_to_dict
 

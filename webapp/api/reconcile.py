@@ -6,7 +6,7 @@ from typing import Any
 from flask import jsonify
 
 from scheduler.reconcile import reconcile
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from chime.errors import ConflictError
 from chime.extensions import get_redis
 

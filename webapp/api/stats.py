@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import jsonify
 
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from webapp.stats import collect_stats
 
 

@@ -7,7 +7,7 @@ from flask import current_app, jsonify, url_for
 from sqlalchemy import select
 
 from chime import services
-from webapp.api import bp
+from webapp.api.blueprint import bp
 from webapp.api.common import bool_arg, choice_arg, json_body, paginate
 from chime.errors import ValidationError
 from chime.models import ScheduleType, Status, Task, task_to_dict
