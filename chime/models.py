@@ -5,7 +5,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, true
+from sqlalchemy import JSON, Column, DateTime, Enum, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -29,7 +29,7 @@ class UTCDateTime(TypeDecorator):
         return as_utc(value)
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Status of a task (its latest run) and of one execution."""
 
     PENDING = "PENDING"
@@ -44,13 +44,13 @@ FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIP
 FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED)
 
 
-class ScheduleType(str, enum.Enum):
+class ScheduleType(enum.StrEnum):
     ONE_TIME = "ONE_TIME"
     CRON = "CRON"
     INTERVAL = "INTERVAL"
 
 
-class Trigger(str, enum.Enum):
+class Trigger(enum.StrEnum):
     """Why an execution happened."""
 
     SCHEDULE = "SCHEDULE"
@@ -59,18 +59,18 @@ class Trigger(str, enum.Enum):
     RECOVERY = "RECOVERY"
 
 
-class Overlap(str, enum.Enum):
+class Overlap(enum.StrEnum):
     SKIP = "SKIP"
     ALLOW = "ALLOW"
 
 
-class NotifyPolicy(str, enum.Enum):
+class NotifyPolicy(enum.StrEnum):
     ALWAYS = "ALWAYS"
     ON_FAILURE = "ON_FAILURE"
     NEVER = "NEVER"
 
 
-class Level(str, enum.Enum):
+class Level(enum.StrEnum):
     """Notification level."""
 
     INFO = "INFO"
@@ -80,6 +80,12 @@ class Level(str, enum.Enum):
 
 
 QUEUE_NAMES = ("high", "default", "low")
+
+
+def enum_column(kind: type[enum.StrEnum], length: int) -> Enum:
+    """A column of an enum, stored as its values in a VARCHAR(length) (no native type, no CHECK):
+    the strings stored before the columns were typed read back as members, unchanged."""
+    return Enum(kind, native_enum=False, length=length, values_callable=lambda members: [m.value for m in members])
 
 task_dependencies = Table(
     "task_dependencies",
@@ -100,7 +106,7 @@ class Task(db.Model):
     description: Mapped[str] = mapped_column(Text, default="")
     job: Mapped[str] = mapped_column(String(100))
     args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    schedule_type: Mapped[str] = mapped_column(String(16))
+    schedule_type: Mapped[ScheduleType] = mapped_column(enum_column(ScheduleType, 16))
     run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cron: Mapped[str | None] = mapped_column(String(200))
     interval_seconds: Mapped[int | None] = mapped_column(Integer)
@@ -111,12 +117,12 @@ class Task(db.Model):
     max_retries: Mapped[int] = mapped_column(default=3)
     retry_backoff_seconds: Mapped[int] = mapped_column(default=60)
     timeout_seconds: Mapped[int] = mapped_column(default=300)
-    overlap: Mapped[str] = mapped_column(String(8), default=Overlap.SKIP.value)
+    overlap: Mapped[Overlap] = mapped_column(enum_column(Overlap, 8), default=Overlap.SKIP)
     misfire_grace_seconds: Mapped[int] = mapped_column(default=300)
     queue: Mapped[str] = mapped_column(String(16), default="default")
-    notify: Mapped[str] = mapped_column(String(16), default=NotifyPolicy.ALWAYS.value)
-    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING.value, index=True)
-    last_status: Mapped[str | None] = mapped_column(String(16))
+    notify: Mapped[NotifyPolicy] = mapped_column(enum_column(NotifyPolicy, 16), default=NotifyPolicy.ALWAYS)
+    status: Mapped[Status] = mapped_column(enum_column(Status, 16), default=Status.PENDING, index=True)
+    last_status: Mapped[Status | None] = mapped_column(enum_column(Status, 16))
     last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     version: Mapped[int] = mapped_column(default=1)
@@ -158,9 +164,9 @@ class Execution(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
     task_name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[Status] = mapped_column(enum_column(Status, 16))
     attempt: Mapped[int] = mapped_column(default=1)
-    trigger: Mapped[str] = mapped_column(String(16))
+    trigger: Mapped[Trigger] = mapped_column(enum_column(Trigger, 16))
     scheduled_for: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -182,7 +188,7 @@ class Notification(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
     execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
-    level: Mapped[str] = mapped_column(String(16))
+    level: Mapped[Level] = mapped_column(enum_column(Level, 16))
     title: Mapped[str] = mapped_column(String(300))
     message: Mapped[str] = mapped_column(Text, default="")
     read: Mapped[bool] = mapped_column(default=False)
@@ -216,36 +222,10 @@ class ApiToken(db.Model):
 
 
 def task_to_dict(task: Task) -> dict[str, Any]:
-    """Represent a task as the API shows it."""
-    return {
-        "id": task.id,
-        "name": task.name,
-        "description": task.description or "",
-        "job": task.job,
-        "args": task.args or {},
-        "schedule_type": task.schedule_type,
-        "run_at": isoformat(task.run_at),
-        "cron": task.cron,
-        "interval_seconds": task.interval_seconds,
-        "timezone": task.timezone,
-        "start_at": isoformat(task.start_at),
-        "end_at": isoformat(task.end_at),
-        "enabled": task.enabled,
-        "max_retries": task.max_retries,
-        "retry_backoff_seconds": task.retry_backoff_seconds,
-        "timeout_seconds": task.timeout_seconds,
-        "depends_on": [parent.id for parent in task.parents],
-        "overlap": task.overlap,
-        "misfire_grace_seconds": task.misfire_grace_seconds,
-        "queue": task.queue,
-        "notify": task.notify,
-        "status": task.status,
-        "next_run_at": isoformat(task.next_run_at),
-        "last_run_at": isoformat(task.last_run_at),
-        "last_status": task.last_status,
-        "created_at": isoformat(task.created_at),
-        "updated_at": isoformat(task.updated_at),
-    }
+    """Represent a task as the API shows it (its schema: :func:`chime.schemas.task.task_to_dict`)."""
+    from chime.schemas.task import task_to_dict as serialize  # the schema imports the models
+
+    return serialize(task)
 
 
 def execution_to_dict(execution: Execution) -> dict[str, Any]:

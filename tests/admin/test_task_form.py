@@ -11,8 +11,8 @@ from tests.admin.conftest import AdminClient, add_task
 from chime import services
 from webapp.admin import forms
 from chime.extensions import db
-from chime.models import Task, task_to_dict
-from chime.validation import validate_task
+from chime.models import Task
+from chime.schemas.task import task_to_dict, validate_task
 
 VOLATILE = {"id", "name", "created_at", "updated_at", "next_run_at"}
 BASE_FORM = {

@@ -33,11 +33,13 @@ from chime.extensions import db
 from chime.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
 from webapp.queries import ExecutionFilters, TaskFilters
 from chime.timeutil import isoformat
-from chime.validation import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, parse_instant, validate_task
+from chime.schemas.task import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, TaskInput, value_type, validate_task
+from chime.validation import parse_instant
 
-TEXT_FIELDS = ("name", "description", "job", "schedule_type", "cron", "timezone", "overlap", "queue", "notify")
-INT_FIELDS = ("interval_seconds", "max_retries", "retry_backoff_seconds", "timeout_seconds", "misfire_grace_seconds")
-DATETIME_FIELDS = ("run_at", "start_at", "end_at")
+# The task form's inputs, by the kind of value each holds (from the task schema: a new field appears here).
+DATETIME_FIELDS = tuple(name for name in TaskInput.model_fields if value_type(name) is datetime)
+INT_FIELDS = tuple(name for name in TaskInput.model_fields if value_type(name) is int)
+TEXT_FIELDS = tuple(name for name in TaskInput.model_fields if issubclass(value_type(name), str))
 JSON_TYPES = ("object", "array", "any")
 SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
 STATUSES = tuple(s.value for s in Status)
@@ -152,12 +154,10 @@ def _number(text: str, *, integer: bool) -> Any:
 
 
 def blank_values() -> dict[str, Any]:
-    """Form values for a new task: the API's defaults."""
-    values: dict[str, Any] = {name: "" for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS)}
-    for name in ("timezone", "overlap", "queue", "notify", "max_retries", "retry_backoff_seconds",
-                 "timeout_seconds", "misfire_grace_seconds"):
-        values[name] = str(DEFAULTS[name])
-    values.update(schedule_type=ScheduleType.INTERVAL.value, enabled=True, depends_on=[], args={})
+    """Form values for a new task: the API's defaults (a new task's form offers INTERVAL)."""
+    values: dict[str, Any] = {name: "" if DEFAULTS.get(name) is None else str(DEFAULTS[name])
+                              for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS)}
+    values.update(schedule_type=ScheduleType.INTERVAL.value, enabled=DEFAULTS["enabled"], depends_on=[], args={})
     return values
 
 
@@ -417,14 +417,7 @@ def _anchor(task_id: str, now: datetime) -> datetime:
 
 # --------------------------------------------------------------------------- error summary
 
-FIELD_LABELS = {
-    "name": "Name", "description": "Description", "job": "Job", "args": "Arguments",
-    "schedule_type": "Schedule type", "run_at": "Run at", "cron": "Cron expression",
-    "interval_seconds": "Interval", "timezone": "Time zone", "start_at": "Start", "end_at": "End",
-    "enabled": "Enabled", "max_retries": "Max retries", "retry_backoff_seconds": "Retry backoff",
-    "timeout_seconds": "Timeout", "depends_on": "Depends on", "overlap": "Overlap",
-    "misfire_grace_seconds": "Misfire grace", "queue": "Queue", "notify": "Notify",
-}
+FIELD_LABELS = {name: field.title or name for name, field in TaskInput.model_fields.items()}
 
 
 def error_summary(errors: dict[str, str], job: str) -> list[tuple[str, str, str]]:
