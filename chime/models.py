@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from chime.extensions import db
-from chime.timeutil import as_utc, isoformat, utcnow
+from chime.timeutil import as_utc, utcnow
 
 
 class UTCDateTime(TypeDecorator):
@@ -226,39 +226,3 @@ def task_to_dict(task: Task) -> dict[str, Any]:
     from chime.schemas.task import task_to_dict as serialize  # the schema imports the models
 
     return serialize(task)
-
-
-def execution_to_dict(execution: Execution) -> dict[str, Any]:
-    """Represent one execution-log entry as the API shows it."""
-    return {
-        "id": execution.id,
-        "task_id": execution.task_id,
-        "task_name": execution.task_name,
-        "status": execution.status,
-        "attempt": execution.attempt,
-        "trigger": execution.trigger,
-        "scheduled_for": isoformat(execution.scheduled_for),
-        "started_at": isoformat(execution.started_at),
-        "finished_at": isoformat(execution.finished_at),
-        "duration_ms": execution.duration_ms,
-        "message": execution.message or "",
-        "result": execution.result,
-        "worker": execution.worker,
-        "job_id": execution.job_id,
-        "retry_at": isoformat(execution.retry_at),
-        "created_at": isoformat(execution.created_at),
-    }
-
-
-def notification_to_dict(notification: Notification) -> dict[str, Any]:
-    """Represent a notification as the API shows it."""
-    return {
-        "id": notification.id,
-        "task_id": notification.task_id,
-        "execution_id": notification.execution_id,
-        "level": notification.level,
-        "title": notification.title,
-        "message": notification.message or "",
-        "read": notification.read,
-        "created_at": isoformat(notification.created_at),
-    }

@@ -34,6 +34,7 @@ _TYPE_NAMES: dict[Any, str] = {
     list: "array",
     Any: "any",
 }
+PARAMETER_TYPES = tuple(dict.fromkeys(_TYPE_NAMES.values()))  # what a parameter's "type" may say
 
 
 # --------------------------------------------------------------------------- errors

@@ -5,9 +5,11 @@ JSON under /api/ (``{"error", "message", "fields"?}``); HTML pages elsewhere.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from flask import Flask, Response, jsonify, render_template, request
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from werkzeug.exceptions import HTTPException
 
 from chime.errors import ChimeError
@@ -28,6 +30,24 @@ HTTP_CODES = {
     500: "internal_error",
     503: "service_unavailable",
 }
+OTHER_CODE = "error"  # a status HTTP_CODES does not name
+
+
+def chime_error_codes(kind: type[ChimeError] = ChimeError) -> list[str]:
+    """The codes of ChimeError and of every subclass of it."""
+    return [kind.code, *(code for sub in kind.__subclasses__() for code in chime_error_codes(sub))]
+
+
+ERROR_CODES = tuple(dict.fromkeys([*HTTP_CODES.values(), *chime_error_codes(), OTHER_CODE]))
+
+
+class ErrorBody(BaseModel):
+    """The one body every API error has."""
+
+    error: Literal[ERROR_CODES] = Field(description="Machine-readable error code")  # type: ignore[valid-type]
+    message: str = Field(description="Human-readable explanation")
+    fields: dict[str, str] | SkipJsonSchema[None] = Field(
+        None, description="Why each named field (or query argument) is invalid")
 
 
 def wants_json() -> bool:
@@ -40,10 +60,8 @@ def wants_json() -> bool:
 
 def error_response(status: int, message: str, code: str | None = None, fields: dict | None = None) -> Response:
     """Build the one error body every API error uses."""
-    body: dict[str, Any] = {"error": code or HTTP_CODES.get(status, "error"), "message": message}
-    if fields is not None:
-        body["fields"] = fields
-    response = jsonify(body)
+    body = ErrorBody(error=code or HTTP_CODES.get(status, OTHER_CODE), message=message, fields=fields)
+    response = jsonify(body.model_dump(exclude_none=True))
     response.status_code = status
     return response
 
@@ -60,7 +78,7 @@ def handle_chime_error(error: ChimeError) -> Any:
 
 def handle_http_exception(error: HTTPException) -> Any:
     status = error.code or 500
-    response = _render(status, error.description or error.name, HTTP_CODES.get(status, "error"))
+    response = _render(status, error.description or error.name, HTTP_CODES.get(status, OTHER_CODE))
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         if isinstance(response, Response):
             response.headers["Allow"] = ", ".join(error.valid_methods)

@@ -20,6 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from scheduler import health
 from chime.extensions import db, get_redis
+from chime.schemas.common import Sent
+from chime.schemas.health import Health, Readiness
 
 UNKNOWN = "unknown"
 ENGINE_UNKNOWN = {"scheduler": UNKNOWN, "workers": UNKNOWN, "scheduler_heartbeat_age_seconds": None,
@@ -63,23 +65,23 @@ def describe_engine(state: dict[str, Any], *, now_epoch: float) -> dict[str, Any
     }
 
 
-def verdict(checks: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The health document and its status code: 503 naming every component that is not "ok".
+def verdict(checks: dict[str, Any], schema: type[Sent]) -> tuple[dict[str, Any], int]:
+    """The health document (as `schema` says) and its status code: 503 naming every component that is not "ok".
 
     A component that could not be checked ("unknown") is not a reason of its own: Redis, which
     it is read from, is.
     """
     reasons = [name for name in ("database", "redis", "scheduler", "workers")
                if name in checks and checks[name] not in ("ok", UNKNOWN)]
-    document = {"status": "unavailable" if reasons else "ok", "reasons": reasons, **checks}
+    document = schema.of(status="unavailable" if reasons else "ok", reasons=reasons, **checks)
     return document, 503 if reasons else 200
 
 
 def readiness() -> tuple[dict[str, Any], int]:
     """Can this web instance serve? Its database and Redis answer."""
-    return verdict({"database": check_database(), "redis": check_redis()})
+    return verdict({"database": check_database(), "redis": check_redis()}, Readiness)
 
 
 def service_health() -> tuple[dict[str, Any], int]:
     """Is the whole service working? Readiness, plus a dispatching scheduler and a registered worker."""
-    return verdict({"database": check_database(), **check_redis_and_engine(time.time())})
+    return verdict({"database": check_database(), **check_redis_and_engine(time.time())}, Health)

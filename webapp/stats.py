@@ -1,8 +1,8 @@
-"""The numbers behind /api/stats/ and the dashboard, from the database and Redis."""
+"""The numbers behind /api/stats/ and the dashboard, from the database and Redis (chime.schemas.stats says what they hold)."""
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -11,22 +11,21 @@ from sqlalchemy import func, select
 from scheduler import health
 from chime.extensions import db, get_redis
 from chime.models import Execution, Notification, Task
-from chime.timeutil import isoformat, utcnow
-
-NEXT_RUNS_COUNT = 10
+from chime.schemas.stats import NEXT_RUNS_COUNT, SchedulerState, Stats
+from chime.timeutil import utcnow
 
 
 def collect_stats(now: datetime | None = None) -> dict[str, Any]:
-    """Gather the whole stats document; Redis parts degrade to null when Redis is down."""
+    """Gather the whole stats document (JSON-ready); Redis parts degrade to null when Redis is down."""
     now = now or utcnow()
-    return {
-        "tasks": task_counts(),
-        "executions": execution_counts(now),
-        "next_runs": next_runs(),
+    return Stats.of(
+        tasks=task_counts(),
+        executions=execution_counts(now),
+        next_runs=next_runs(),
         **redis_state(),
-        "notifications": {"unread": db.session.scalar(
+        notifications={"unread": db.session.scalar(
             select(func.count()).select_from(Notification).where(Notification.read.is_(False)))},
-    }
+    )
 
 
 def task_counts() -> dict[str, Any]:
@@ -51,7 +50,7 @@ def next_runs(limit: int = NEXT_RUNS_COUNT) -> list[dict[str, Any]]:
         .where(Task.enabled.is_(True), Task.next_run_at.is_not(None))
         .order_by(Task.next_run_at, Task.id).limit(limit)
     ).all()
-    return [{"task_id": r.id, "name": r.name, "next_run_at": isoformat(r.next_run_at)} for r in rows]
+    return [{"task_id": r.id, "name": r.name, "next_run_at": r.next_run_at} for r in rows]
 
 
 def redis_state() -> dict[str, Any]:
@@ -73,10 +72,10 @@ def redis_state() -> dict[str, Any]:
     return {
         "queues": queues,
         "workers": {"count": len(workers), "names": workers},
-        "scheduler": {
-            "alive": scheduler["alive"],
-            "last_heartbeat": isoformat(datetime.fromtimestamp(last_beat).astimezone()) if last_beat else None,
-        },
+        "scheduler": SchedulerState.of(
+            alive=scheduler["alive"],
+            last_heartbeat=datetime.fromtimestamp(last_beat, timezone.utc) if last_beat else None,
+        ),
         "reconciler": {
             "last_run_at": report.get("finished_at") if report else None,
             "last_report": report,

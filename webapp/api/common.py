@@ -15,6 +15,7 @@ from chime.errors import ValidationError
 from chime.extensions import db
 
 MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
+MAX_OFFSET = 10**12
 
 
 def json_body() -> Any:
@@ -69,7 +70,7 @@ def instant_arg(name: str) -> datetime | None:
 def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
     """Run a query as one page: {"count", "next", "previous", "results"}."""
     limit = int_arg("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
-    offset = int_arg("offset", 0, 0, 10**12)
+    offset = int_arg("offset", 0, 0, MAX_OFFSET)
     count = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     rows = db.session.scalars(query.limit(limit).offset(offset)).all()
     return {

@@ -11,7 +11,8 @@ from webapp.api.blueprint import bp
 from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
 from chime.errors import NotFoundError
 from chime.extensions import db
-from chime.models import Execution, Status, Trigger, execution_to_dict
+from chime.models import Execution, Status, Trigger
+from chime.schemas.execution import ExecutionRead
 from chime.validation import MAX_ID
 
 STATUSES = tuple(s.value for s in Status)
@@ -31,7 +32,7 @@ def filtered_executions(task_id: int | None = None) -> Any:
 
 @bp.get("/logs/")
 def list_logs() -> Any:
-    return jsonify(paginate(filtered_executions(), execution_to_dict))
+    return jsonify(paginate(filtered_executions(), ExecutionRead.dump))
 
 
 @bp.get("/tasks/<int:task_id>/logs/")
@@ -39,7 +40,7 @@ def task_logs(task_id: int) -> Any:
     services.get_task(task_id)
     if "task_id" in request.args:
         int_arg("task_id", None, 1, MAX_ID)
-    return jsonify(paginate(filtered_executions(task_id), execution_to_dict))
+    return jsonify(paginate(filtered_executions(task_id), ExecutionRead.dump))
 
 
 @bp.get("/logs/<int:execution_id>/")
@@ -47,4 +48,4 @@ def get_log(execution_id: int) -> Any:
     execution = db.session.get(Execution, execution_id)
     if execution is None:
         raise NotFoundError("execution", execution_id)
-    return jsonify(execution_to_dict(execution))
+    return jsonify(ExecutionRead.dump(execution))

@@ -6,8 +6,12 @@ from typing import Any
 from flask import jsonify, request
 
 import jobs.registry as registry
+from chime.schemas.cron import DEFAULT_PREVIEW_COUNT, DEFAULT_TIMEZONE, CronPreview
+from chime.schemas.health import Liveness
+from chime.schemas.job import JobRead
 from chime.triggers import (
     CRON,
+    MAX_PREVIEW_COUNT,
     Schedule,
     ScheduleError,
     describe_cron,
@@ -21,22 +25,20 @@ from webapp.api.blueprint import bp
 from webapp.api.common import int_arg
 from webapp.api.openapi import openapi_document
 from chime.errors import ValidationError
-from chime.timeutil import isoformat, utcnow
-
-MAX_PREVIEW_COUNT = 50
+from chime.timeutil import utcnow
 
 
 @bp.get("/jobs/")
 def list_jobs() -> Any:
-    return jsonify([spec.to_dict() for spec in registry.all_jobs()])
+    return jsonify([JobRead.dump(spec) for spec in registry.all_jobs()])
 
 
 @bp.get("/cron/preview/")
 def cron_preview() -> Any:
     """The next fire times of an expression after `from` (an instant with an offset; default now)."""
     expr = request.args.get("cron", "")
-    zone = request.args.get("timezone", "UTC") or "UTC"
-    count = int_arg("count", 5, 1, MAX_PREVIEW_COUNT)
+    zone = request.args.get("timezone") or DEFAULT_TIMEZONE
+    count = int_arg("count", DEFAULT_PREVIEW_COUNT, 1, MAX_PREVIEW_COUNT)
     errors: dict[str, str] = {}
     from_at = utcnow()
     if request.args.get("from", "").strip():
@@ -55,16 +57,13 @@ def cron_preview() -> Any:
     if errors:
         raise ValidationError(errors)
     schedule = Schedule(schedule_type=CRON, cron=" ".join(expr.split()), timezone=zone)
-    return jsonify({
-        "next_runs": [isoformat(t) for t in fire_times(schedule, from_at, count)],
-        "description": describe_cron(expr),
-    })
+    return jsonify(CronPreview.of(next_runs=fire_times(schedule, from_at, count), description=describe_cron(expr)))
 
 
 @bp.get("/health/live/")
 def health_live() -> Any:
     """Liveness: this web process answers. Nothing else is checked."""
-    return _health_response({"status": "ok"}, 200)
+    return _health_response(Liveness.of(status="ok"), 200)
 
 
 @bp.get("/health/ready/")

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from chime import services
 from webapp.api.blueprint import bp
 from webapp.api.common import bool_arg, paginate
-from chime.models import Notification, notification_to_dict
+from chime.models import Notification
+from chime.schemas.notification import NotificationRead, ReadAllResult
 
 
 @bp.get("/notifications/")
@@ -18,14 +19,14 @@ def list_notifications() -> Any:
     unread = bool_arg("unread")
     if unread is not None:
         query = query.where(Notification.read.is_(not unread))
-    return jsonify(paginate(query, notification_to_dict))
+    return jsonify(paginate(query, NotificationRead.dump))
 
 
 @bp.post("/notifications/<int:notification_id>/read/")
 def read_notification(notification_id: int) -> Any:
-    return jsonify(notification_to_dict(services.mark_notification_read(notification_id)))
+    return jsonify(NotificationRead.dump(services.mark_notification_read(notification_id)))
 
 
 @bp.post("/notifications/read-all/")
 def read_all_notifications() -> Any:
-    return jsonify({"marked_read": services.mark_all_notifications_read()})
+    return jsonify(ReadAllResult.of(marked_read=services.mark_all_notifications_read()))
