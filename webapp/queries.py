@@ -17,7 +17,7 @@ from chime.timeutil import as_utc, utcnow
 
 DEFAULT_PER_PAGE = 25
 HOURS_IN_CHART = 24
-CHART_OUTCOMES = ("SUCCESS", "FAILED", "RETRYING", "SKIPPED")
+CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,14 @@ from chime.validation import parse_instant
 DATETIME_FIELDS = tuple(name for name in TaskInput.model_fields if value_type(name) is datetime)
 INT_FIELDS = tuple(name for name in TaskInput.model_fields if value_type(name) is int)
 TEXT_FIELDS = tuple(name for name in TaskInput.model_fields if issubclass(value_type(name), str))
+FLAG_FIELDS = tuple(name for name in TaskInput.model_fields if value_type(name) is bool)
+# The inputs tasks/form.html lays out by hand. Any other field of the task schema gets a generic input in
+# the form (label: its title, hint: its description), so a new field is shown, edited and kept on save.
+LAID_OUT_FIELDS = frozenset({
+    "name", "description", "job", "args", "schedule_type", "timezone", "run_at", "cron", "interval_seconds",
+    "start_at", "end_at", "enabled", "max_retries", "retry_backoff_seconds", "timeout_seconds", "depends_on",
+    "overlap", "misfire_grace_seconds", "queue", "notify",
+})
 JSON_TYPES = ("object", "array", "any")
 SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
 STATUSES = tuple(s.value for s in Status)
@@ -157,7 +166,8 @@ def blank_values() -> dict[str, Any]:
     """Form values for a new task: the API's defaults (a new task's form offers INTERVAL)."""
     values: dict[str, Any] = {name: "" if DEFAULTS.get(name) is None else str(DEFAULTS[name])
                               for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS)}
-    values.update(schedule_type=ScheduleType.INTERVAL.value, enabled=DEFAULTS["enabled"], depends_on=[], args={})
+    values.update({name: DEFAULTS[name] for name in FLAG_FIELDS})
+    values.update(schedule_type=ScheduleType.INTERVAL.value, depends_on=[], args={})
     return values
 
 
@@ -169,7 +179,7 @@ def values_from_task(task: Task) -> dict[str, Any]:
         values[name] = "" if current[name] is None else str(current[name])
     for name in DATETIME_FIELDS:
         values[name] = local_input_value(current[name], task.timezone)
-    values["enabled"] = bool(current["enabled"])
+    values.update({name: bool(current[name]) for name in FLAG_FIELDS})
     values["depends_on"] = list(current["depends_on"])
     spec_fields = _fields_of(task.job)
     values["args"] = {task.job: {f.name: _arg_raw((current["args"] or {}).get(f.name), f.widget) for f in spec_fields}}
@@ -181,7 +191,7 @@ def values_from_form(form: MultiDict) -> dict[str, Any]:
     values = blank_values()
     for name in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS):
         values[name] = form.get(name, "")
-    values["enabled"] = form.get("enabled") in ("on", "true", "1")
+    values.update({name: form.get(name) in ("on", "true", "1") for name in FLAG_FIELDS})
     values["depends_on"] = form.getlist("depends_on")
     args: dict[str, dict[str, str]] = {}
     for choice in job_choices(allow_shell=True):
@@ -215,9 +225,9 @@ def payload_from_values(values: dict[str, Any]) -> tuple[dict[str, Any], dict[st
                 errors[name] = NOT_A_NUMBER
     for name in DATETIME_FIELDS:
         raw = str(values[name]).strip()
-        if raw and name in allowed:
+        if raw and (name not in SCHEDULE_FIELDS or name in allowed):
             payload[name] = raw
-    payload["enabled"] = bool(values["enabled"])
+    payload.update({name: bool(values[name]) for name in FLAG_FIELDS})
     payload["depends_on"] = [int(v) if is_id_text(str(v)) else v for v in values["depends_on"]]
     payload["args"], arg_errors = _args_payload(values)
     return payload, {**errors, **arg_errors}
@@ -268,6 +278,31 @@ def local_input_value(value: datetime | None, zone_name: str) -> str:
         zone = ZoneInfo("UTC")
     local = value.astimezone(zone).replace(tzinfo=None)
     return local.strftime("%Y-%m-%dT%H:%M:%S" if local.second else "%Y-%m-%dT%H:%M")
+
+
+@dataclass(frozen=True)
+class GenericInput:
+    """A task field the form's template does not lay out, shown as a plain input."""
+
+    name: str
+    label: str
+    hint: str | None
+    widget: str  # number, datetime-local, checkbox, select or text
+    options: tuple[tuple[str, str], ...] = ()
+
+
+def generic_inputs() -> list[GenericInput]:
+    """An input for each task field the template does not lay out itself (none today)."""
+    inputs = []
+    for name, field in TaskInput.model_fields.items():
+        if name in LAID_OUT_FIELDS or name not in (*TEXT_FIELDS, *INT_FIELDS, *DATETIME_FIELDS, *FLAG_FIELDS):
+            continue
+        kind = value_type(name)
+        widget = ("number" if name in INT_FIELDS else "datetime-local" if name in DATETIME_FIELDS
+                  else "checkbox" if name in FLAG_FIELDS else "select" if issubclass(kind, Enum) else "text")
+        options = tuple((member.value, member.value) for member in kind) if widget == "select" else ()
+        inputs.append(GenericInput(name, field.title or name, field.description, widget, options))
+    return inputs
 
 
 # --------------------------------------------------------------------------- list filters

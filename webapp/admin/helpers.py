@@ -12,10 +12,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from chime.triggers import ScheduleError, describe_cron
 from chime.extensions import db
+from chime.models import ScheduleType, Status
+from webapp.admin import forms
 from webapp.queries import CHART_OUTCOMES, HourBucket, unread_notifications
 from chime.timeutil import as_utc, isoformat, utcnow
 
-STATUS_ORDER = ("PENDING", "RUNNING", "SUCCESS", "FAILED", "RETRYING", "SKIPPED")
+STATUS_ORDER = tuple(Status)
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
@@ -81,9 +83,9 @@ def cron_description(expr: str | None) -> str:
 
 def schedule_summary(task: Any) -> str:
     """A short description of a task's schedule (ONE_TIME's time is shown as a <time> separately)."""
-    if task.schedule_type == "INTERVAL":
+    if task.schedule_type == ScheduleType.INTERVAL:
         return f"Every {human_seconds(task.interval_seconds)}"
-    if task.schedule_type == "CRON":
+    if task.schedule_type == ScheduleType.CRON:
         return cron_description(task.cron) or f"Cron {task.cron}"
     return "Once"
 
@@ -147,8 +149,8 @@ def asset(filename: str) -> str:
 # --------------------------------------------------------------------------- chart
 
 
-OUTCOME_WORDS = {"SUCCESS": "succeeded", "FAILED": "failed", "RETRYING": "retrying", "SKIPPED": "skipped",
-                 "OTHER": "other"}
+OUTCOME_WORDS = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.RETRYING: "retrying",
+                 Status.SKIPPED: "skipped", "OTHER": "other"}
 
 
 def outcome_phrase(counts: dict[str, int]) -> str:
@@ -276,5 +278,6 @@ def register(bp: Any) -> None:
     bp.add_app_template_global(url_with, "url_with")
     bp.add_app_template_global(asset, "asset")
     bp.add_app_template_global(STATUS_ORDER, "STATUS_ORDER")
+    bp.add_app_template_global(forms.generic_inputs, "generic_task_inputs")
     bp.app_context_processor(nav_context)
     bp.after_request(security_headers)

@@ -1,0 +1,186 @@
+"""Every /api/ operation as one row of a table: what the OpenAPI document says about it.
+
+webapp.api.openapi turns the rows into the document's paths; the path parameters come from the path
+itself, the query parameters from the models below, every schema from a component
+(webapp.api.openapi.COMPONENTS), and the error answers from the statuses a row lists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
+from chime.models import ScheduleType, Status, Trigger
+from chime.schemas.cron import DEFAULT_PREVIEW_COUNT, DEFAULT_TIMEZONE
+from chime.triggers import (
+    MAX_CRON_LENGTH_CHARS,
+    MAX_INSTANT_LENGTH_CHARS,
+    MAX_PREVIEW_COUNT,
+    MAX_TIMEZONE_LENGTH_CHARS,
+)
+from chime.schemas.task import NO_NUL, TIMEZONE_PATTERN
+from chime.validation import MAX_ID
+from webapp.api.common import MAX_OFFSET
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One documented answer: a description, and the schema of its JSON body (a component name,
+    or an inline schema whose `items` may name one), if it has a body."""
+
+    description: str
+    schema: str | dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # header name -> description
+
+
+@dataclass(frozen=True)
+class Body:
+    """A JSON request body: its component and named examples (name -> (summary, value))."""
+
+    schema: str
+    description: str
+    examples: dict[str, tuple[str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    operation_id: str
+    tag: str
+    summary: str
+    replies: dict[int, Reply]
+    errors: tuple[int, ...] = ()  # the error statuses it may answer (401 is added unless public)
+    query: type[BaseModel] | None = None
+    body: Body | None = None
+    public: bool = False  # no bearer token needed
+    path_strings: tuple[str, ...] = ()  # path parameters that are text (the others are row ids)
+
+
+# --------------------------------------------------------------------------- query parameters
+# Optional arguments default to None here, which the document leaves out ("absent: no filter").
+
+
+class Pagination(BaseModel):
+    limit: int = Field(DEFAULT_PAGE_LIMIT, ge=1, le=MAX_PAGE_LIMIT, description="Page size")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Number of items to skip")
+
+
+class TaskFilters(Pagination):
+    status: Status = Field(None, description="Only tasks with this status (case-insensitive)")
+    enabled: bool = Field(None, description="Only enabled (true) or disabled (false) tasks")
+    schedule_type: ScheduleType = Field(None, description="Only tasks of this schedule type (case-insensitive)")
+    search: str = Field(None, pattern=NO_NUL, description=(
+        "Only tasks whose name contains this text (case-insensitive, literal; "
+        "the first 200 characters are used)"))
+
+
+class TaskLogFilters(Pagination):
+    status: Status = Field(None, description="Only executions with this status (case-insensitive)")
+    trigger: Trigger = Field(None, description="Only executions started by this trigger (case-insensitive)")
+    since: datetime = Field(None, description=(
+        "Only executions created at or after this instant (ISO-8601; UTC if no offset)"))
+    until: datetime = Field(None, description="Only executions created before this instant (ISO-8601; UTC if no offset)")
+
+
+class LogFilters(TaskLogFilters):
+    task_id: int = Field(None, ge=1, le=MAX_ID, description="Only this task's")
+
+
+class NotificationFilters(Pagination):
+    unread: bool = Field(None, description="Only unread (true) or read (false) notifications")
+
+
+class CronPreviewQuery(BaseModel):
+    cron: str = Field(max_length=MAX_CRON_LENGTH_CHARS, description="The cron expression", examples=["0 9 * * 1-5"])
+    timezone: str = Field(DEFAULT_TIMEZONE, max_length=MAX_TIMEZONE_LENGTH_CHARS, pattern=TIMEZONE_PATTERN,
+                          description="IANA time zone the expression is read in", examples=["Europe/Berlin"])
+    count: int = Field(DEFAULT_PREVIEW_COUNT, ge=1, le=MAX_PREVIEW_COUNT, description="How many fire times",
+                       examples=[3])
+    from_: str = Field(None, alias="from", max_length=MAX_INSTANT_LENGTH_CHARS, json_schema_extra={"format": "date-time"},
+                       examples=["2026-10-24T12:00:00+02:00"], description=(
+                           "List the fire times after this instant instead of now, e.g. just before a DST change. "
+                           "ISO 8601 with a UTC offset (`Z`, `+02:00`); a time without one is a 400"))
+
+
+# --------------------------------------------------------------------------- request bodies
+
+TASK_EXAMPLES = {
+    "interval": ("Echo a message every minute",
+                 {"name": "heartbeat", "job": "echo", "args": {"message": "still here"},
+                  "schedule_type": "INTERVAL", "interval_seconds": 60}),
+    "cron": ("Call a URL at 09:00 on weekdays, Berlin time",
+             {"name": "morning-report", "job": "http_request",
+              "args": {"url": "https://example.com/report", "method": "POST"}, "schedule_type": "CRON",
+              "cron": "0 9 * * 1-5", "timezone": "Europe/Berlin", "max_retries": 5, "queue": "high",
+              "notify": "ON_FAILURE"}),
+    "one_time": ("Run once at a given instant",
+                 {"name": "one-off", "job": "noop", "schedule_type": "ONE_TIME", "run_at": "2031-06-01T09:00:00Z"}),
+}
+PATCH_EXAMPLES = {
+    "disable": ("Disable a task", {"enabled": False}),
+    "reschedule": ("Move a task to a cron schedule", {"schedule_type": "CRON", "cron": "*/15 * * * *"}),
+}
+WHOLE_TASK = Body("TaskInput", "The whole task", TASK_EXAMPLES)
+
+# --------------------------------------------------------------------------- the operations
+
+TASK = Reply("The task", "Task")
+WRITE_ERRORS = (400, 404, 409, 413, 415)
+EXECUTIONS = Reply("A page of executions", "ExecutionPage")
+
+OPERATIONS = (
+    Operation("get", "/api/tasks/", "listTasks", "tasks", "List tasks", {200: Reply("A page of tasks", "TaskPage")},
+              errors=(400,), query=TaskFilters),
+    Operation("post", "/api/tasks/", "createTask", "tasks", "Create a task",
+              {201: Reply("The created task", "Task", headers={"Location": "URL of the new task"})},
+              errors=(400, 409, 413, 415), body=Body("TaskInput", "The new task", TASK_EXAMPLES)),
+    Operation("get", "/api/tasks/{task_id}/", "getTask", "tasks", "Get a task", {200: TASK}, errors=(404,)),
+    Operation("put", "/api/tasks/{task_id}/", "replaceTask", "tasks",
+              "Replace a task (omitted fields get their defaults)", {200: TASK}, errors=WRITE_ERRORS, body=WHOLE_TASK),
+    Operation("patch", "/api/tasks/{task_id}/", "updateTask", "tasks", "Change some fields of a task", {200: TASK},
+              errors=WRITE_ERRORS, body=Body("TaskPatch", "The fields to change", PATCH_EXAMPLES)),
+    Operation("delete", "/api/tasks/{task_id}/", "deleteTask", "tasks", "Delete a task no other task depends on",
+              {204: Reply("Deleted")}, errors=(404, 409)),
+    Operation("post", "/api/tasks/{task_id}/toggle/", "toggleTask", "tasks",
+              "Enable a disabled task or disable an enabled one", {200: TASK}, errors=(404,)),
+    Operation("post", "/api/tasks/{task_id}/run/", "runTask", "tasks", "Queue one manual run now, enabled or not",
+              {202: Reply("The run was queued", "RunResult")}, errors=(404, 503)),
+    Operation("get", "/api/tasks/{task_id}/logs/", "listTaskLogs", "logs",
+              "List the executions of one task, newest first", {200: EXECUTIONS}, errors=(400, 404),
+              query=TaskLogFilters),
+    Operation("get", "/api/logs/", "listLogs", "logs", "List executions, newest first", {200: EXECUTIONS},
+              errors=(400,), query=LogFilters),
+    Operation("get", "/api/logs/{execution_id}/", "getLog", "logs", "Get one execution",
+              {200: Reply("The execution", "Execution")}, errors=(404,)),
+    Operation("get", "/api/notifications/", "listNotifications", "notifications", "List notifications, newest first",
+              {200: Reply("A page of notifications", "NotificationPage")}, errors=(400,), query=NotificationFilters),
+    Operation("post", "/api/notifications/{notification_id}/read/", "markNotificationRead", "notifications",
+              "Mark one notification read", {200: Reply("The notification", "Notification")}, errors=(404,)),
+    Operation("post", "/api/notifications/read-all/", "markAllNotificationsRead", "notifications",
+              "Mark every notification read", {200: Reply("How many were marked", "ReadAllResult")}),
+    Operation("post", "/api/reconcile/", "runReconcile", "system", "Run one reconcile pass now and return its report",
+              {200: Reply("The pass ran", "ReconcileReport")}, errors=(409, 503)),
+    Operation("get", "/api/stats/", "getStats", "system", "Counts, next runs and engine state",
+              {200: Reply("The statistics (Redis parts are null when Redis is down)", "Stats")}),
+    Operation("get", "/api/jobs/", "listJobs", "system", "List the registered jobs and their parameters",
+              {200: Reply("The jobs, by name", {"type": "array", "items": "Job"})}),
+    Operation("get", "/api/cron/preview/", "previewCron", "system",
+              "Describe a cron expression and list its next fire times",
+              {200: Reply("The preview", "CronPreview")}, errors=(400,), query=CronPreviewQuery),
+    Operation("get", "/api/health/", "getHealth", "system", "The whole service, for an uptime monitor (no token needed)",
+              {200: Reply("The database and Redis answer, a scheduler dispatches and a worker is registered", "Health"),
+               503: Reply("Something is down: `reasons` names it", "Health")}, public=True),
+    Operation("get", "/api/health/ready/", "getReadiness", "system",
+              "Readiness of this web instance, for a load balancer (no token needed)",
+              {200: Reply("The database and Redis answer", "Readiness"),
+               503: Reply("The database or Redis is unreachable: `reasons` names it", "Readiness")}, public=True),
+    Operation("get", "/api/health/live/", "getLiveness", "system",
+              "Liveness: the web process answers; nothing is checked (no token needed)",
+              {200: Reply("The process answers", "Liveness")}, public=True),
+    Operation("get", "/api/openapi.json", "getOpenApi", "system", "This OpenAPI document",
+              {200: Reply("The OpenAPI 3.0 document", {"type": "object"})}),
+)
