@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import redis as redis_lib  # noqa: E402
-from chime import validation  # noqa: E402
+from chime.schemas import task as task_schema  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
@@ -331,7 +331,7 @@ class Env:
 
 # -- bulk task creation ----------------------------------------------------------------------------
 TASK_DEFAULTS: dict[str, Any] = {
-    **{k: v for k, v in validation.DEFAULTS.items() if k != "depends_on"},  # what the API fills in
+    **{k: v for k, v in task_schema.DEFAULTS.items() if k != "depends_on"},  # what the API fills in
     "job": "noop", "max_retries": 0,  # benchmark tasks: a no-op, never retried
     "status": "PENDING", "last_status": None, "last_run_at": None, "version": 1,  # the model's column defaults
 }
