@@ -142,7 +142,6 @@ Zone = Annotated[str, Field(strict=True, json_schema_extra={"maxLength": MAX_TIM
                                                             "pattern": TIMEZONE_PATTERN}),
                  Reasons(wrong_type="must be an IANA time zone name such as Europe/Berlin"), AfterValidator(_zone)]
 JobName = Annotated[str, Field(strict=True), Reasons(wrong_type="must be the name of a registered job")]
-Whole = Annotated[int, Field(strict=True)]
 Flag = Annotated[bool, Field(strict=True)]
 TaskId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 TaskIds = Annotated[list[TaskId], Field(strict=True, max_length=MAX_DEPENDENCIES),
@@ -162,7 +161,7 @@ class TaskInput(BaseModel):
     """A task definition (POST, PUT, an import entry, the admin form). Unknown fields are rejected;
     the read-only fields of a Task are accepted and ignored, so a Task read back can be sent as is."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=False, use_attribute_docstrings=False)
+    model_config = ConfigDict(extra="forbid")
 
     name: Name = Field(title="Name", description="Unique name; surrounding whitespace is trimmed")
     description: Description | None = Field("", title="Description")
@@ -328,7 +327,8 @@ TaskRead = create_model(
 )
 
 WRITABLE = frozenset(TaskInput.model_fields)
-#: Keys a client may send back and that are ignored (``version`` is no longer kept: still accepted).
+#: Keys a client may send and that are ignored: what the API shows besides the definition, and ``version``
+#: (the server's own revision of the definition, never shown, accepted as it always was).
 READ_ONLY_FIELDS = frozenset(TaskServerFields.model_fields) | {"version"}
 DEFAULTS = {name: field.get_default(call_default_factory=True)
             for name, field in TaskInput.model_fields.items() if not field.is_required()}
