@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see chime.redis_url
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
+DEFAULT_RETENTION_INTERVAL_SECONDS = 3600  # the log-retention prune runs hourly
 DEFAULT_LOG_RETENTION_DAYS = 30
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 500
@@ -79,6 +80,9 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "EGRESS_ALLOW": egress_allow(env.get("CHIME_EGRESS_ALLOW", "")),
         "RECONCILE_INTERVAL_SECONDS": int(
             env.get("RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL_SECONDS)
+        ),
+        "RETENTION_INTERVAL_SECONDS": int(
+            env.get("RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL_SECONDS)
         ),
         "LOG_RETENTION_DAYS": int(env.get("LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS)),
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, DateTime, Enum, ForeignKey, Index, Integer,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from chime import redis_keys
 from chime.extensions import db
 from chime.timeutil import as_utc, utcnow
 
@@ -79,7 +80,7 @@ class Level(enum.StrEnum):
     ERROR = "ERROR"
 
 
-QUEUE_NAMES = ("high", "default", "low")
+QUEUE_NAMES = redis_keys.QUEUE_NAMES  # a task runs on one of the RQ queues Chime's workers listen on
 
 
 def enum_column(kind: type[enum.StrEnum], length: int) -> Enum:

@@ -9,7 +9,8 @@ Redis holds only derived state that the reconciler can rebuild from the database
 Each occurrence's job hash also holds ``VERSION_FIELD``: the version of the task definition it was
 made from, so the reconciler can tell a stale occurrence without unpickling anything.
 
-Every change that must not be half-done is one Lua script (atomic in Redis).
+Every change that must not be half-done is one Lua script (atomic in Redis): the key names are
+:mod:`chime.redis_keys`, the scripts :mod:`chime.redis_scripts`; this module calls them.
 """
 from __future__ import annotations
 
@@ -20,20 +21,15 @@ from typing import Any
 
 from redis import Redis
 from rq.job import Job, JobStatus
-from rq.queue import Queue
 from rq.utils import utcformat, utcparse
-from rq_scheduler import Scheduler
 
-SCHEDULED_KEY = Scheduler.scheduled_jobs_key
-PENDING_KEY = "chime:pending"
-INFLIGHT_KEY = "chime:inflight:{task_id}"
-WAKEUP_KEY = "chime:scheduler:wakeup"
-ALIVE_KEY = "chime:execution:{execution_id}:alive"
+from chime import redis_scripts as scripts
+from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
+                              PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY, WAKEUP_KEY,
+                              inflight_key, job_key, queue_key, started_registry_key)
+
 ALIVE_TTL_SECONDS = 10
 ALIVE_BEAT_SECONDS = 2
-QUEUES_SET_KEY = Queue.redis_queues_keys
-QUEUE_KEY = Queue.redis_queue_namespace_prefix + "{name}"
-JOB_KEY = Job.redis_job_namespace_prefix + "{job_id}"
 EXECUTE_FUNC = "scheduler.executor.execute"
 JOB_TIMEOUT_MARGIN_SECONDS = 60
 RESULT_TTL_SECONDS = 600
@@ -82,6 +78,17 @@ def occurrence_job_id(task_id: int, scheduled_for: datetime, attempt: int, trigg
     """Derive the RQ job id: scheduling the same occurrence twice yields the same id."""
     suffix = "-m" if trigger == "MANUAL" else ""
     return f"chime-{task_id}-{epoch_us(scheduled_for)}-{attempt}{suffix}"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """One of Chime's own periodic jobs (reconcile, retention): pushed once per slot of `interval_seconds`."""
+
+    name: str
+    func: str
+    queue: str
+    interval_seconds: int
+    timeout_seconds: int
 
 
 @dataclass(frozen=True)
@@ -176,220 +183,20 @@ def save_jobs(connection: Redis, occurrences: Iterable[Occurrence]) -> None:
         pipe.execute()
 
 
-# Write a job hash unless that occurrence is already handled (queued, running or finished): a scheduler
-# that lost its lock mid-pass must not overwrite the job the other one has already queued.
-# KEYS: job hash. ARGV: the job hash as field/value pairs.
-SAVE_UNLESS_HANDLED_LUA = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred' then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV))
-return 1
-"""
-
-
 def save_new_jobs(connection: Redis, occurrences: Sequence[Occurrence]) -> None:
     """save_jobs for occurrences another scheduler may have pushed already: never overwrite a handled one."""
     if not occurrences:
         return
-    script = connection.register_script(SAVE_UNLESS_HANDLED_LUA)
+    script = connection.register_script(scripts.SAVE_UNLESS_HANDLED_LUA)
     with connection.pipeline(transaction=False) as pipe:
         for occurrence in occurrences:
-            script(keys=[JOB_KEY.format(job_id=occurrence.job_id)], args=job_fields(connection, occurrence),
-                   client=pipe)
+            script(keys=[job_key(occurrence.job_id)], args=job_fields(connection, occurrence), client=pipe)
         pipe.execute()
 
 
 def score_of(instant: datetime) -> float:
     """Return the sorted-set score in epoch seconds, as rq-scheduler uses."""
     return epoch_us(instant) / 1_000_000
-
-
-# Replace the pending occurrence of one task (or remove it when ARGV[2] is empty).
-REPLACE_PENDING_LUA = """
-local old = redis.call('HGET', KEYS[2], ARGV[1])
-local dropped = ''
-if old and old ~= ARGV[2] then
-  if redis.call('ZREM', KEYS[1], old) == 1 then
-    redis.call('DEL', ARGV[4] .. old)
-    dropped = old
-  end
-end
-if ARGV[2] ~= '' then
-  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-else
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, 0)
-return dropped
-"""
-
-# Move due occurrences onto their queues and put each task's next one in place, atomically.
-# ARGV: now_text, then groups of 7: due_id, push_id, queue, task_id, next_id, next_score, next_description.
-# The next occurrence's job hash is a copy of the due one (same payload: the occurrence is in the id)
-# with its own created_at and description; next ids whose due hash was missing are returned so the
-# caller writes their hash in full.
-MOVE_DUE_LUA = """
-local moved, unsaved = {}, {}
-local now_text = ARGV[1]
-for i = 2, #ARGV, 7 do
-  local due, push, queue, task, nxt, score, description =
-    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
-  if redis.call('ZREM', KEYS[1], due) == 1 then
-    if redis.call('HGET', KEYS[2], task) == due then
-      if nxt ~= '' then
-        if redis.call('COPY', 'rq:job:' .. due, 'rq:job:' .. nxt, 'REPLACE') == 1 then
-          redis.call('HSET', 'rq:job:' .. nxt, 'created_at', now_text, 'description', description,
-                     'status', 'scheduled')
-        else
-          unsaved[#unsaved + 1] = nxt
-        end
-        redis.call('ZADD', KEYS[1], score, nxt)
-        redis.call('HSET', KEYS[2], task, nxt)
-      else
-        redis.call('HDEL', KEYS[2], task)
-      end
-    end
-    if push ~= '' then
-      local queue_key = 'rq:queue:' .. queue
-      redis.call('SADD', KEYS[3], queue_key)
-      redis.call('HSET', 'rq:job:' .. push, 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
-      redis.call('RPUSH', queue_key, push)
-      redis.call('ZADD', 'chime:inflight:' .. task, redis.call('TIME')[1], push)
-    end
-    if push ~= due then
-      redis.call('DEL', 'rq:job:' .. due)
-    end
-    moved[#moved + 1] = due
-  elseif push ~= '' and push ~= due and redis.call('HGET', 'rq:job:' .. push, 'status') == 'scheduled' then
-    redis.call('DEL', 'rq:job:' .. push)
-  end
-end
-return {moved, unsaved}
-"""
-
-# Write and push one job onto its queue now (run now, recovery) and mark it in flight -- unless that
-# occurrence is already handled: queued, running or finished (its hash says so; an in-flight marker
-# alone is not enough, a dead worker leaves it behind), or scheduled.
-# KEYS: queue, queues set, the task's in-flight set, the job hash, the scheduled set.
-# ARGV: job id, now text, queue name, then the job hash as field/value pairs.
-PUSH_NOW_LUA = """
-local status = redis.call('HGET', KEYS[4], 'status')
-if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred'
-    or redis.call('ZSCORE', KEYS[5], ARGV[1]) then
-  return 0
-end
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 4))
-redis.call('HSET', KEYS[4], 'status', 'queued', 'enqueued_at', ARGV[2], 'origin', ARGV[3])
-redis.call('SADD', KEYS[2], KEYS[1])
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[1])
-return 1
-"""
-
-# The reconciler's repair of one task's pending occurrence, decided on what Redis holds *now*, so it
-# never touches an occurrence the scheduler has moved or is moving (a script runs alone):
-# - 'lost' fills a gap: nothing happens if the task has a live pending occurrence ('live');
-# - 'stale' replaces the pending occurrence the reconciler saw, only if it is still the one
-#   pending and still scheduled ('changed' otherwise);
-# - the new occurrence is written only if it is not already handled: queued, running or finished,
-#   as its hash says ('handled').
-# KEYS: scheduled set, pending index, wake-up list, new job hash, old job hash.
-# ARGV: task id, mode, expected (old) id, new id ('' removes the pending occurrence), new score,
-#       then the new job hash as field/value pairs.
-REPAIR_PENDING_LUA = """
-local task, mode, expected, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local current = redis.call('HGET', KEYS[2], task)
-if mode == 'lost' then
-  if current and redis.call('ZSCORE', KEYS[1], current) then return 'live' end
-elseif current ~= expected or not redis.call('ZSCORE', KEYS[1], expected) then
-  return 'changed'
-end
-if new ~= '' then
-  local status = redis.call('HGET', KEYS[4], 'status')
-  if status == 'queued' or status == 'started' or status == 'finished' or status == 'deferred' then
-    return 'handled'
-  end
-end
-if mode == 'stale' and expected ~= new then
-  redis.call('ZREM', KEYS[1], expected)
-  redis.call('DEL', KEYS[5])
-end
-if new == '' then
-  redis.call('HDEL', KEYS[2], task)
-  return 'removed'
-end
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 6))
-redis.call('ZADD', KEYS[1], ARGV[5], new)
-redis.call('HSET', KEYS[2], task, new)
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, 0)
-return 'ok'
-"""
-
-
-# The task ids (ARGV) that have a job still queued, started, scheduled or deferred: one round trip
-# for a whole dispatch batch instead of two commands per task.
-BUSY_TASKS_LUA = """
-local busy = {}
-for i = 1, #ARGV do
-  for _, job in ipairs(redis.call('ZRANGE', 'chime:inflight:' .. ARGV[i], 0, -1)) do
-    local status = redis.call('HGET', 'rq:job:' .. job, 'status')
-    if status == 'queued' or status == 'started' or status == 'scheduled' or status == 'deferred' then
-      busy[#busy + 1] = ARGV[i]
-      break
-    end
-  end
-end
-return busy
-"""
-
-
-# Remove one scheduled occurrence the reconciler found orphaned, if it still is: still in the sorted
-# set (the scheduler has not moved it meanwhile) and, unless the task is gone, still not the task's
-# pending occurrence. Its hash goes only with it.
-# KEYS: scheduled set, pending index, job hash. ARGV: job id, task id, 'gone' or 'not-pending'.
-REMOVE_ORPHAN_LUA = """
-if ARGV[3] ~= 'gone' and redis.call('HGET', KEYS[2], ARGV[2]) == ARGV[1] then return 0 end
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[3])
-  return 1
-end
-return 0
-"""
-
-# Forget the pending occurrence of a deleted or disabled task, if it is still the one seen.
-# KEYS: pending index. ARGV: task id, the job id seen.
-FORGET_PENDING_LUA = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
-# Drop in-flight markers that no longer stand for a queued or running job: the job's hash is gone or
-# says it ended, or the database already holds its outcome (ARGV flag '1'). A worker killed after
-# recording a run, before it cleared its marker, leaves one behind; left alone it would make every
-# later occurrence of the task look like an overlap.
-# KEYS: pairs of (in-flight set, job hash). ARGV: per pair, the job id and the database's flag.
-CLEAR_STALE_INFLIGHT_LUA = """
-local cleared = 0
-for i = 1, #KEYS, 2 do
-  local job, final = ARGV[i], ARGV[i + 1]
-  local status = redis.call('HGET', KEYS[i + 1], 'status')
-  local live = status == 'queued' or status == 'started' or status == 'scheduled' or status == 'deferred'
-  if final == '1' or not live then
-    cleared = cleared + redis.call('ZREM', KEYS[i], job)
-  end
-end
-return cleared
-"""
 
 
 @dataclass(frozen=True)
@@ -412,52 +219,39 @@ def replace_pending(connection: Redis, task_id: int, occurrence: Occurrence | No
     """
     if occurrence is not None:
         save_jobs(connection, [occurrence])
-    script = connection.register_script(REPLACE_PENDING_LUA)
+    script = connection.register_script(scripts.REPLACE_PENDING_LUA)
     new_id = occurrence.job_id if occurrence else ""
     score = score_of(occurrence.scheduled_for) if occurrence else 0
-    old = script(
-        keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY],
-        args=[task_id, new_id, score, Job.redis_job_namespace_prefix],
-    )
-    return old.decode() if isinstance(old, bytes) else old
+    while True:  # until the pending occurrence seen is still the one pending (the dispatcher moves it)
+        seen = pending_job_id(connection, task_id) or ""
+        replaced, dropped = script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, job_key(seen)],
+                                   args=[task_id, new_id, score, seen])
+        if replaced:
+            return _text(dropped) or None
 
 
 def remove_orphans(connection: Redis, orphans: Sequence[tuple[str, int, bool]]) -> int:
     """Remove (job id, task id, task gone) scheduled orphans that still are orphans; return how many went."""
-    remove = connection.register_script(REMOVE_ORPHAN_LUA)
+    remove = connection.register_script(scripts.REMOVE_ORPHAN_LUA)
     with connection.pipeline(transaction=False) as pipe:
         for job_id, task_id, gone in orphans:
-            remove(keys=[SCHEDULED_KEY, PENDING_KEY, JOB_KEY.format(job_id=job_id)],
+            remove(keys=[SCHEDULED_KEY, PENDING_KEY, job_key(job_id)],
                    args=[job_id, task_id, "gone" if gone else "not-pending"], client=pipe)
         return sum(pipe.execute())
 
 
-# Take a queued occurrence of a deleted or disabled task off its queue, with its hash and its in-flight
-# marker (left behind, a queued hash would make the task look busy forever).
-# KEYS: queue, job hash, the task's in-flight set. ARGV: job id.
-REMOVE_QUEUED_ORPHAN_LUA = """
-if redis.call('LREM', KEYS[1], 0, ARGV[1]) > 0 then
-  redis.call('DEL', KEYS[2])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  return 1
-end
-return 0
-"""
-
-
 def remove_queued_orphans(connection: Redis, orphans: Sequence[tuple[str, str, int]]) -> int:
     """Remove (job id, queue, task id) queued orphans that are still queued; return how many went."""
-    remove = connection.register_script(REMOVE_QUEUED_ORPHAN_LUA)
+    remove = connection.register_script(scripts.REMOVE_QUEUED_ORPHAN_LUA)
     with connection.pipeline(transaction=False) as pipe:
         for job_id, queue, task_id in orphans:
-            remove(keys=[QUEUE_KEY.format(name=queue), JOB_KEY.format(job_id=job_id),
-                         INFLIGHT_KEY.format(task_id=task_id)], args=[job_id], client=pipe)
+            remove(keys=[queue_key(queue), job_key(job_id), inflight_key(task_id)], args=[job_id], client=pipe)
         return sum(pipe.execute())
 
 
 def forget_pending(connection: Redis, seen: Sequence[tuple[int, str]]) -> None:
     """Drop the pending entries of deleted or disabled tasks, each only if it is still the one seen."""
-    forget = connection.register_script(FORGET_PENDING_LUA)
+    forget = connection.register_script(scripts.FORGET_PENDING_LUA)
     with connection.pipeline(transaction=False) as pipe:
         for task_id, job_id in seen:
             forget(keys=[PENDING_KEY], args=[task_id, job_id], client=pipe)
@@ -469,12 +263,15 @@ def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> tuple[s
     next ids whose job hash could not be copied from their due job (the caller must save them)."""
     if not moves:
         return set(), []
+    keys: list[str] = [SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY]
     args: list[object] = [utcformat(now)]
     for move in moves:
+        keys += [job_key(move.due_id), job_key(move.push_id), job_key(move.next_id), queue_key(move.queue),
+                 inflight_key(move.task_id)]
         args += [move.due_id, move.push_id, move.queue, move.task_id, move.next_id, move.next_score,
                  move.next_description]
-    script = connection.register_script(MOVE_DUE_LUA)
-    moved, unsaved = script(keys=[SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY], args=args)
+    script = connection.register_script(scripts.MOVE_DUE_LUA)
+    moved, unsaved = script(keys=keys, args=args)
     return {_text(m) for m in moved}, [_text(u) for u in unsaved]
 
 
@@ -484,11 +281,10 @@ def _text(value: bytes | str) -> str:
 
 def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str | None:
     """Write and enqueue one occurrence at once; return its job id, or None if it was already handled."""
-    script = connection.register_script(PUSH_NOW_LUA)
+    script = connection.register_script(scripts.PUSH_NOW_LUA)
     pushed = script(
-        keys=[QUEUE_KEY.format(name=occurrence.queue), QUEUES_SET_KEY,
-              INFLIGHT_KEY.format(task_id=occurrence.task_id), JOB_KEY.format(job_id=occurrence.job_id),
-              SCHEDULED_KEY],
+        keys=[queue_key(occurrence.queue), QUEUES_SET_KEY, inflight_key(occurrence.task_id),
+              job_key(occurrence.job_id), SCHEDULED_KEY],
         args=[occurrence.job_id, utcformat(now), occurrence.queue, *job_fields(connection, occurrence)],
     )
     return occurrence.job_id if pushed else None
@@ -496,7 +292,7 @@ def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str | 
 
 @dataclass(frozen=True)
 class Repair:
-    """The reconciler's repair of one task's pending occurrence (see REPAIR_PENDING_LUA)."""
+    """The reconciler's repair of one task's pending occurrence (see redis_scripts.REPAIR_PENDING_LUA)."""
 
     task_id: int
     occurrence: Occurrence | None
@@ -506,7 +302,7 @@ class Repair:
 
 def repair_pending_many(connection: Redis, repairs: Sequence[Repair], batch_size: int = 2000) -> list[str]:
     """Apply repairs in pipelined batches; return each one's outcome (ok, removed, live, changed, handled)."""
-    script = connection.register_script(REPAIR_PENDING_LUA)
+    script = connection.register_script(scripts.REPAIR_PENDING_LUA)
     outcomes: list[str] = []
     for start in range(0, len(repairs), batch_size):
         with connection.pipeline(transaction=False) as pipe:
@@ -519,8 +315,7 @@ def repair_pending_many(connection: Redis, repairs: Sequence[Repair], batch_size
 def _repair(script: Any, pipe: Any, connection: Redis, repair: Repair) -> None:
     new = repair.occurrence
     new_id = new.job_id if new else ""
-    script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, JOB_KEY.format(job_id=new_id),
-                 JOB_KEY.format(job_id=repair.expected_id)],
+    script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, job_key(new_id), job_key(repair.expected_id)],
            args=[repair.task_id, "stale" if repair.stale else "lost", repair.expected_id, new_id,
                  score_of(new.scheduled_for) if new else 0, *(job_fields(connection, new) if new else [])],
            client=pipe)
@@ -539,12 +334,12 @@ def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> 
 
 def finish_inflight(connection: Redis, task_id: int, job_id: str) -> None:
     """Forget that a job is in flight (the executor is done with it)."""
-    connection.zrem(INFLIGHT_KEY.format(task_id=task_id), job_id)
+    connection.zrem(inflight_key(task_id), job_id)
 
 
 def inflight_markers(connection: Redis) -> list[tuple[int, str]]:
     """Every (task id, job id) marked in flight."""
-    keys = [key.decode() for key in connection.scan_iter(match=INFLIGHT_KEY.format(task_id="*"), count=1000)]
+    keys = [key.decode() for key in connection.scan_iter(match=inflight_key("*"), count=1000)]
     with connection.pipeline(transaction=False) as pipe:
         for key in keys:
             pipe.zrange(key, 0, -1)
@@ -560,31 +355,9 @@ def clear_stale_inflight(connection: Redis, markers: Sequence[tuple[int, str, bo
     keys: list[str] = []
     args: list[object] = []
     for task_id, job_id, recorded in markers:
-        keys += [INFLIGHT_KEY.format(task_id=task_id), JOB_KEY.format(job_id=job_id)]
+        keys += [inflight_key(task_id), job_key(job_id)]
         args += [job_id, "1" if recorded else "0"]
-    return int(connection.register_script(CLEAR_STALE_INFLIGHT_LUA)(keys=keys, args=args))
-
-
-# Put back on its queue a job a worker took (status 'started') and died with before claiming it, if it
-# is still so: same status and start time as the caller saw. Its StartedJobRegistry entry goes, so
-# RQ's clean-up does not fail it later. (A worker that was only frozen finds its claim taken: the
-# unique constraint makes the second delivery a no-op.)
-# KEYS: job hash, queues set. ARGV: job id, the started_at seen, now text.
-REQUEUE_ABANDONED_LUA = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('HGET', KEYS[1], 'started_at') ~= ARGV[2] then
-  return 0
-end
-local origin = redis.call('HGET', KEYS[1], 'origin')
-if not origin then return 0 end
-local wip = 'rq:wip:' .. origin
-for _, member in ipairs(redis.call('ZRANGE', wip, 0, -1)) do
-  if string.sub(member, 1, #ARGV[1] + 1) == ARGV[1] .. ':' then redis.call('ZREM', wip, member) end
-end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'enqueued_at', ARGV[3])
-redis.call('SADD', KEYS[2], 'rq:queue:' .. origin)
-redis.call('RPUSH', 'rq:queue:' .. origin, ARGV[1])
-return 1
-"""
+    return int(connection.register_script(scripts.CLEAR_STALE_INFLIGHT_LUA)(keys=keys, args=args))
 
 
 def requeue_abandoned(connection: Redis, job_ids: Sequence[str], started_before: datetime, now: datetime) -> int:
@@ -593,15 +366,15 @@ def requeue_abandoned(connection: Redis, job_ids: Sequence[str], started_before:
         return 0
     with connection.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(JOB_KEY.format(job_id=job_id), "status", "started_at")
+            pipe.hmget(job_key(job_id), "status", "started_at", "origin")
         seen = pipe.execute()
-    abandoned = [(job_id, started.decode()) for job_id, (status, started) in zip(job_ids, seen)
-                 if status == b"started" and started and utcparse(started.decode()) < started_before]
-    script = connection.register_script(REQUEUE_ABANDONED_LUA)
+    abandoned = [(job_id, started.decode(), origin.decode()) for job_id, (status, started, origin) in zip(job_ids, seen)
+                 if status == b"started" and started and origin and utcparse(started.decode()) < started_before]
+    script = connection.register_script(scripts.REQUEUE_ABANDONED_LUA)
     with connection.pipeline(transaction=False) as pipe:
-        for job_id, started in abandoned:
-            script(keys=[JOB_KEY.format(job_id=job_id), QUEUES_SET_KEY], args=[job_id, started, utcformat(now)],
-                   client=pipe)
+        for job_id, started, origin in abandoned:
+            script(keys=[job_key(job_id), QUEUES_SET_KEY, queue_key(origin), started_registry_key(origin)],
+                   args=[job_id, started, utcformat(now), origin], client=pipe)
         return sum(pipe.execute())
 
 
@@ -609,7 +382,53 @@ def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:
     """Return the ids among `task_ids` of tasks with a job still queued or running."""
     if not task_ids:
         return set()
-    return {int(t) for t in connection.register_script(BUSY_TASKS_LUA)(args=list(task_ids))}
+    found = connection.register_script(scripts.INFLIGHT_JOBS_LUA)(keys=[inflight_key(t) for t in task_ids])
+    inflight = [(task_ids[index - 1], _text(job_id)) for index, job_id in zip(found[::2], found[1::2])]
+    if not inflight:
+        return set()
+    with connection.pipeline(transaction=False) as pipe:
+        for _, job_id in inflight:
+            pipe.hget(job_key(job_id), "status")
+        statuses = pipe.execute()
+    return {task_id for (task_id, _), status in zip(inflight, statuses)
+            if status is not None and status.decode() in scripts.LIVE_STATUSES}
+
+
+def periodic_job_id(name: str, slot: int) -> str:
+    """The job id of periodic job `name` for the slot starting `slot` epoch seconds: one job per slot."""
+    return f"chime-periodic-{name}-{slot}"
+
+
+def periodic_slots(connection: Redis) -> dict[str, int]:
+    """Each periodic job's last slot pushed (epoch seconds), by name."""
+    return {name.decode(): int(slot) for name, slot in connection.hgetall(PERIODIC_KEY).items()}
+
+
+def push_periodic(connection: Redis, job: PeriodicJob, slot: int, last_slot: int | None, now: datetime) -> bool:
+    """Push `job` for the slot starting `slot` epoch seconds, once; say whether this call pushed it.
+
+    Nothing is pushed unless `last_slot` (the caller's read of periodic_slots) is still the last slot
+    pushed -- two schedulers never push one slot twice -- nor while the last slot's job is still queued or
+    running (a late pass is not doubled up; the current slot is pushed once it ends).
+    """
+    job_id = periodic_job_id(job.name, slot)
+    rq_job = Job.create(job.func, connection=connection, id=job_id, timeout=job.timeout_seconds,
+                        result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+                        description=f"periodic {job.name} {from_epoch_us(slot * 1_000_000).isoformat()}")
+    rq_job.origin = job.queue
+    fields = [item for pair in rq_job.to_dict().items() for item in pair]
+    last_key = job_key(periodic_job_id(job.name, last_slot) if last_slot is not None else "")
+    pushed = connection.register_script(scripts.PUSH_PERIODIC_LUA)(
+        keys=[PERIODIC_KEY, job_key(job_id), last_key, queue_key(job.queue), QUEUES_SET_KEY],
+        args=[job.name, slot, "" if last_slot is None else last_slot, job_id, utcformat(now), job.queue, *fields])
+    return bool(pushed)
+
+
+def remove_legacy_periodic(connection: Redis) -> int:
+    """Take the rq-scheduler `repeat` entries of an earlier Chime's periodic jobs out of the schedule."""
+    legacy = list(LEGACY_PERIODIC_JOB_IDS)
+    return int(connection.register_script(scripts.REMOVE_LEGACY_PERIODIC_LUA)(
+        keys=[SCHEDULED_KEY, *map(job_key, legacy)], args=legacy))
 
 
 def pending_job_id(connection: Redis, task_id: int) -> str | None:

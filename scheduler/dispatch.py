@@ -1,10 +1,12 @@
 """The scheduler process: move due occurrences onto RQ queues, precisely and exactly once.
 
-Built on rq-scheduler's Scheduler (same sorted set, same job hashes), with three changes:
+It keeps rq-scheduler's layout (due RQ jobs in its sorted set, as RQ job hashes; see chime.redis_keys),
+so RQ's and rq-scheduler's tools read the schedule, but it is its own loop, not rq-scheduler's:
 - it wakes for the earliest due occurrence (or when a task changes) instead of every 60 s;
 - the move of a due occurrence and the scheduling of the task's next one are one Lua script;
 - the next fire time comes from the task in the database (croniter, in the task's time zone),
-  computed from the scheduled time, never from "now", with misfires decided by a pure policy.
+  computed from the scheduled time, never from "now", with misfires decided by a pure policy;
+- it pushes Chime's own periodic jobs (reconcile, retention) once per slot (scheduler.periodic).
 Two schedulers may run; the one holding the lock dispatches, the other waits to take over.
 """
 from __future__ import annotations
@@ -23,31 +25,24 @@ from typing import Any
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from rq.queue import Queue
-from rq_scheduler import Scheduler
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from scheduler.boundary import PlainPickleSerializer
-from scheduler import health, metrics
+from scheduler import health, metrics, periodic
 from chime import occurrence as occ
 from scheduler.lock import Lock
 from chime.policy import decide_misfire
-from scheduler.reconcile import (PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_periodic_job, ensure_retention_job,
-                                 latest_recorded_occurrences)
+from scheduler.reconcile import latest_recorded_occurrences
 from chime.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
 from chime.extensions import db
 from chime.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
 from chime.database import begin_read_only, wait_briefly_for_row_locks
 from chime.services import add_notification, record_skip, save_next_run_times, schedule_of
+from chime.redis_keys import LEGACY_PERIODIC_JOB_IDS, SCHEDULER_LOCK_KEY
 from chime.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-PERIODIC_JOB_IDS = (RECONCILE_JOB_ID, PRUNE_JOB_ID)
-LOCK_KEY = "chime:scheduler:lock"
 LOCK_TTL_SECONDS = 5.0
 TICK_SECONDS = 1.0
 BATCH_SIZE = 500  # occurrences per pass: the first of a burst land sooner, and each move script blocks Redis briefly
@@ -77,14 +72,15 @@ class Plan:
     writes: list[tuple[int, Callable[[Task], object]]] = field(default_factory=list)  # (task id, skip/notify)
 
 
-class ChimeScheduler(Scheduler):
-    """rq-scheduler's Scheduler, made precise, atomic and highly available."""
+class ChimeScheduler:
+    """The dispatcher: precise, atomic and highly available."""
 
     def __init__(self, connection: Redis, app: Flask, name: str | None = None,
                  lock_ttl_seconds: float = LOCK_TTL_SECONDS) -> None:
-        super().__init__(connection=connection, interval=TICK_SECONDS, name=name or f"chime-{uuid.uuid4().hex[:8]}")
+        self.connection = connection
+        self.name = name or f"chime-{uuid.uuid4().hex[:8]}"
         self.app = app
-        self.lock = Lock(connection, LOCK_KEY, lock_ttl_seconds)
+        self.lock = Lock(connection, SCHEDULER_LOCK_KEY, lock_ttl_seconds)
         self.stopping = False
         self.active = False
         self.housekeeping_due_at = 0.0
@@ -126,13 +122,14 @@ class ChimeScheduler(Scheduler):
 
     def housekeeping(self) -> None:
         """Once a second, off the dispatch path: the lock, the heartbeat, bookkeeping, built-in jobs."""
-        self.active = self.lock.acquire_or_extend()
+        was_active, self.active = self.active, self.lock.acquire_or_extend()
         health.beat_scheduler(self.connection, self.name, self.active)
         self.housekeeping_due_at = time.monotonic() + HOUSEKEEPING_SECONDS
         if self.active:
+            if not was_active:
+                periodic.remove_legacy_entries(self.connection)
             self.save_next_run_at_quietly()
-            ensure_periodic_job(self, self.app.config["RECONCILE_INTERVAL_SECONDS"])
-            ensure_retention_job(self)
+            periodic.push_due(self.connection, periodic.periodic_jobs(self.app.config), utcnow())
 
     def wait(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a task change pushes the wake-up list.
@@ -191,7 +188,7 @@ class ChimeScheduler(Scheduler):
             return 0
         parsed = [(job_id, occ.parse_job_id(job_id)) for job_id in due_ids]
         ours = [due for _, due in parsed if due is not None]
-        self.enqueue_foreign([job_id for job_id, due in parsed if due is None])
+        self.refuse_foreign([job_id for job_id, due in parsed if due is None])
         if not ours:
             return len(due_ids)
         plan = self.plan(ours, now)
@@ -206,26 +203,19 @@ class ChimeScheduler(Scheduler):
             self.save_next_run_at()
         return len(due_ids)
 
-    def enqueue_foreign(self, job_ids: Sequence[str]) -> None:
-        """Hand Chime's own periodic jobs (reconcile, prune) to the base class; refuse anything else.
+    def refuse_foreign(self, job_ids: Sequence[str]) -> None:
+        """Take job ids that are not occurrences out of the schedule; never run them.
 
-        A job id in the schedule that is neither an occurrence nor one of Chime's periodic jobs was put
-        there by something other than Chime: it is taken out of the schedule and never run. Jobs are
-        read with the plain-data loader, so reading one never imports or calls anything.
+        Chime puts only occurrences there: anything else was put by something other than Chime, or is
+        an earlier Chime's rq-scheduler entry of a periodic job (scheduler.periodic pushes those now).
+        Nothing is read from such a job, so nothing in it is ever imported or called.
         """
+        if any(job_id in LEGACY_PERIODIC_JOB_IDS for job_id in job_ids):
+            periodic.remove_legacy_entries(self.connection)
         for job_id in job_ids:
-            if job_id not in PERIODIC_JOB_IDS:
+            if job_id not in LEGACY_PERIODIC_JOB_IDS:
                 log.warning("Refused %s: it is in the schedule but Chime did not put it there; removed", job_id)
                 self.connection.zrem(occ.SCHEDULED_KEY, job_id)
-                continue
-            try:
-                self.enqueue_job(Job.fetch(job_id, connection=self.connection, serializer=PlainPickleSerializer))
-            except NoSuchJobError:
-                self.cancel(job_id)
-
-    def get_queue_for_job(self, job: Job) -> Queue:
-        """The job's own queue, always of RQ's Queue class (a job's meta never names a class to import)."""
-        return Queue(job.origin, connection=self.connection, serializer=PlainPickleSerializer)
 
     def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
         """Decide, per due occurrence, what to push and what comes next; record skips."""

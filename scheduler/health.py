@@ -6,12 +6,10 @@ import time
 from typing import Any
 
 from redis import Redis
-from rq import Queue, Worker
+from rq import Worker
 
-from chime.models import QUEUE_NAMES
+from chime.redis_keys import QUEUE_NAMES, RECONCILE_REPORT_KEY, SCHEDULER_HEARTBEAT_KEY, queue_key
 
-SCHEDULER_HEARTBEAT_KEY = "chime:scheduler:heartbeat"
-RECONCILE_REPORT_KEY = "chime:reconciler:last_report"
 SCHEDULER_STALE_AFTER_SECONDS = 15
 HEARTBEAT_TTL_SECONDS = 60
 
@@ -64,7 +62,7 @@ def queue_depths(connection: Redis) -> dict[str, int]:
     """Return the number of jobs waiting on each queue."""
     with connection.pipeline(transaction=False) as pipe:
         for name in QUEUE_NAMES:
-            pipe.llen(Queue.redis_queue_namespace_prefix + name)
+            pipe.llen(queue_key(name))
         counts = pipe.execute()
     return dict(zip(QUEUE_NAMES, counts))
 

@@ -5,18 +5,7 @@ import secrets
 
 from redis import Redis
 
-EXTEND_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-RELEASE_LUA = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+from chime.redis_scripts import EXTEND_LOCK_LUA, RELEASE_LOCK_LUA
 
 
 class Lock:
@@ -30,13 +19,13 @@ class Lock:
 
     def acquire_or_extend(self) -> bool:
         """Extend the lock if we hold it, else try to take it; say whether we hold it now."""
-        if self.connection.eval(EXTEND_LUA, 1, self.key, self.token, self.ttl_ms):
+        if self.connection.eval(EXTEND_LOCK_LUA, 1, self.key, self.token, self.ttl_ms):
             return True
         return bool(self.connection.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
     def release(self) -> bool:
         """Release the lock if we still hold it."""
-        return bool(self.connection.eval(RELEASE_LUA, 1, self.key, self.token))
+        return bool(self.connection.eval(RELEASE_LOCK_LUA, 1, self.key, self.token))
 
     def holder(self) -> str | None:
         value = self.connection.get(self.key)

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis import Redis
 
+from chime.redis_keys import EXECUTIONS_METRIC_KEY as EXECUTIONS_KEY
+from chime.redis_keys import HISTOGRAM_METRIC_KEY as HISTOGRAM_KEY
+from chime.redis_keys import REPAIRS_METRIC_KEY as REPAIRS_KEY
 from scheduler import health
 
-EXECUTIONS_KEY = "chime:metrics:executions"          # hash "<task_id>|<status>" -> count
-REPAIRS_KEY = "chime:metrics:reconcile_repairs"      # hash kind -> count
-HISTOGRAM_KEY = "chime:metrics:histogram:{name}"     # hash "le:<bound>" | "sum" | "count"
 DURATION_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 LAG_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 

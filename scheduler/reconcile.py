@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
-from rq.queue import Queue
 from rq.utils import utcparse
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import aliased
@@ -31,20 +30,18 @@ from chime.policy import retry_delay_seconds, should_retry
 from chime.triggers import next_fire_at
 from chime.database import begin_read_only
 from chime.extensions import db
-from chime.models import QUEUE_NAMES, Execution, Level, ScheduleType, Status, Task, Trigger
+from chime.models import Execution, Level, ScheduleType, Status, Task, Trigger
 from chime.services import add_notification, first_occurrence, save_next_run_times, schedule_of
+from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, queue_key
 from chime.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "chime:reconciler:lock"
 LOCK_TTL_SECONDS = 600
-RECONCILE_JOB_ID = "chime-reconcile"
 REDIS_BATCH = 5000
 DB_BATCH = 5000
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
 ABANDONED_AFTER_SECONDS = 30  # a live worker claims the job it took within milliseconds
-LIVENESS_SINCE_KEY = "chime:liveness:since"  # "<run id>@<epoch seconds>": since when this Redis has kept its data
 RETRY_LATE_AFTER_SECONDS = 10
 TIMEOUT_MARGIN_SECONDS = 120
 
@@ -85,7 +82,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
     write lock), and every repair in Redis is a script that re-checks, at that instant, that the
     occurrence it touches is still the one the pass judged -- the scheduler may have moved it since.
     """
-    lock = Lock(connection, LOCK_KEY, LOCK_TTL_SECONDS)
+    lock = Lock(connection, RECONCILER_LOCK_KEY, LOCK_TTL_SECONDS)
     if not lock.acquire_or_extend():
         return {"skipped": True, "reason": "another reconcile pass is running"}
     started = time.monotonic()
@@ -124,7 +121,7 @@ def read_redis(connection: Redis) -> RedisView:
     pending = {int(k): v.decode() for k, v in connection.hgetall(occ.PENDING_KEY).items()}
     queued: dict[str, str] = {}
     for name in QUEUE_NAMES:
-        for job_id in connection.lrange(Queue.redis_queue_namespace_prefix + name, 0, -1):
+        for job_id in connection.lrange(queue_key(name), 0, -1):
             queued[job_id.decode()] = name
     wanted = list(pending.values())
     fields: dict[str, JobFields] = {}
@@ -554,35 +551,3 @@ def next_attempt_exists(execution: Execution) -> bool:
         Execution.task_id == execution.task_id, Execution.scheduled_for == execution.scheduled_for,
         Execution.attempt == execution.attempt + 1).limit(1))
     return found is not None
-
-
-def ensure_periodic_job(scheduler: Any, interval_seconds: int) -> None:
-    """Keep the periodic reconcile job in rq-scheduler's sorted set (it is lost with Redis)."""
-    connection = scheduler.connection
-    if connection.zscore(occ.SCHEDULED_KEY, RECONCILE_JOB_ID) is not None:
-        return
-    if connection.exists(occ.JOB_KEY.format(job_id=RECONCILE_JOB_ID)) and \
-            connection.hget(occ.JOB_KEY.format(job_id=RECONCILE_JOB_ID), "status") in (b"queued", b"started"):
-        return
-    scheduler.schedule(scheduled_time=datetime.utcnow(), func="scheduler.reconcile.run_reconcile",
-                       interval=interval_seconds, id=RECONCILE_JOB_ID, queue_name="high", result_ttl=600,
-                       timeout=LOCK_TTL_SECONDS)
-    log.info("Scheduled the periodic reconcile every %s s", interval_seconds)
-
-
-PRUNE_JOB_ID = "chime-prune-logs"
-PRUNE_INTERVAL_SECONDS = 3600
-PRUNE_TIMEOUT_SECONDS = 1800
-
-
-def ensure_retention_job(scheduler: Any) -> None:
-    """Keep the hourly log-retention job (scheduler.retention.run_prune) in rq-scheduler's sorted set."""
-    connection = scheduler.connection
-    if connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is not None:
-        return
-    if connection.hget(occ.JOB_KEY.format(job_id=PRUNE_JOB_ID), "status") in (b"queued", b"started"):
-        return
-    scheduler.schedule(scheduled_time=datetime.utcnow(), func="scheduler.retention.run_prune",
-                       interval=PRUNE_INTERVAL_SECONDS, id=PRUNE_JOB_ID, queue_name="low", result_ttl=600,
-                       timeout=PRUNE_TIMEOUT_SECONDS)
-    log.info("Scheduled the log-retention prune every %s s", PRUNE_INTERVAL_SECONDS)

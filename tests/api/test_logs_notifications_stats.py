@@ -388,8 +388,8 @@ def test_reconcile_on_demand_returns_its_report_and_stats_show_it(api: Any) -> N
 
 
 def test_reconcile_while_another_pass_runs_is_a_409(api: Any, redis_client: Any) -> None:
-    from scheduler.reconcile import LOCK_KEY
+    from chime.redis_keys import RECONCILER_LOCK_KEY
 
-    redis_client.set(LOCK_KEY, "someone-else", ex=60)
+    redis_client.set(RECONCILER_LOCK_KEY, "someone-else", ex=60)
     response = api.post("/api/reconcile/")
     assert response.status_code == 409 and response.get_json()["error"] == "conflict"

@@ -1,4 +1,4 @@
-"""Log retention: prune(), the prune-logs command, run_prune and the recurring chime-prune-logs job."""
+"""Log retention: prune(), the prune-logs command and run_prune (the hourly job: tests/scheduler/test_periodic.py)."""
 from __future__ import annotations
 
 import itertools
@@ -6,13 +6,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from rq_scheduler import Scheduler
 from sqlalchemy import event, func, select
 
 import scheduler.worker
-from chime import occurrence as occ
-from scheduler.dispatch import ChimeScheduler
-from scheduler.reconcile import PRUNE_INTERVAL_SECONDS, PRUNE_JOB_ID, RECONCILE_JOB_ID, ensure_retention_job
 from chime import services
 from chime.extensions import db
 from chime.models import Execution, Notification, Task
@@ -153,32 +149,3 @@ def test_run_prune_uses_log_retention_days(app: Any, monkeypatch: pytest.MonkeyP
     app.config["LOG_RETENTION_DAYS"] = 2
     assert run_prune()["executions_deleted"] == 1
     assert ids(Execution) == set()
-
-
-def test_ensure_retention_job_keeps_exactly_one_job(app: Any) -> None:
-    connection = app.extensions["redis"]
-    scheduler = Scheduler(connection=connection)
-    ensure_retention_job(scheduler)
-    ensure_retention_job(scheduler)
-    members = [m.decode() for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1)]
-    assert members.count(PRUNE_JOB_ID) == 1
-    job = next(j for j in scheduler.get_jobs() if j.id == PRUNE_JOB_ID)
-    assert job.func_name == "scheduler.retention.run_prune"
-    assert job.origin == "low"
-    assert job.meta["interval"] == PRUNE_INTERVAL_SECONDS
-
-    connection.zrem(occ.SCHEDULED_KEY, PRUNE_JOB_ID)  # moved onto its queue: not scheduled again meanwhile
-    connection.hset(occ.JOB_KEY.format(job_id=PRUNE_JOB_ID), "status", "queued")
-    ensure_retention_job(scheduler)
-    assert connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is None
-
-    connection.flushdb()  # lost with Redis: put back
-    ensure_retention_job(scheduler)
-    assert connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is not None
-
-
-def test_dispatcher_tick_schedules_the_retention_job(app: Any) -> None:
-    connection = app.extensions["redis"]
-    ChimeScheduler(connection, app).tick()
-    assert connection.zscore(occ.SCHEDULED_KEY, PRUNE_JOB_ID) is not None
-    assert connection.zscore(occ.SCHEDULED_KEY, RECONCILE_JOB_ID) is not None

@@ -140,7 +140,7 @@ def test_run_now_runs_a_disabled_task_with_trigger_manual(engine: Engine, engine
 
 
 def test_standby_scheduler_takes_over_without_double_dispatch(engine: Engine, engine_app: Any) -> None:
-    from scheduler.dispatch import LOCK_KEY
+    from chime.redis_keys import SCHEDULER_LOCK_KEY as LOCK_KEY
 
     connection = engine_app.extensions["redis"]
     engine.start("worker")

@@ -77,20 +77,22 @@ def test_a_job_chime_did_not_schedule_is_refused_and_taken_out_of_the_schedule(a
     assert not marker.exists()
 
 
-def test_reading_a_tampered_periodic_job_runs_nothing(app: Any, tmp_path: Any) -> None:
+def test_a_tampered_legacy_periodic_entry_is_taken_out_of_the_schedule_unread(app: Any, tmp_path: Any) -> None:
     import pickle
 
-    from scheduler.reconcile import RECONCILE_JOB_ID, ensure_periodic_job
-
     connection = app.extensions["redis"]
-    scheduler = ChimeScheduler(connection, app)
-    ensure_periodic_job(scheduler, 60)
+    legacy_id = "chime-reconcile"  # what an earlier Chime called rq-scheduler's repeating reconcile job
     marker = tmp_path / "ran"
-    connection.hset(occ.JOB_KEY.format(job_id=RECONCILE_JOB_ID), "meta", pickle.dumps(RunsOnUnpickle(str(marker))))
+    connection.hset(occ.JOB_KEY.format(job_id=legacy_id),
+                    mapping={"status": "scheduled", "meta": pickle.dumps(RunsOnUnpickle(str(marker)))})
+    connection.zadd(occ.SCHEDULED_KEY, {legacy_id: (utcnow() - timedelta(seconds=1)).timestamp()})
 
-    scheduler.dispatch_due(utcnow() + timedelta(seconds=1))
+    ChimeScheduler(connection, app).dispatch_due(utcnow() + timedelta(seconds=1))
 
     assert not marker.exists()
+    assert connection.zscore(occ.SCHEDULED_KEY, legacy_id) is None
+    assert not connection.exists(occ.JOB_KEY.format(job_id=legacy_id))
+    assert all(connection.llen(f"rq:queue:{q}") == 0 for q in ("high", "default", "low"))
 
 
 def whole_second_after(seconds: float) -> Any:

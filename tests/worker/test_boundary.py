@@ -155,12 +155,11 @@ def test_the_worker_reads_jobs_safely_whatever_rq_worker_passes(connection: Any)
 
 def test_every_function_chime_puts_on_a_queue_is_an_entry_point(connection: Any) -> None:
     from chime import occurrence as occ
-    from scheduler import reconcile
-    from scheduler.dispatch import ChimeScheduler
+    from chime.timeutil import utcnow
+    from scheduler import periodic
 
-    scheduler = ChimeScheduler(connection, None)
-    reconcile.ensure_periodic_job(scheduler, 60)
-    reconcile.ensure_retention_job(scheduler)
+    settings = {"RECONCILE_INTERVAL_SECONDS": 60, "RETENTION_INTERVAL_SECONDS": 3600}
+    assert periodic.push_due(connection, periodic.periodic_jobs(settings), utcnow()) == ["reconcile", "prune-logs"]
     task_id = create(name="any")
     services.run_task_now(db.session.get(Task, task_id))
     db.session.rollback()

@@ -24,11 +24,12 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter
 from redis.exceptions import RedisError
 
+from chime.redis_keys import THROTTLE_KEY_PREFIX as KEY_PREFIX
+
 log = logging.getLogger(__name__)
 
 WINDOW = "15 minutes"
 WINDOW_SECONDS = 15 * 60
-KEY_PREFIX = "chime:throttle"
 LOGIN_ENDPOINT = "admin.login"
 EXTENSION_KEY = "chime_limiter"
 

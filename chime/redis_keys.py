@@ -1,0 +1,69 @@
+"""Every Redis key Chime reads or writes, by name: RQ's layout, rq-scheduler's sorted set, and Chime's own.
+
+This module and :mod:`chime.redis_scripts` own the Redis layout: no other module spells a key. A key
+with a variable part is a template (``str.format``) with a function that fills it in; a Lua script
+never builds a key, it is handed every key it touches in KEYS.
+
+RQ's and rq-scheduler's keys follow their own layout (RQ 2: ``Job.redis_job_namespace_prefix``,
+``Queue.redis_queue_namespace_prefix``, ``Queue.redis_queues_keys``, ``StartedJobRegistry.key_template``;
+rq-scheduler: ``Scheduler.scheduled_jobs_key``), so RQ's tools and workers read what Chime writes.
+"""
+from __future__ import annotations
+
+# -- RQ -------------------------------------------------------------------------------------------
+QUEUE_NAMES = ("high", "default", "low")  # the queues Chime's workers listen on, most urgent first
+JOB_KEY = "rq:job:{job_id}"                # hash: one job (its status, payload, origin queue ...)
+QUEUE_KEY = "rq:queue:{name}"              # list: job ids waiting on a queue
+QUEUES_SET_KEY = "rq:queues"               # set: the keys of every queue that exists
+STARTED_REGISTRY_KEY = "rq:wip:{name}"     # sorted set: "<job id>:<execution id>" taken by a worker
+
+# -- rq-scheduler ---------------------------------------------------------------------------------
+SCHEDULED_KEY = "rq:scheduler:scheduled_jobs"  # sorted set: job id -> due epoch seconds
+
+# -- Chime: occurrences ---------------------------------------------------------------------------
+PENDING_KEY = "chime:pending"                   # hash: task id -> job id of its one pending occurrence
+INFLIGHT_KEY = "chime:inflight:{task_id}"       # sorted set: job ids moved onto a queue, not yet finished
+WAKEUP_KEY = "chime:scheduler:wakeup"           # list: pushed when a task changes; the scheduler blocks on it
+ALIVE_KEY = "chime:execution:{execution_id}:alive"  # string with a TTL: a running execution's heartbeat
+
+# -- Chime: the engine ----------------------------------------------------------------------------
+SCHEDULER_LOCK_KEY = "chime:scheduler:lock"          # the dispatching scheduler's lock
+SCHEDULER_HEARTBEAT_KEY = "chime:scheduler:heartbeat"  # hash: scheduler name -> its last beat (JSON)
+PERIODIC_KEY = "chime:scheduler:periodic"            # hash: periodic job name -> epoch seconds of its last slot
+RECONCILER_LOCK_KEY = "chime:reconciler:lock"        # one reconcile pass at a time
+RECONCILE_REPORT_KEY = "chime:reconciler:last_report"  # string: the last pass's report (JSON)
+LIVENESS_SINCE_KEY = "chime:liveness:since"          # "<run id>@<epoch seconds>": since when Redis kept its data
+
+# -- Chime: metrics and the web -------------------------------------------------------------------
+EXECUTIONS_METRIC_KEY = "chime:metrics:executions"        # hash: "<task_id>|<status>" -> count
+REPAIRS_METRIC_KEY = "chime:metrics:reconcile_repairs"    # hash: repair kind -> count
+HISTOGRAM_METRIC_KEY = "chime:metrics:histogram:{name}"   # hash: "le:<bound>" | "sum" | "count"
+THROTTLE_KEY_PREFIX = "chime:throttle"                    # Flask-Limiter's counters of failed sign-ins
+
+# Job ids rq-scheduler's `repeat` kept in SCHEDULED_KEY for the periodic jobs before Chime's dispatcher
+# scheduled them itself; the dispatcher removes them (an upgraded engine must not run both).
+LEGACY_PERIODIC_JOB_IDS = ("chime-reconcile", "chime-prune-logs")
+
+
+def job_key(job_id: str) -> str:
+    return JOB_KEY.format(job_id=job_id)
+
+
+def queue_key(name: str) -> str:
+    return QUEUE_KEY.format(name=name)
+
+
+def started_registry_key(queue: str) -> str:
+    return STARTED_REGISTRY_KEY.format(name=queue)
+
+
+def inflight_key(task_id: int | str) -> str:
+    return INFLIGHT_KEY.format(task_id=task_id)
+
+
+def alive_key(execution_id: int) -> str:
+    return ALIVE_KEY.format(execution_id=execution_id)
+
+
+def histogram_metric_key(name: str) -> str:
+    return HISTOGRAM_METRIC_KEY.format(name=name)
