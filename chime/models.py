@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from chime import redis_keys
+from chime.enums import Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger  # noqa: F401 (re-exported)
 from chime.extensions import db
 from chime.timeutil import as_utc, utcnow
 
@@ -30,54 +31,8 @@ class UTCDateTime(TypeDecorator):
         return as_utc(value)
 
 
-class Status(enum.StrEnum):
-    """Status of a task (its latest run) and of one execution."""
-
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCESS = "SUCCESS"
-    FAILED = "FAILED"
-    RETRYING = "RETRYING"
-    SKIPPED = "SKIPPED"
-
-
 FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
 FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED)
-
-
-class ScheduleType(enum.StrEnum):
-    ONE_TIME = "ONE_TIME"
-    CRON = "CRON"
-    INTERVAL = "INTERVAL"
-
-
-class Trigger(enum.StrEnum):
-    """Why an execution happened."""
-
-    SCHEDULE = "SCHEDULE"
-    MANUAL = "MANUAL"
-    RETRY = "RETRY"
-    RECOVERY = "RECOVERY"
-
-
-class Overlap(enum.StrEnum):
-    SKIP = "SKIP"
-    ALLOW = "ALLOW"
-
-
-class NotifyPolicy(enum.StrEnum):
-    ALWAYS = "ALWAYS"
-    ON_FAILURE = "ON_FAILURE"
-    NEVER = "NEVER"
-
-
-class Level(enum.StrEnum):
-    """Notification level."""
-
-    INFO = "INFO"
-    SUCCESS = "SUCCESS"
-    WARNING = "WARNING"
-    ERROR = "ERROR"
 
 
 QUEUE_NAMES = redis_keys.QUEUE_NAMES  # a task runs on one of the RQ queues Chime's workers listen on

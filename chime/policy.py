@@ -4,14 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from chime.enums import ScheduleType
+
 DEFAULT_RETRY_BACKOFF_SECONDS = 60
 MAX_RETRY_DELAY_SECONDS = 3600
 
 RUN = "RUN"
 SKIP_MISSED = "SKIP_MISSED"
-
-_ONE_TIME = "ONE_TIME"  # matches chime.triggers.ONE_TIME without importing croniter
-_SCHEDULE_TYPES = frozenset({"ONE_TIME", "CRON", "INTERVAL"})
 
 
 def retry_delay_seconds(*, attempt: int, base_seconds: int, cap_seconds: int = MAX_RETRY_DELAY_SECONDS) -> int:
@@ -59,7 +58,7 @@ def decide_misfire(
 ) -> MisfireDecision:
     """Decide whether a due occurrence runs, runs as a coalesced catch-up, or is skipped."""
     _check_misfire_arguments(schedule_type, scheduled_at, latest_due_at, missed_count, grace_seconds)
-    if schedule_type == _ONE_TIME:
+    if schedule_type == ScheduleType.ONE_TIME:
         late_seconds = _seconds_between(scheduled_at, now)
         return MisfireDecision(RUN, scheduled_at, 1, late_seconds, late_seconds > grace_seconds)
     if missed_count == 1 and _seconds_between(scheduled_at, now) <= grace_seconds:
@@ -79,7 +78,7 @@ def _check_misfire_arguments(
     schedule_type: str, scheduled_at: datetime, latest_due_at: datetime, missed_count: int, grace_seconds: int
 ) -> None:
     """Raise ValueError for arguments no caller should pass."""
-    if schedule_type not in _SCHEDULE_TYPES:
+    if schedule_type not in frozenset(ScheduleType):
         raise ValueError(f"Unknown schedule type {schedule_type!r}.")
     if missed_count < 1:
         raise ValueError("missed_count must be 1 or more (the due occurrence itself counts).")

@@ -34,8 +34,10 @@ from zoneinfo import ZoneInfo
 
 from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 
-ONE_TIME, CRON, INTERVAL = "ONE_TIME", "CRON", "INTERVAL"
-SCHEDULE_TYPES = frozenset({ONE_TIME, CRON, INTERVAL})
+from chime.enums import ScheduleType
+
+ONE_TIME, CRON, INTERVAL = ScheduleType.ONE_TIME, ScheduleType.CRON, ScheduleType.INTERVAL
+SCHEDULE_TYPES = frozenset(ScheduleType)
 
 CRON_ALIASES = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
 _ALIAS_EXPRESSIONS = {

@@ -1,0 +1,327 @@
+"""The life of one execution: one transition table, the retry decision and the texts of each outcome.
+
+An occurrence is PENDING while it has no row (it waits in Redis, scheduled or queued). A worker's
+claim writes its row RUNNING; it ends SUCCESS, RETRYING, FAILED or SKIPPED. Some occurrences never
+run and are recorded SKIPPED straight away (the dispatcher, a change to the task). A run ending
+RETRYING, or closed FAILED as lost with retries left, has a `retry_at`: its next attempt is a new
+occurrence (trigger RETRY, attempt + 1) that starts PENDING again.
+
+    PENDING --CLAIM--> RUNNING --SUCCEED--> SUCCESS
+       |                  |----FAIL-------> RETRYING (retries left) | FAILED (none left)
+       |                  |----LOSE-------> FAILED (retried by policy all the same)
+       |                  '----SKIP-------> SKIPPED (OVERLAP, DEPENDENCY_FAILED: the claim's gate)
+       '-------SKIP-----------------------> SKIPPED (OVERLAP, MISSED, DROPPED_OVERDUE: never dispatched)
+
+Every decision is made on a typed reason; the message stored with a run is only its text.
+The decisions are pure (they take `now`); `claimed_row`, `skipped_row` and `close_run` write the
+decision onto rows (no session calls: the caller adds, flushes and commits).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from chime import occurrence as occ
+from chime.models import Execution, Level, Overlap, Status, Task, Trigger
+from chime.policy import retry_delay_seconds, should_retry
+from chime.timeutil import as_utc, isoformat
+from chime.triggers import DEFAULT_MISSED_LIMIT
+
+MAX_MESSAGE_CHARS = 4000
+TIMEOUT_MARGIN_SECONDS = 120  # a run still beating this long past its timeout is taken for lost
+
+
+class Event(str, enum.Enum):
+    """What happens to an occurrence."""
+
+    CLAIM = "CLAIM"  # a worker writes its row RUNNING
+    SUCCEED = "SUCCEED"  # the job returned
+    FAIL = "FAIL"  # the job raised or ran past its timeout
+    LOSE = "LOSE"  # the reconciler found its worker gone
+    SKIP = "SKIP"  # recorded without running the job
+
+
+class SkipReason(str, enum.Enum):
+    """Why an occurrence was recorded SKIPPED."""
+
+    OVERLAP = "OVERLAP"  # overlap=SKIP and an earlier run was queued or running
+    DEPENDENCY_FAILED = "DEPENDENCY_FAILED"  # a parent's latest final run is not SUCCESS
+    MISSED = "MISSED"  # due while the engine was down, past the misfire grace
+    DROPPED_OVERDUE = "DROPPED_OVERDUE"  # the task was changed or disabled before it was dispatched
+
+
+class FailReason(str, enum.Enum):
+    """Why a run ended FAILED (or RETRYING)."""
+
+    ERROR = "ERROR"  # the job raised
+    TIMEOUT = "TIMEOUT"  # the job ran past timeout_seconds
+    WORKER_LOST = "WORKER_LOST"  # its worker stopped beating
+    OUTLIVED_TIMEOUT = "OUTLIVED_TIMEOUT"  # still beating long after its timeout
+
+
+Reason = SkipReason | FailReason | None
+LOST = frozenset({FailReason.WORKER_LOST, FailReason.OUTLIVED_TIMEOUT})
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One allowed move: from `source` on `event` with one of `reasons` to `target`.
+
+    `retries_left` tells FAIL's two targets apart (None: the move does not depend on it).
+    """
+
+    source: Status
+    event: Event
+    target: Status
+    reasons: frozenset[Reason]
+    retries_left: bool | None = None
+
+
+NO_REASON: frozenset[Reason] = frozenset({None})
+RAN_AND_FAILED: frozenset[Reason] = frozenset({FailReason.ERROR, FailReason.TIMEOUT})
+TRANSITIONS = (
+    Transition(Status.PENDING, Event.CLAIM, Status.RUNNING, NO_REASON),
+    Transition(Status.PENDING, Event.SKIP, Status.SKIPPED,
+               frozenset({SkipReason.OVERLAP, SkipReason.MISSED, SkipReason.DROPPED_OVERDUE})),
+    Transition(Status.RUNNING, Event.SKIP, Status.SKIPPED, frozenset({SkipReason.OVERLAP, SkipReason.DEPENDENCY_FAILED})),
+    Transition(Status.RUNNING, Event.SUCCEED, Status.SUCCESS, NO_REASON),
+    Transition(Status.RUNNING, Event.FAIL, Status.RETRYING, RAN_AND_FAILED, retries_left=True),
+    Transition(Status.RUNNING, Event.FAIL, Status.FAILED, RAN_AND_FAILED, retries_left=False),
+    Transition(Status.RUNNING, Event.LOSE, Status.FAILED, frozenset(LOST)),
+)
+# Rows in these statuses with a retry_at owe their next attempt (a lost run stays FAILED).
+AWAITING_RETRY = (Status.RETRYING, Status.FAILED)
+
+
+class IllegalTransition(ValueError):
+    """Raised for a move the transition table does not allow."""
+
+
+def next_status(source: Status | str, event: Event, reason: Reason = None, *, retries_left: bool = False) -> Status:
+    """Return the status an occurrence in `source` moves to on `event`; raise IllegalTransition if it may not."""
+    source = Status(source)
+    for move in TRANSITIONS:
+        if (move.source, move.event) == (source, event) and reason in move.reasons \
+                and move.retries_left in (None, retries_left):
+            return move.target
+    raise IllegalTransition(f"{source.value} may not move on {event.value} with reason {reason}")
+
+
+def may(source: Status | str, event: Event) -> bool:
+    """Say whether any move leaves `source` on `event` (a run closed meanwhile may not end again)."""
+    return any((move.source.value, move.event) == (Status(source).value, event) for move in TRANSITIONS)
+
+
+def task_status_after(task_status: str | None, run_status: Status) -> str:
+    """The task's status once one of its runs moved to `run_status`: a skip never hides a run in progress."""
+    if run_status == Status.SKIPPED and task_status == Status.RUNNING.value:
+        return task_status
+    return run_status.value
+
+
+def overlap_applies(overlap: str, trigger: str) -> bool:
+    """Say whether the overlap policy may skip an occurrence: manual runs ignore it."""
+    return overlap == Overlap.SKIP.value and trigger != Trigger.MANUAL.value
+
+
+# -- outcomes: what happened, with its typed reason and its text ----------------------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a run (or an occurrence that did not run), and why."""
+
+    event: Event
+    reason: Reason
+    message: str
+    result: Any = None
+
+    @property
+    def status(self) -> Status:
+        """The status this outcome records when no retry is left, whatever it moves from."""
+        return next(move.target for move in TRANSITIONS if move.event == self.event and self.reason in move.reasons
+                    and move.retries_left in (None, False))
+
+
+def succeeded(result: Any) -> Outcome:
+    return Outcome(Event.SUCCEED, None, "", result)
+
+
+def raised(error: BaseException) -> Outcome:
+    return Outcome(Event.FAIL, FailReason.ERROR, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
+
+
+def timed_out(timeout_seconds: int) -> Outcome:
+    return Outcome(Event.FAIL, FailReason.TIMEOUT, f"timed out after {timeout_seconds} s")
+
+
+LOST_MESSAGES = {FailReason.WORKER_LOST: "worker lost", FailReason.OUTLIVED_TIMEOUT: "worker lost: outlived its timeout"}
+
+
+def lost(reason: FailReason) -> Outcome:
+    return Outcome(Event.LOSE, reason, LOST_MESSAGES[reason])
+
+
+def lost_reason(*, is_alive: bool, started_at: datetime, timeout_seconds: int, now: datetime) -> FailReason | None:
+    """Why a RUNNING run is lost (no liveness beat, or far past its timeout); None while it is not."""
+    if not is_alive:
+        return FailReason.WORKER_LOST
+    if started_at < now - timedelta(seconds=timeout_seconds + TIMEOUT_MARGIN_SECONDS):
+        return FailReason.OUTLIVED_TIMEOUT
+    return None
+
+
+def overlap_skip(missed_count: int = 1) -> Outcome:
+    """Skipped: the previous run still runs; the text says how many occurrences a coalesced skip covers."""
+    message = "previous run still running"
+    if missed_count > 1:
+        message = f"{message}: {missed_count} occurrence(s) skipped"
+    return Outcome(Event.SKIP, SkipReason.OVERLAP, message)
+
+
+def dependency_skip(parent_name: str, parent_id: int, latest_status: str | None) -> Outcome:
+    """Skipped: a parent's latest final run (None: it never ran) is not SUCCESS."""
+    state = "never ran" if latest_status is None else f"latest run {latest_status}"
+    return Outcome(Event.SKIP, SkipReason.DEPENDENCY_FAILED,
+                   f"dependency {parent_name!r} (task {parent_id}) has not succeeded: {state}")
+
+
+def missed_skip(missed_count: int, late_seconds: float, grace_seconds: int) -> Outcome:
+    """Skipped: missed while the engine was down, the latest past the grace (count capped at the limit)."""
+    count_text = f"at least {missed_count}" if missed_count >= DEFAULT_MISSED_LIMIT else str(missed_count)
+    return Outcome(Event.SKIP, SkipReason.MISSED,
+                   f"missed: {count_text} occurrence(s) due while the engine was down; "
+                   f"latest {late_seconds:.0f} s late (grace {grace_seconds} s)")
+
+
+def dropped_overdue_skip(*, disabled: bool, overdue_count: int) -> Outcome:
+    """Skipped: a change took overdue occurrences out of the schedule before they were dispatched."""
+    why = "disabled" if disabled else "changed"
+    return Outcome(Event.SKIP, SkipReason.DROPPED_OVERDUE,
+                   f"not run: the task was {why} before the scheduler dispatched {overdue_count} overdue occurrence(s)")
+
+
+# -- ending a run, and its retry -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Ending:
+    """How a RUNNING run ends: what its row records."""
+
+    event: Event
+    status: Status
+    reason: Reason
+    message: str
+    finished_at: datetime
+    retry_at: datetime | None = None
+    result: Any = None
+
+
+def retry_at(*, attempt: int, max_retries: int, backoff_seconds: int, failed_at: datetime) -> datetime | None:
+    """When the failed `attempt` is tried again (backoff·2^(attempt-1), capped); None when none is left."""
+    if not should_retry(attempt=attempt, max_retries=max_retries):
+        return None
+    return failed_at + timedelta(seconds=retry_delay_seconds(attempt=attempt, base_seconds=backoff_seconds))
+
+
+def end(outcome: Outcome, *, attempt: int, max_retries: int, backoff_seconds: int, now: datetime) -> Ending:
+    """Decide how a RUNNING run ends on `outcome` at `now`: its status and, after a failure, its retry."""
+    again_at = None
+    if outcome.event in (Event.FAIL, Event.LOSE):
+        again_at = retry_at(attempt=attempt, max_retries=max_retries, backoff_seconds=backoff_seconds, failed_at=now)
+    status = next_status(Status.RUNNING, outcome.event, outcome.reason, retries_left=again_at is not None)
+    return Ending(outcome.event, status, outcome.reason, outcome.message, now, again_at, outcome.result)
+
+
+def retry_of(task: Any, execution: Execution) -> occ.Occurrence:
+    """The next attempt of a run's occurrence (trigger RETRY)."""
+    return occ.Occurrence.of(task, as_utc(execution.scheduled_for), execution.attempt + 1, Trigger.RETRY.value)
+
+
+# -- notifications ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Notice:
+    """A notification to add (the task's notify policy may still mute its level)."""
+
+    level: Level
+    title: str
+    message: str = ""
+
+
+QUIET_SKIPS = frozenset({SkipReason.OVERLAP, SkipReason.DROPPED_OVERDUE})
+
+
+def notice_of(task_name: str, execution: Execution, reason: Reason) -> Notice | None:
+    """The notification a run's end (or a skip) deserves; None for the quiet ones."""
+    label, attempt = f"{task_name!r}", execution.attempt
+    status, message, again_at = Status(execution.status), execution.message, isoformat(execution.retry_at)
+    if status == Status.SUCCESS:
+        return Notice(Level.SUCCESS, f"{label} succeeded", f"Attempt {attempt} took {execution.duration_ms} ms")
+    if status == Status.SKIPPED:
+        return None if reason in QUIET_SKIPS else Notice(Level.WARNING, f"{label} skipped", message)
+    if reason in LOST:
+        if again_at:
+            return Notice(Level.WARNING, f"{label} lost its worker; retrying", f"Attempt {attempt} {message}. Retry at {again_at}")
+        return Notice(Level.ERROR, f"{label} failed", f"Attempt {attempt} {message}")
+    if status == Status.RETRYING:
+        return Notice(Level.WARNING, f"{label} failed; retrying", f"Attempt {attempt} failed: {message}. Retry at {again_at}")
+    return Notice(Level.ERROR, f"{label} failed", f"Attempt {attempt} failed: {message}")
+
+
+def catch_up_notice(task_name: str, scheduled_for: datetime, missed_count: int, late_seconds: float) -> Notice:
+    """The dispatcher runs one coalesced catch-up (trigger RECOVERY) for missed occurrences."""
+    return Notice(Level.INFO, f"{task_name!r} recovered",
+                  f"Running the occurrence due at {isoformat(scheduled_for)} ({missed_count} missed, {late_seconds:.0f} s late)")
+
+
+def one_time_recovery_notice(task_name: str, run_at: datetime) -> Notice:
+    """The reconciler runs an overdue ONE_TIME task now (trigger RECOVERY)."""
+    return Notice(Level.INFO, f"{task_name!r} recovered", f"The run due at {isoformat(run_at)} was missed; it is running now.")
+
+
+# -- writing a decision onto rows (no session calls) ------------------------------------------------
+
+def claim(task: Task, *, scheduled_for: datetime, attempt: int, trigger: str, now: datetime,
+          worker: str, job_id: str | None) -> Execution:
+    """PENDING -> RUNNING: the row a worker's claim inserts; the task last ran now.
+
+    The task itself turns RUNNING only once the gate lets the run go (`start`).
+    """
+    task.last_run_at = now
+    return Execution(task_id=task.id, task_name=task.name, status=next_status(Status.PENDING, Event.CLAIM).value,
+                     attempt=attempt, trigger=trigger, scheduled_for=scheduled_for, started_at=now, worker=worker,
+                     job_id=job_id)
+
+
+def start(task: Task) -> None:
+    """A claimed run passed the gate and runs: the task shows it."""
+    task.status = task_status_after(task.status, Status.RUNNING)
+
+
+def skipped_row(task: Task, scheduled_for: datetime, outcome: Outcome, *, trigger: str, attempt: int,
+                now: datetime) -> Execution:
+    """PENDING -> SKIPPED: the row of an occurrence recorded without running."""
+    status = next_status(Status.PENDING, outcome.event, outcome.reason)
+    return Execution(task_id=task.id, task_name=task.name, status=status.value, attempt=attempt, trigger=trigger,
+                     scheduled_for=scheduled_for, started_at=now, finished_at=now, duration_ms=0,
+                     message=outcome.message)
+
+
+def note_on_task(task: Task, run_status: Status | str) -> None:
+    """A run of the task reached a final status (or RETRYING): the task's status and last status follow."""
+    task.status = task_status_after(task.status, Status(run_status))
+    task.last_status = Status(run_status).value
+
+
+def close_run(execution: Execution, task: Task | None, ending: Ending) -> None:
+    """RUNNING -> the ending's status: write it onto the run and its task (None: deleted while it ran)."""
+    next_status(execution.status, ending.event, ending.reason, retries_left=ending.retry_at is not None)
+    execution.status = ending.status.value
+    execution.message = ending.message
+    execution.result = ending.result
+    execution.finished_at = ending.finished_at
+    execution.duration_ms = int((ending.finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
+    execution.retry_at = ending.retry_at
+    if task is not None:
+        note_on_task(task, ending.status)
