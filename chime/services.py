@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
+from chime import lifecycle
 from chime import occurrence as occ
 from chime.triggers import Schedule, first_fire_at, missed_fire_times
 from chime.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
@@ -161,9 +162,8 @@ def record_dropped_overdue(task: Task, dropped_id: str | None, now: datetime) ->
     if due is None or due.scheduled_for > now:
         return
     count = missed_fire_times(schedule_of(task), due.scheduled_for, now)[0] if not task.enabled else 1
-    why = "disabled" if not task.enabled else "changed"
-    record_skip(task, due.scheduled_for, f"not run: the task was {why} before the scheduler dispatched "
-                                         f"{count} overdue occurrence(s)")
+    record_skip(task, due.scheduled_for, lifecycle.dropped_overdue_skip(disabled=not task.enabled,
+                                                                        overdue_count=count), now=now)
     db.session.commit()
 
 
@@ -265,25 +265,27 @@ def add_notification(
     return notification
 
 
-def record_skip(task: Task, scheduled_for: datetime, message: str, *, trigger: str = Trigger.SCHEDULE.value,
-                attempt: int = 1, level: Level | None = None) -> Execution | None:
-    """Record an occurrence that did not run (missed, overlapping) as SKIPPED; idempotent."""
-    now = utcnow()
-    execution = Execution(
-        task_id=task.id, task_name=task.name, status="SKIPPED", attempt=attempt, trigger=trigger,
-        scheduled_for=scheduled_for, started_at=now, finished_at=now, duration_ms=0, message=message,
-    )
+def notify(task: Task | None, notice: lifecycle.Notice | None, execution: Execution | None = None
+           ) -> Notification | None:
+    """Add the notification a lifecycle decision asks for (None: it asks for none)."""
+    if notice is None:
+        return None
+    return add_notification(task, notice.level, notice.title, notice.message, execution)
+
+
+def record_skip(task: Task, scheduled_for: datetime, skip: lifecycle.Outcome, *, trigger: str = Trigger.SCHEDULE,
+                attempt: int = 1, now: datetime | None = None) -> Execution | None:
+    """Record an occurrence that did not run (missed, overlapping, dropped) as SKIPPED, with the
+    notification its reason deserves; idempotent (None when it is already recorded)."""
+    execution = lifecycle.skipped_row(task, scheduled_for, skip, trigger=trigger, attempt=attempt,
+                                      now=now or utcnow())
     try:
         with db.session.begin_nested():
             db.session.add(execution)
     except IntegrityError:
         return None
-    task.last_status = "SKIPPED"
-    if task.status != "RUNNING":
-        task.status = "SKIPPED"
-    if level is not None:
-        db.session.flush()
-        add_notification(task, level, f"{task.name!r} skipped", message, execution)
+    lifecycle.note_on_task(task, execution.status)
+    notify(task, lifecycle.notice_of(task.name, execution, skip.reason), execution)
     return execution
 
 

@@ -31,13 +31,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from scheduler import health, metrics, periodic
 from chime import occurrence as occ
 from scheduler.lock import Lock
-from chime.policy import decide_misfire
+from chime import lifecycle
+from chime.policy import SKIP_MISSED, decide_misfire
 from scheduler.reconcile import latest_recorded_occurrences
-from chime.triggers import DEFAULT_MISSED_LIMIT, catch_up, next_fire_at
+from chime.triggers import catch_up, next_fire_at
 from chime.extensions import db
-from chime.models import Execution, Level, Overlap, ScheduleType, Task, Trigger
+from chime.models import Execution, Overlap, ScheduleType, Task, Trigger
 from chime.database import begin_read_only, wait_briefly_for_row_locks
-from chime.services import add_notification, record_skip, save_next_run_times, schedule_of
+from chime.services import notify, record_skip, save_next_run_times, schedule_of
 from chime.redis_keys import LEGACY_PERIODIC_JOB_IDS, SCHEDULER_LOCK_KEY
 from chime.timeutil import utcnow
 
@@ -309,17 +310,13 @@ class ChimeScheduler:
 
     def push_for(self, plan: Plan, task: TaskRow, item: occ.DueJob, decision: Any, busy: bool) -> str:
         """Return the job id to push for a due scheduled occurrence ('' when it is recorded SKIPPED)."""
-        if decision.action == "SKIP_MISSED":
-            count = decision.missed_count
-            count_text = f"at least {count}" if count >= DEFAULT_MISSED_LIMIT else str(count)
-            message = (f"missed: {count_text} occurrence(s) due while the engine was down; "
-                       f"latest {decision.late_seconds:.0f} s late (grace {task.misfire_grace_seconds} s)")
-            plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for, message=message,
-                                                 level=Level.WARNING)))
+        if decision.action == SKIP_MISSED:
+            skip = lifecycle.missed_skip(decision.missed_count, decision.late_seconds, task.misfire_grace_seconds)
+            plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for, skip=skip)))
             return ""
         if busy:
             plan.writes.append((task.id, partial(record_skip, scheduled_for=decision.scheduled_for,
-                                                 message=overlap_message(decision.missed_count))))
+                                                 skip=lifecycle.overlap_skip(decision.missed_count))))
             return ""
         recovery = decision.recovery and not self.defined_after(task, item.scheduled_for)
         if decision.scheduled_for == item.scheduled_for and not recovery:
@@ -328,10 +325,8 @@ class ChimeScheduler:
                                         trigger=(Trigger.RECOVERY if recovery else Trigger.SCHEDULE).value)
         plan.new_jobs.append(replacement)
         if recovery:
-            plan.writes.append((task.id, partial(
-                add_notification, level=Level.INFO, title=f"{task.name!r} recovered",
-                message=f"Running the occurrence due at {decision.scheduled_for.isoformat()} "
-                f"({decision.missed_count} missed, {decision.late_seconds:.0f} s late)")))
+            plan.writes.append((task.id, partial(notify, notice=lifecycle.catch_up_notice(
+                task.name, decision.scheduled_for, decision.missed_count, decision.late_seconds))))
         return replacement.job_id
 
     @staticmethod
@@ -361,14 +356,6 @@ class ChimeScheduler:
         save_next_run_times(self.unsaved_next_run_at)
         db.session.commit()
         self.unsaved_next_run_at.clear()
-
-
-def overlap_message(missed_count: int) -> str:
-    """The SKIPPED message of an occurrence that found the previous run still going; it says how many
-    occurrences it stands for when it covers several (a coalesced catch-up)."""
-    if missed_count > 1:
-        return f"previous run still running: {missed_count} occurrence(s) skipped"
-    return "previous run still running"
 
 
 def blocking_timeout_seconds(wait_seconds: float) -> float | None:

@@ -24,29 +24,22 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 import jobs.registry as registry
 from scheduler import metrics
 from chime import occurrence as occ
-from chime.policy import retry_delay_seconds, should_retry
+from chime import lifecycle
+from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
 from chime.logs import log_context
-from chime.models import FINAL_STATUSES, Execution, Level, Overlap, Status, Task, Trigger
-from chime.services import add_notification
+from chime.models import FINAL_STATUSES, Execution, Status, Task, Trigger
+from chime.services import notify
 from chime.timeutil import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 RUNNING_STALE_MARGIN_SECONDS = 60
-MAX_MESSAGE_CHARS = 4000
 DATABASE_RETRY_DELAY_SECONDS = 5
 RECORD_RETRY_SECONDS = 120
 
 
 class JobTimeoutError(Exception):
     """The job ran past its task's timeout_seconds."""
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    message: str
-    result: Any = None
 
 
 def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,
@@ -196,21 +189,17 @@ def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, An
         db.session.rollback()
         log.info("Dropping job %s: %s", job_id, refusal)
         return {"dropped": True, "reason": refusal}
-    started_at = utcnow()
-    execution = Execution(
-        task_id=task.id, task_name=task.name, status=Status.RUNNING.value, attempt=claim_.attempt,
-        trigger=claim_.trigger, scheduled_for=claim_.scheduled_for, started_at=started_at, worker=worker,
-        job_id=job_id,
-    )
+    execution = lifecycle.claim(task, scheduled_for=claim_.scheduled_for, attempt=claim_.attempt,
+                                trigger=claim_.trigger, now=utcnow(), worker=worker, job_id=job_id)
     db.session.add(execution)
-    task.status = Status.RUNNING.value
-    task.last_run_at = started_at
     try:
         db.session.flush()
         call = Call(execution.id, task.job, dict(task.args or {}), task.timeout_seconds,
                     registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=claim_.attempt,
                                         scheduled_for=claim_.scheduled_for),
                     gate(task, execution))
+        if call.skip is None:
+            lifecycle.start(task)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -232,17 +221,16 @@ def refuse(task: Task | None, claim_: Claim) -> str:
 
 
 def gate(task: Task, execution: Execution) -> Outcome | None:
-    """Return a SKIPPED outcome when a parent has not succeeded or a previous run still runs."""
+    """Return a skip when a parent has not succeeded or a previous run still runs."""
     for parent in task.parents:
         latest = db.session.scalar(
             select(Execution.status).where(Execution.task_id == parent.id,
                                            Execution.status.in_([s.value for s in FINAL_STATUSES]))
             .order_by(Execution.id.desc()).limit(1))
-        if latest != Status.SUCCESS.value:
-            state = "never ran" if latest is None else f"latest run {latest}"
-            return Outcome(Status.SKIPPED, f"dependency {parent.name!r} (task {parent.id}) has not succeeded: {state}")
-    if task.overlap == Overlap.SKIP.value and execution.trigger != Trigger.MANUAL.value and other_run_active(task, execution):
-        return Outcome(Status.SKIPPED, "previous run still running")
+        if latest != Status.SUCCESS:
+            return lifecycle.dependency_skip(parent.name, parent.id, latest)
+    if lifecycle.overlap_applies(task.overlap, execution.trigger) and other_run_active(task, execution):
+        return lifecycle.overlap_skip()
     return None
 
 
@@ -263,11 +251,11 @@ def perform(call: Call) -> Outcome:
         with time_limit(call.timeout_seconds):
             result = registry.run(call.job, call.args, context=context)
     except JobTimeoutError:
-        return Outcome(Status.FAILED, f"timed out after {call.timeout_seconds} s")
+        return lifecycle.timed_out(call.timeout_seconds)
     except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash
         log.info("Task %s execution %s failed: %r", context.task_id, context.execution_id, error)
-        return Outcome(Status.FAILED, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
-    return Outcome(Status.SUCCESS, "", result)
+        return lifecycle.raised(error)
+    return lifecycle.succeeded(result)
 
 
 @contextmanager
@@ -343,36 +331,22 @@ def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorde
 
     A task deleted while it ran keeps its run's outcome in the log, with nothing to retry or notify.
     """
-    if execution.status != Status.RUNNING.value:
+    if not lifecycle.may(execution.status, outcome.event):
         log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded",
-                    execution.id, execution.status, execution.message, outcome.status.value)
+                    execution.id, execution.status, execution.message, outcome.status)
         db.session.rollback()
         return None
-    finished_at = utcnow()
-    status = outcome.status
-    retry_at = None
-    if status == Status.FAILED and task is not None and should_retry(attempt=execution.attempt,
-                                                                     max_retries=task.max_retries):
-        delay = retry_delay_seconds(attempt=execution.attempt, base_seconds=task.retry_backoff_seconds)
-        retry_at = finished_at + timedelta(seconds=delay)
-        status = Status.RETRYING
-    execution.status = status.value
-    execution.message = outcome.message
-    execution.result = outcome.result
-    execution.finished_at = finished_at
-    execution.duration_ms = int((finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
-    execution.retry_at = retry_at
+    ending = lifecycle.end(outcome, attempt=execution.attempt, max_retries=task.max_retries if task else 0,
+                           backoff_seconds=task.retry_backoff_seconds if task else 0, now=utcnow())
+    lifecycle.close_run(execution, task, ending)
     if task is not None:
-        task.status = status.value
-        task.last_status = status.value
-        notify_outcome(task, execution)
+        notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)
     recorded = Recorded(
-        execution.task_id or 0, execution.id, status.value, execution.duration_ms / 1000,
+        execution.task_id or 0, execution.id, ending.status.value, execution.duration_ms / 1000,
         (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
-        if execution.trigger == Trigger.SCHEDULE.value else None,
-        occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value) if retry_at else None,
-        retry_at)
-    log.info("Execution %s of task %s finished %s in %s ms", execution.id, execution.task_id, status.value,
+        if execution.trigger == Trigger.SCHEDULE else None,
+        lifecycle.retry_of(task, execution) if ending.retry_at else None, ending.retry_at)
+    log.info("Execution %s of task %s finished %s in %s ms", execution.id, execution.task_id, ending.status.value,
              execution.duration_ms)
     db.session.commit()
     return recorded
@@ -385,21 +359,6 @@ def observe(recorded: Recorded) -> None:
                                  duration_seconds=recorded.duration_seconds, lag_seconds=recorded.lag_seconds)
     except RedisError as error:
         log.warning("Metrics of execution %s not recorded: %s", recorded.execution_id, error)
-
-
-def notify_outcome(task: Task, execution: Execution) -> None:
-    """Add the notification an outcome deserves under the task's notify policy."""
-    status = execution.status
-    label = f"{task.name!r}"
-    if status == Status.SUCCESS.value:
-        add_notification(task, Level.SUCCESS, f"{label} succeeded", f"Attempt {execution.attempt} took {execution.duration_ms} ms", execution)
-    elif status == Status.RETRYING.value:
-        add_notification(task, Level.WARNING, f"{label} failed; retrying",
-                         f"Attempt {execution.attempt} failed: {execution.message}. Retry at {execution.retry_at.isoformat()}", execution)
-    elif status == Status.FAILED.value:
-        add_notification(task, Level.ERROR, f"{label} failed", f"Attempt {execution.attempt} failed: {execution.message}", execution)
-    elif status == Status.SKIPPED.value and execution.message != "previous run still running":
-        add_notification(task, Level.WARNING, f"{label} skipped", execution.message, execution)
 
 
 def schedule_retry(recorded: Recorded) -> None:

@@ -26,12 +26,12 @@ from sqlalchemy.orm import aliased
 from scheduler import health, metrics
 from chime import occurrence as occ
 from scheduler.lock import Lock
-from chime.policy import retry_delay_seconds, should_retry
+from chime import lifecycle
 from chime.triggers import next_fire_at
 from chime.database import begin_read_only
 from chime.extensions import db
-from chime.models import Execution, Level, ScheduleType, Status, Task, Trigger
-from chime.services import add_notification, first_occurrence, save_next_run_times, schedule_of
+from chime.models import Execution, ScheduleType, Status, Task, Trigger
+from chime.services import first_occurrence, notify, save_next_run_times, schedule_of
 from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, queue_key
 from chime.timeutil import as_utc, isoformat, utcnow
 
@@ -43,7 +43,6 @@ DB_BATCH = 5000
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
 ABANDONED_AFTER_SECONDS = 30  # a live worker claims the job it took within milliseconds
 RETRY_LATE_AFTER_SECONDS = 10
-TIMEOUT_MARGIN_SECONDS = 120
 
 
 @dataclass
@@ -351,8 +350,7 @@ def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
     """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
     save_next_run_times({r.task_id: r.occurrence.scheduled_for if r.occurrence else None for r in applied})
     for task in recovered:
-        add_notification(task, Level.INFO, f"{task.name!r} recovered",
-                         f"The run due at {isoformat(task.run_at)} was missed; it is running now.")
+        notify(task, lifecycle.one_time_recovery_notice(task.name, task.run_at))
     db.session.commit()
     if applied:
         log.info("Reconcile: %s occurrence(s) restored or replaced", len(applied))
@@ -428,7 +426,8 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
         return
     if not candidates:
         return
-    lost = {execution_id: lost_reason(is_alive, started_at, timeout_seconds, now)
+    lost = {execution_id: lifecycle.lost_reason(is_alive=is_alive, started_at=started_at,
+                                                timeout_seconds=timeout_seconds, now=now)
             for (execution_id, started_at, timeout_seconds), is_alive in zip(candidates, alive)}
     lost = {execution_id: reason for execution_id, reason in lost.items() if reason}
     if not lost:
@@ -485,36 +484,20 @@ def running_executions(started_before: datetime) -> list[tuple[int, datetime, in
         db.session.rollback()
 
 
-def lost_reason(is_alive: bool, started_at: datetime, timeout_seconds: int, now: datetime) -> str:
-    if not is_alive:
-        return "worker lost"
-    if started_at < now - timedelta(seconds=timeout_seconds + TIMEOUT_MARGIN_SECONDS):
-        return "worker lost: outlived its timeout"
-    return ""
-
-
-def close_lost(execution: Execution, now: datetime, message: str
+def close_lost(execution: Execution, now: datetime, reason: lifecycle.FailReason
                ) -> tuple[int | None, str, occ.Occurrence | None, datetime | None]:
-    """Mark one execution FAILED and decide its retry by the task's policy (the caller schedules it)."""
-    execution.status = Status.FAILED.value
-    execution.message = message
-    execution.finished_at = now
-    execution.duration_ms = int((now - execution.started_at).total_seconds() * 1000)
+    """Close one run as lost and decide its retry by the task's policy (the caller schedules it)."""
     task = execution.task
-    log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, message)
+    ending = lifecycle.end(lifecycle.lost(reason), attempt=execution.attempt,
+                           max_retries=task.max_retries if task else 0,
+                           backoff_seconds=task.retry_backoff_seconds if task else 0, now=now)
+    lifecycle.close_run(execution, task, ending)
+    log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, ending.message)
     if task is None:
         return None, execution.job_id or "", None, None
-    task.status = task.last_status = Status.FAILED.value
-    retry = None
-    if should_retry(attempt=execution.attempt, max_retries=task.max_retries):
-        delay = retry_delay_seconds(attempt=execution.attempt, base_seconds=task.retry_backoff_seconds)
-        execution.retry_at = now + timedelta(seconds=delay)
-        retry = occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value)
-        add_notification(task, Level.WARNING, f"{task.name!r} lost its worker; retrying",
-                         f"Attempt {execution.attempt} {message}. Retry at {isoformat(execution.retry_at)}", execution)
-    else:
-        add_notification(task, Level.ERROR, f"{task.name!r} failed", f"Attempt {execution.attempt} {message}", execution)
-    return task.id, execution.job_id or "", retry, execution.retry_at
+    notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)
+    retry = lifecycle.retry_of(task, execution) if ending.retry_at else None
+    return task.id, execution.job_id or "", retry, ending.retry_at
 
 
 def enqueue_missed_retries(connection: Redis, view: RedisView, now: datetime, counts: Counter[str]) -> None:
@@ -531,13 +514,13 @@ def missed_retries(view: RedisView, now: datetime) -> list[occ.Occurrence]:
     try:
         waiting = db.session.scalars(select(Execution).where(
             Execution.retry_at.is_not(None), Execution.retry_at <= now - timedelta(seconds=RETRY_LATE_AFTER_SECONDS),
-            Execution.status.in_([Status.RETRYING.value, Status.FAILED.value]))).all()
+            Execution.status.in_([s.value for s in lifecycle.AWAITING_RETRY]))).all()
         retries: dict[str, occ.Occurrence] = {}
         for execution in waiting:
             task = execution.task
             if task is None or not task.enabled:
                 continue
-            retry = occ.Occurrence.of(task, execution.scheduled_for, execution.attempt + 1, Trigger.RETRY.value)
+            retry = lifecycle.retry_of(task, execution)
             if retry.job_id in view.scheduled or retry.job_id in view.queued or next_attempt_exists(execution):
                 continue
             retries[retry.job_id] = retry
