@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -365,9 +366,7 @@ def bulk_create_tasks(rows: list[dict[str, Any]], now: datetime, chunk: int = 50
         if schedule not in first_fire:
             first_fire[schedule] = first_fire_at(schedule, now)
         due_at = first_fire[schedule] if values["enabled"] else None
-        occurrence = None if due_at is None else occ.Occurrence(
-            task_id=index, scheduled_for=due_at, attempt=1, trigger="SCHEDULE", version=values["version"],
-            queue=values["queue"], timeout_seconds=values["timeout_seconds"])
+        occurrence = None if due_at is None else occ.Occurrence.of(SimpleNamespace(**values), due_at)
         values["next_run_at"] = due_at
         full.append(values)
         occurrences.append(occurrence)

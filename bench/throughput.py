@@ -63,8 +63,7 @@ def chime_run(args: argparse.Namespace, database_url: str | None) -> dict[str, A
         job_ids = []
         for i in range(args.jobs):
             at = now + timedelta(microseconds=i)
-            occurrence = occ.Occurrence(task_id=task.id, scheduled_for=at, attempt=1, trigger="MANUAL",
-                                        version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds)
+            occurrence = occ.Occurrence.of(task, at, trigger="MANUAL")
             job_ids.append(occ.push_now(env.redis, occurrence, at))
         db.session.commit()
         started = time.monotonic()
