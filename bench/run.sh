@@ -6,6 +6,7 @@
 #                         the recorder and rq-scheduler variants with a 45 s window, throughput at
 #                         1,000 jobs, reconcile at 100,000 tasks with 3 passes after FLUSHALL
 # Results: bench/results/<name>.json; tables on stdout, progress on stderr.
+# Before/after a change: bench/compare.py BASE runs these on BASE and on this tree, alternating (BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
