@@ -9,11 +9,11 @@ occurrence (trigger RETRY, attempt + 1) that starts PENDING again.
     PENDING --CLAIM--> RUNNING --SUCCEED--> SUCCESS
        |                  |----FAIL-------> RETRYING (retries left) | FAILED (none left)
        |                  |----LOSE-------> FAILED (retried by policy all the same)
-       |                  '----SKIP-------> SKIPPED (OVERLAP, DEPENDENCY_FAILED: the claim's gate)
-       '-------SKIP-----------------------> SKIPPED (OVERLAP, MISSED, DROPPED_OVERDUE: never dispatched)
+       |                  '----SKIP-------> SKIPPED (the claim's gate: DEPENDENCY_FAILED; OVERLAP, not MANUAL)
+       '-------SKIP-----------------------> SKIPPED (OVERLAP, MISSED, DROPPED_OVERDUE: SCHEDULE only)
 
 Every decision is made on a typed reason; the message stored with a run is only its text.
-The decisions are pure (they take `now`); `claimed_row`, `skipped_row` and `close_run` write the
+The decisions are pure (they take `now`); `claim`, `start`, `skipped_row` and `close_run` write the
 decision onto rows (no session calls: the caller adds, flushes and commits).
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from chime import occurrence as occ
-from chime.models import Execution, Level, Overlap, Status, Task, Trigger
+from chime.enums import Level, Overlap, Status, Trigger
+from chime.models import Execution, Task
 from chime.policy import retry_delay_seconds, should_retry
 from chime.timeutil import as_utc, isoformat
 from chime.triggers import DEFAULT_MISSED_LIMIT
@@ -67,25 +68,28 @@ LOST = frozenset({FailReason.WORKER_LOST, FailReason.OUTLIVED_TIMEOUT})
 
 @dataclass(frozen=True)
 class Transition:
-    """One allowed move: from `source` on `event` with one of `reasons` to `target`.
-
-    `retries_left` tells FAIL's two targets apart (None: the move does not depend on it).
+    """One allowed move: from `source` on `event` with one of `reasons`, for an occurrence of one of
+    `triggers`, to `target`. `retries_left` tells FAIL's two targets apart (None: it does not matter).
     """
 
     source: Status
     event: Event
     target: Status
     reasons: frozenset[Reason]
+    triggers: frozenset[Trigger] = frozenset(Trigger)
     retries_left: bool | None = None
 
 
 NO_REASON: frozenset[Reason] = frozenset({None})
 RAN_AND_FAILED: frozenset[Reason] = frozenset({FailReason.ERROR, FailReason.TIMEOUT})
+SCHEDULED_ONLY = frozenset({Trigger.SCHEDULE})  # the dispatcher and a task's change judge scheduled occurrences
+NOT_MANUAL = frozenset(Trigger) - {Trigger.MANUAL}  # "Run now" ignores the overlap policy
 TRANSITIONS = (
     Transition(Status.PENDING, Event.CLAIM, Status.RUNNING, NO_REASON),
     Transition(Status.PENDING, Event.SKIP, Status.SKIPPED,
-               frozenset({SkipReason.OVERLAP, SkipReason.MISSED, SkipReason.DROPPED_OVERDUE})),
-    Transition(Status.RUNNING, Event.SKIP, Status.SKIPPED, frozenset({SkipReason.OVERLAP, SkipReason.DEPENDENCY_FAILED})),
+               frozenset({SkipReason.OVERLAP, SkipReason.MISSED, SkipReason.DROPPED_OVERDUE}), SCHEDULED_ONLY),
+    Transition(Status.RUNNING, Event.SKIP, Status.SKIPPED, frozenset({SkipReason.OVERLAP}), NOT_MANUAL),
+    Transition(Status.RUNNING, Event.SKIP, Status.SKIPPED, frozenset({SkipReason.DEPENDENCY_FAILED})),
     Transition(Status.RUNNING, Event.SUCCEED, Status.SUCCESS, NO_REASON),
     Transition(Status.RUNNING, Event.FAIL, Status.RETRYING, RAN_AND_FAILED, retries_left=True),
     Transition(Status.RUNNING, Event.FAIL, Status.FAILED, RAN_AND_FAILED, retries_left=False),
@@ -99,14 +103,16 @@ class IllegalTransition(ValueError):
     """Raised for a move the transition table does not allow."""
 
 
-def next_status(source: Status | str, event: Event, reason: Reason = None, *, retries_left: bool = False) -> Status:
-    """Return the status an occurrence in `source` moves to on `event`; raise IllegalTransition if it may not."""
+def next_status(source: Status | str, event: Event, reason: Reason = None, *, retries_left: bool = False,
+                trigger: Trigger | str | None = None) -> Status:
+    """Return the status an occurrence (of `trigger`; None: any) in `source` moves to on `event`;
+    raise IllegalTransition if it may not."""
     source = Status(source)
     for move in TRANSITIONS:
         if (move.source, move.event) == (source, event) and reason in move.reasons \
-                and move.retries_left in (None, retries_left):
+                and move.retries_left in (None, retries_left) and (trigger is None or Trigger(trigger) in move.triggers):
             return move.target
-    raise IllegalTransition(f"{source.value} may not move on {event.value} with reason {reason}")
+    raise IllegalTransition(f"{source.value} may not move on {event.value} with reason {reason} (trigger {trigger})")
 
 
 def may(source: Status | str, event: Event) -> bool:
@@ -122,8 +128,14 @@ def task_status_after(task_status: str | None, run_status: Status) -> str:
 
 
 def overlap_applies(overlap: str, trigger: str) -> bool:
-    """Say whether the overlap policy may skip an occurrence: manual runs ignore it."""
-    return overlap == Overlap.SKIP.value and trigger != Trigger.MANUAL.value
+    """Say whether the overlap policy may skip a claimed run of `trigger` (the table says which may be)."""
+    if overlap != Overlap.SKIP.value:
+        return False
+    try:
+        next_status(Status.RUNNING, Event.SKIP, SkipReason.OVERLAP, trigger=trigger)
+    except IllegalTransition:
+        return False
+    return True
 
 
 # -- outcomes: what happened, with its typed reason and its text ----------------------------------
@@ -289,7 +301,7 @@ def claim(task: Task, *, scheduled_for: datetime, attempt: int, trigger: str, no
     The task itself turns RUNNING only once the gate lets the run go (`start`).
     """
     task.last_run_at = now
-    return Execution(task_id=task.id, task_name=task.name, status=next_status(Status.PENDING, Event.CLAIM).value,
+    return Execution(task_id=task.id, task_name=task.name, status=next_status(Status.PENDING, Event.CLAIM, trigger=trigger).value,
                      attempt=attempt, trigger=trigger, scheduled_for=scheduled_for, started_at=now, worker=worker,
                      job_id=job_id)
 
@@ -302,7 +314,7 @@ def start(task: Task) -> None:
 def skipped_row(task: Task, scheduled_for: datetime, outcome: Outcome, *, trigger: str, attempt: int,
                 now: datetime) -> Execution:
     """PENDING -> SKIPPED: the row of an occurrence recorded without running."""
-    status = next_status(Status.PENDING, outcome.event, outcome.reason)
+    status = next_status(Status.PENDING, outcome.event, outcome.reason, trigger=trigger)
     return Execution(task_id=task.id, task_name=task.name, status=status.value, attempt=attempt, trigger=trigger,
                      scheduled_for=scheduled_for, started_at=now, finished_at=now, duration_ms=0,
                      message=outcome.message)
@@ -316,7 +328,8 @@ def note_on_task(task: Task, run_status: Status | str) -> None:
 
 def close_run(execution: Execution, task: Task | None, ending: Ending) -> None:
     """RUNNING -> the ending's status: write it onto the run and its task (None: deleted while it ran)."""
-    next_status(execution.status, ending.event, ending.reason, retries_left=ending.retry_at is not None)
+    next_status(execution.status, ending.event, ending.reason, retries_left=ending.retry_at is not None,
+                trigger=execution.trigger)
     execution.status = ending.status.value
     execution.message = ending.message
     execution.result = ending.result

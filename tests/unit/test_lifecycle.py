@@ -225,3 +225,30 @@ def test_a_claim_writes_a_running_row_and_the_task_runs_only_once_past_the_gate(
     assert task.status == "SUCCESS"
     lifecycle.start(task)
     assert task.status == "RUNNING"
+
+
+@pytest.mark.parametrize("trigger", ["SCHEDULE", "RETRY", "RECOVERY"])
+def test_a_claimed_run_of_any_trigger_but_manual_may_be_skipped_for_overlap(trigger: str) -> None:
+    assert lifecycle.next_status(RUNNING, Event.SKIP, SkipReason.OVERLAP, trigger=trigger) == Status.SKIPPED
+
+
+def test_a_manual_run_is_never_skipped_for_overlap_but_honours_dependencies() -> None:
+    with pytest.raises(IllegalTransition):
+        lifecycle.next_status(RUNNING, Event.SKIP, SkipReason.OVERLAP, trigger="MANUAL")
+    assert lifecycle.next_status(RUNNING, Event.SKIP, SkipReason.DEPENDENCY_FAILED, trigger="MANUAL") == Status.SKIPPED
+
+
+@pytest.mark.parametrize("reason", [SkipReason.OVERLAP, SkipReason.MISSED, SkipReason.DROPPED_OVERDUE])
+@pytest.mark.parametrize("trigger", ["MANUAL", "RETRY", "RECOVERY"])
+def test_only_scheduled_occurrences_are_recorded_skipped_without_a_claim(reason: SkipReason, trigger: str) -> None:
+    assert lifecycle.next_status(PENDING, Event.SKIP, reason, trigger="SCHEDULE") == Status.SKIPPED
+    with pytest.raises(IllegalTransition):
+        lifecycle.next_status(PENDING, Event.SKIP, reason, trigger=trigger)
+
+
+@pytest.mark.parametrize("trigger", ["SCHEDULE", "MANUAL", "RETRY", "RECOVERY"])
+def test_a_run_of_any_trigger_is_claimed_and_ends_like_any_other(trigger: str) -> None:
+    assert lifecycle.next_status(PENDING, Event.CLAIM, trigger=trigger) == RUNNING
+    assert lifecycle.next_status(RUNNING, Event.SUCCEED, trigger=trigger) == Status.SUCCESS
+    assert lifecycle.next_status(RUNNING, Event.FAIL, FailReason.ERROR, retries_left=True, trigger=trigger) == Status.RETRYING
+    assert lifecycle.next_status(RUNNING, Event.LOSE, FailReason.WORKER_LOST, trigger=trigger) == Status.FAILED
