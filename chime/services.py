@@ -1,8 +1,11 @@
-"""Use-cases shared by the API, the admin and the CLI; each owns its commit.
+"""Use-cases shared by the API, the admin and the CLI; they join the caller's unit of work.
 
-The database is the source of truth. After a task change is committed, its pending
-occurrence in Redis is replaced in the same request; if Redis is down the change
-still stands and the reconciler puts the occurrence in place later.
+No use-case commits: each flushes into the caller's transaction (``with unit_of_work():`` in a
+view, a CLI command or a job, :mod:`chime.unit_of_work`), so several form one transaction.
+The database is the source of truth. Once a task change is committed, its pending occurrence
+in Redis is replaced (an effect registered with ``after_commit``, never run for a rolled-back
+change); if Redis is down the change still stands and the reconciler puts the occurrence in
+place later.
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from chime.errors import ConflictError, NotFoundError, UnavailableError, Validat
 from chime.extensions import db, get_redis
 from chime.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
 from chime.timeutil import utcnow
-from chime.validation import WRITABLE, validate_task
+from chime.unit_of_work import after_commit, unit_of_work
+from chime.schemas.task import WRITABLE, validate_task
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +92,6 @@ def toggle_task(task: Task, enabled: bool | None = None) -> Task:
     task.enabled = (not task.enabled) if enabled is None else enabled
     task.version = (task.version or 1) + 1
     task.updated_at = utcnow()
-    db.session.commit()
     sync_schedule(task)
     return task
 
@@ -100,8 +103,8 @@ def delete_task(task: Task) -> None:
         raise ConflictError(f"Task {task.id} cannot be deleted: tasks depend on it: {names}")
     task_id = task.id
     db.session.delete(task)
-    db.session.commit()
-    _unschedule(task_id)
+    db.session.flush()
+    after_commit(lambda: _unschedule(task_id))
 
 
 def run_task_now(task: Task, *, now: datetime | None = None) -> str:
@@ -143,28 +146,39 @@ def has_scheduled_run(task: Task) -> bool:
 
 
 def sync_schedule(task: Task, *, now: datetime | None = None) -> None:
-    """Make Redis hold exactly the pending occurrence the task should have."""
-    occurrence = first_occurrence(task, now or utcnow())
+    """Set the task's next_run_at; once the caller commits, make Redis hold exactly the pending
+    occurrence the task should have."""
+    now = now or utcnow()
+    occurrence = first_occurrence(task, now)
     task.next_run_at = occurrence.scheduled_for if occurrence else None
-    db.session.commit()
+    db.session.flush()
+    task_id = task.id
+    after_commit(lambda: _replace_pending(task_id, occurrence, now))
+
+
+def _replace_pending(task_id: int, occurrence: occ.Occurrence | None, now: datetime) -> None:
     try:
-        dropped = occ.replace_pending(get_redis(), task.id, occurrence)
+        dropped = occ.replace_pending(get_redis(), task_id, occurrence)
     except RedisError as error:
-        log.warning("Task %s saved but not scheduled (Redis: %s); the reconciler will schedule it", task.id, error)
+        log.warning("Task %s saved but not scheduled (Redis: %s); the reconciler will schedule it", task_id, error)
         return
-    record_dropped_overdue(task, dropped, now or utcnow())
+    record_dropped_overdue(task_id, dropped, now)
 
 
-def record_dropped_overdue(task: Task, dropped_id: str | None, now: datetime) -> None:
-    """Record as SKIPPED an overdue occurrence that a change took out of the schedule before it was
-    dispatched (the scheduler was behind or down): accepted, so never silently gone."""
+def record_dropped_overdue(task_id: int, dropped_id: str | None, now: datetime) -> None:
+    """Record as SKIPPED an overdue occurrence that a committed change took out of the schedule before
+    it was dispatched (the scheduler was behind or down): accepted, so never silently gone. Its own
+    unit of work: what Redis dropped is known only after the change was committed."""
     due = occ.parse_job_id(dropped_id) if dropped_id else None
     if due is None or due.scheduled_for > now:
         return
-    count = missed_fire_times(schedule_of(task), due.scheduled_for, now)[0] if not task.enabled else 1
-    record_skip(task, due.scheduled_for, lifecycle.dropped_overdue_skip(disabled=not task.enabled,
-                                                                        overdue_count=count), now=now)
-    db.session.commit()
+    with unit_of_work():
+        task = db.session.get(Task, task_id)
+        if task is None:
+            return
+        count = missed_fire_times(schedule_of(task), due.scheduled_for, now)[0] if not task.enabled else 1
+        record_skip(task, due.scheduled_for, lifecycle.dropped_overdue_skip(disabled=not task.enabled,
+                                                                            overdue_count=count), now=now)
 
 
 NEXT_RUN_BATCH = 5000
@@ -206,10 +220,8 @@ def _parents(task: Task, parent_ids: list[int]) -> list[Task]:
     parents = db.session.scalars(select(Task).where(Task.id.in_(parent_ids))).all() if parent_ids else []
     missing = sorted(set(parent_ids) - {p.id for p in parents})
     if missing:
-        db.session.rollback()
         raise ValidationError({"depends_on": "no task with id " + ", ".join(map(str, missing))})
     if task.id is not None and _reaches(parents, task.id):
-        db.session.rollback()
         raise ValidationError({"depends_on": "this would create a dependency cycle"})
     return sorted(parents, key=lambda p: p.id)
 
@@ -230,25 +242,23 @@ def _reaches(parents: list[Task], target_id: int) -> bool:
 
 
 def _save(task: Task) -> None:
+    """Add the task to the caller's transaction (flushed, so it has its id); a taken name is a ConflictError."""
     query = select(Task.id).where(Task.name == task.name)
     if task.id is not None:
         query = query.where(Task.id != task.id)
     with db.session.no_autoflush:
         clash = db.session.scalar(query)
     if clash is not None:
-        db.session.rollback()
         raise ConflictError(f"A task named {task.name!r} already exists (id {clash})", {"name": "already taken"})
     db.session.add(task)
     try:
-        db.session.commit()
+        db.session.flush()
     except IntegrityError as error:
-        db.session.rollback()
         raise ConflictError(f"A task named {task.name!r} already exists", {"name": "already taken"}) from error
 
 
 def add_notification(
     task: Task | None, level: Level, title: str, message: str = "", execution: Execution | None = None,
-    *, commit: bool = False,
 ) -> Notification | None:
     """Record a notification unless the task's `notify` policy mutes its level."""
     policy = task.notify if task is not None else NotifyPolicy.ALWAYS.value
@@ -260,8 +270,6 @@ def add_notification(
         level=level.value, title=title[:300], message=message,
     )
     db.session.add(notification)
-    if commit:
-        db.session.commit()
     return notification
 
 
@@ -295,7 +303,7 @@ def mark_notification_read(notification_id: int) -> Notification:
     if notification is None:
         raise NotFoundError("notification", notification_id)
     notification.read = True
-    db.session.commit()
+    db.session.flush()
     return notification
 
 
@@ -304,5 +312,4 @@ def mark_all_notifications_read() -> int:
     from sqlalchemy import update
 
     result = db.session.execute(update(Notification).where(Notification.read.is_(False)).values(read=True))
-    db.session.commit()
     return result.rowcount

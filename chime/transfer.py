@@ -1,14 +1,15 @@
 """Export every task definition to JSON and import such a file back, all or nothing.
 
 The file is ``{"version": 1, "tasks": [...]}``. Each entry holds exactly the fields
-:func:`chime.validation.validate_task` accepts, with instants as ISO-8601 (with offset) and
+:func:`chime.schemas.task.validate_task` accepts, with instants as ISO-8601 (with offset) and
 ``depends_on`` as a list of task NAMES, so a file can be imported into an empty database.
 
 An import first checks every entry the way the API does (``validate_task``), plus what only a
 whole file can get wrong (duplicate names, unknown or cyclic dependencies, names already taken),
 and reports every problem at once. Only a clean file is applied: parents before children, each
-entry through :mod:`chime.services` like an API call. If applying fails half-way (another writer
-took a name meanwhile, say), the changes already made are undone.
+entry through :mod:`chime.services` like an API call, all in ONE transaction (the caller's unit of
+work, :mod:`chime.unit_of_work`): if an entry fails (another writer took a name meanwhile, say),
+nothing of the file is kept, and Redis is only touched once the whole file is committed.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -26,16 +27,11 @@ from sqlalchemy.orm import selectinload
 from chime import services
 from chime.errors import ChimeError, ValidationError
 from chime.extensions import db
-from chime.models import Task, task_to_dict
-from chime.validation import MAX_DEPENDENCIES, WRITABLE, validate_task
+from chime.models import Task
+from chime.schemas.task import MAX_DEPENDENCIES, TaskInput, task_to_dict, validate_task
 
 FORMAT_VERSION = 1
-# The writable fields, in the order the API shows them.
-EXPORT_FIELDS = tuple(key for key in (
-    "name", "description", "job", "args", "schedule_type", "run_at", "cron", "interval_seconds", "timezone",
-    "start_at", "end_at", "enabled", "max_retries", "retry_backoff_seconds", "timeout_seconds", "depends_on",
-    "overlap", "misfire_grace_seconds", "queue", "notify",
-) if key in WRITABLE)
+EXPORT_FIELDS = tuple(TaskInput.model_fields)  # what a task's input is, in the schema's (the API's) order
 
 
 class TransferError(Exception):
@@ -68,7 +64,7 @@ class ImportRejected(Exception):
 
 
 class ImportFailed(Exception):
-    """Applying a checked file failed half-way; what had been applied was undone."""
+    """Applying a checked file failed at one entry; the caller's unit of work rolls back the whole file."""
 
 
 @dataclass
@@ -89,12 +85,6 @@ class Outcome:
     action: str
     name: str
     task_id: int | None
-
-
-@dataclass
-class _Undo:
-    updated: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    order: list[tuple[str, int]] = field(default_factory=list)
 
 
 # -- export -------------------------------------------------------------------------------
@@ -205,45 +195,80 @@ def check_entries(raw_entries: list[Any], *, allow_shell: bool, update: bool) ->
     """Check every entry; return them in the order to apply, or raise ImportRejected listing every problem."""
     existing = {task.name: task for task in
                 db.session.scalars(select(Task).options(selectinload(Task.parents))).all()}
-    problems: dict[int, Problem] = {}
-    entries: list[Entry] = []
-    first_index: dict[str, int] = {}
-    named_in_file: set[str] = set()
+    problems = Problems()
+    entries, unusable_names = read_entries(raw_entries, allow_shell, problems)
+    check_names_free(entries, existing, update, problems)
+    check_parents_known(entries, unusable_names | {entry.name for entry in entries}, existing, problems)
+    check_no_cycle(entries, existing, problems)
+    if problems:
+        raise ImportRejected(problems.listed(), len(raw_entries))
+    order = dependency_order({e.name: e.depends_on for e in entries}, {e.name: e.index for e in entries})
+    by_name = {entry.name: entry for entry in entries}
+    return [by_name[name] for name in order]
 
-    def report(index: int, name: str | None, key: str, reason: str) -> None:
-        fields = problems.setdefault(index, Problem(index, name, {})).fields
+
+class Problems:
+    """The problems found so far, one Problem per entry, each field's reasons joined."""
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, Problem] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.by_index)
+
+    def report(self, index: int, name: str | None, key: str, reason: str) -> None:
+        fields = self.by_index.setdefault(index, Problem(index, name, {})).fields
         if key not in fields:
             fields[key] = reason
         elif reason not in fields[key]:
             fields[key] += "; " + reason
 
-    for index, raw in enumerate(raw_entries):
-        entry = _check_one(index, raw, allow_shell, report)
-        if entry is None:
-            label = _label(raw)
-            if label is not None:
-                named_in_file.add(label)  # reported already; its dependents need no second error
-            continue
-        if entry.name in first_index:
-            report(index, entry.name, "name", f"duplicate: entry {first_index[entry.name]} has the same name")
-            continue
-        first_index[entry.name] = index
-        if entry.name in existing:
-            if not update:
-                report(index, entry.name, "name",
-                       f"a task with this name already exists (id {existing[entry.name].id}); "
-                       "use --update to update it")
-            entry.existing = existing[entry.name]
-        entries.append(entry)
+    def listed(self) -> list[Problem]:
+        return list(self.by_index.values())
 
-    in_file = named_in_file | set(first_index)
+
+def read_entries(raw_entries: list[Any], allow_shell: bool, problems: Problems) -> tuple[list[Entry], set[str]]:
+    """Validate each entry alone and refuse a name given twice; return the usable entries and the
+    names of the unusable ones (reported already: their dependents need no second error)."""
+    entries: list[Entry] = []
+    first_index: dict[str, int] = {}
+    unusable_names: set[str] = set()
+    for index, raw in enumerate(raw_entries):
+        entry = _check_one(index, raw, allow_shell, problems)
+        if entry is None:
+            if (label := _label(raw)) is not None:
+                unusable_names.add(label)
+        elif entry.name in first_index:
+            problems.report(index, entry.name, "name", f"duplicate: entry {first_index[entry.name]} has the same name")
+        else:
+            first_index[entry.name] = index
+            entries.append(entry)
+    return entries, unusable_names
+
+
+def check_names_free(entries: list[Entry], existing: Mapping[str, Task], update: bool, problems: Problems) -> None:
+    """Link each entry to the task of its name; without --update such an entry is a problem."""
+    for entry in entries:
+        entry.existing = existing.get(entry.name)
+        if entry.existing is not None and not update:
+            problems.report(entry.index, entry.name, "name",
+                            f"a task with this name already exists (id {entry.existing.id}); use --update to update it")
+
+
+def check_parents_known(entries: list[Entry], in_file: set[str], existing: Mapping[str, Task],
+                        problems: Problems) -> None:
+    """Every parent named must be another entry of the file or a task of the database."""
     for entry in entries:
         if entry.name in entry.depends_on:
-            report(entry.index, entry.name, "depends_on", "a task cannot depend on itself")
+            problems.report(entry.index, entry.name, "depends_on", "a task cannot depend on itself")
         for parent in entry.depends_on:
             if parent != entry.name and parent not in in_file and parent not in existing:
-                report(entry.index, entry.name, "depends_on", f"no task named {parent!r} in the file or the database")
+                problems.report(entry.index, entry.name, "depends_on",
+                                f"no task named {parent!r} in the file or the database")
 
+
+def check_no_cycle(entries: list[Entry], existing: Mapping[str, Task], problems: Problems) -> None:
+    """The file's dependencies together with the database's must form no cycle."""
     graph = {name: [p.name for p in task.parents] for name, task in existing.items()}
     graph.update({entry.name: [p for p in entry.depends_on if p != entry.name] for entry in entries})
     index_of = {entry.name: entry.index for entry in entries}
@@ -251,30 +276,25 @@ def check_entries(raw_entries: list[Any], *, allow_shell: bool, update: bool) ->
         path = " -> ".join(cycle + [cycle[0]])
         for name in cycle:
             if name in index_of:
-                report(index_of[name], name, "depends_on", f"dependency cycle: {path} (-> means 'depends on')")
-
-    if problems:
-        raise ImportRejected(list(problems.values()), len(raw_entries))
-    order = dependency_order({e.name: e.depends_on for e in entries}, {e.name: e.index for e in entries})
-    by_name = {entry.name: entry for entry in entries}
-    return [by_name[name] for name in order]
+                problems.report(index_of[name], name, "depends_on",
+                                f"dependency cycle: {path} (-> means 'depends on')")
 
 
-def _check_one(index: int, raw: Any, allow_shell: bool, report: Any) -> Entry | None:
+def _check_one(index: int, raw: Any, allow_shell: bool, problems: Problems) -> Entry | None:
     """Validate one entry like the API does; depends_on (names here) is checked apart."""
     if not isinstance(raw, Mapping):
-        report(index, None, "entry", "must be a JSON object")
+        problems.report(index, None, "entry", "must be a JSON object")
         return None
     payload = {key: value for key, value in raw.items() if key != "depends_on"}
     label = _label(raw)
     depends_on, depends_error = _parent_names(raw.get("depends_on"))
     if depends_error:
-        report(index, label, "depends_on", depends_error)
+        problems.report(index, label, "depends_on", depends_error)
     try:
         clean = validate_task(payload, allow_shell=allow_shell)
     except ValidationError as error:
         for key, reason in (error.fields or {}).items():
-            report(index, label, key, reason)
+            problems.report(index, label, key, reason)
         return None
     if depends_error:
         return None
@@ -334,41 +354,32 @@ def plan(entries: list[Entry], *, allow_shell: bool) -> list[Outcome]:
 
 
 def apply(entries: list[Entry], *, allow_shell: bool) -> list[Outcome]:
-    """Create or update the checked entries in order through the services; undo all on a failure."""
+    """Create or update the checked entries in order through the services, in the caller's unit of work.
+
+    Nothing here commits: the caller commits once, so the whole file is applied or, when an entry
+    fails (another writer took a name meanwhile, say), nothing is -- and Redis is not touched.
+    """
     ids = {name: task_id for name, task_id in db.session.execute(select(Task.name, Task.id))}
-    undo = _Undo()
     outcomes: list[Outcome] = []
     for entry in entries:
         try:
-            outcomes.append(_apply_one(entry, ids, allow_shell, undo))
+            outcomes.append(_apply_one(entry, ids, allow_shell))
         except ChimeError as error:
-            db.session.rollback()
-            failure = f"Import failed at entry {entry.index} ({entry.name!r}): {error.message}"
-            try:
-                undone = _undo(undo)
-            except ChimeError as undo_error:
-                db.session.rollback()
-                raise ImportFailed(f"{failure}; undoing the changes already made failed too "
-                                   f"({undo_error.message}): check the tasks") from error
-            raise ImportFailed(f"{failure}; {undone} change(s) already made were undone, "
-                               "so nothing was imported") from error
+            raise ImportFailed(f"Import failed at entry {entry.index} ({entry.name!r}): {error.message}; "
+                               "nothing was imported") from error
     return outcomes
 
 
-def _apply_one(entry: Entry, ids: dict[str, int], allow_shell: bool, undo: _Undo) -> Outcome:
+def _apply_one(entry: Entry, ids: dict[str, int], allow_shell: bool) -> Outcome:
     payload = {**entry.payload, "depends_on": [ids[name] for name in entry.depends_on]}
     task = db.session.get(Task, entry.existing.id) if entry.existing is not None else None
     if task is None:
         task = services.create_task(payload, allow_shell=allow_shell)
-        undo.order.append(("created", task.id))
         ids[task.name] = task.id
         return Outcome("created", task.name, task.id)
     if _unchanged(entry, task, ids, allow_shell):
         return Outcome("unchanged", task.name, task.id)
-    before = services.current_fields(task)
     services.update_task(task, payload, partial=False, allow_shell=allow_shell)
-    undo.order.append(("updated", task.id))
-    undo.updated.append((task.id, before))
     return Outcome("updated", task.name, task.id)
 
 
@@ -378,19 +389,3 @@ def _unchanged(entry: Entry, task: Task, ids: Mapping[str, int], allow_shell: bo
     wanted = validate_task({**entry.payload, "depends_on": [ids[name] for name in entry.depends_on]},
                            allow_shell=allow_shell)
     return wanted == services.current_fields(task)
-
-
-def _undo(undo: _Undo) -> int:
-    """Reverse the applied changes, newest first (so children go before their parents)."""
-    before = dict(undo.updated)
-    count = 0
-    for action, task_id in reversed(undo.order):
-        task = db.session.get(Task, task_id)
-        if task is None:
-            continue
-        if action == "created":
-            services.delete_task(task)
-        else:
-            services.update_task(task, before[task_id], partial=False, allow_shell=True)
-        count += 1
-    return count

@@ -11,11 +11,14 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.auth import create_token, create_user, ensure_first_admin, set_active, set_password
 from chime.errors import ChimeError
 from chime.extensions import db
-from chime.models import ScheduleType, Task, User, task_to_dict
+from chime.unit_of_work import unit_of_work
+from chime.models import ScheduleType, Task, User
+from chime.schemas.task import task_to_dict
 
 
 def register_commands(app: Flask) -> None:
@@ -173,7 +176,7 @@ def _toggle(task_id: int, enabled: bool) -> None:
     from chime.services import toggle_task
 
     task = load_task(task_id)
-    with chime_errors():
+    with chime_errors(), unit_of_work():
         toggle_task(task, enabled=enabled)
     next_run = task.next_run_at.isoformat() if task.next_run_at else "none"
     click.echo(f"Task {task.id} {task.name!r} {'enabled' if enabled else 'disabled'}; next run: {next_run}")
@@ -258,18 +261,22 @@ def import_command(file: Any, update: bool, dry_run: bool) -> None:
 
     Every entry is validated like an API request; every problem is reported and, if there is
     any, nothing is imported. Parents are created before their children and depends_on names
-    resolve to the tasks in the file or already in the database.
+    resolve to the tasks in the file or already in the database. The whole file is one
+    transaction: committed once, or rolled back entirely.
     """
     from chime import transfer
 
     allow_shell = bool(current_app.config["ALLOW_SHELL_JOBS"])
     try:
-        entries = transfer.load_document(file.read())
-        checked = transfer.check_entries(entries, allow_shell=allow_shell, update=update)
-        outcomes = (transfer.plan if dry_run else transfer.apply)(checked, allow_shell=allow_shell)
+        with unit_of_work():
+            entries = transfer.load_document(file.read())
+            checked = transfer.check_entries(entries, allow_shell=allow_shell, update=update)
+            outcomes = (transfer.plan if dry_run else transfer.apply)(checked, allow_shell=allow_shell)
     except (transfer.TransferError, transfer.ImportRejected, transfer.ImportFailed) as error:
-        db.session.rollback()
         raise click.ClickException(str(error)) from None
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        raise click.ClickException(f"Nothing was imported: the database refused the change ({cause})") from None
     prefix = "would be " if dry_run else ""
     for outcome in outcomes:
         where = f" (id {outcome.task_id})" if outcome.task_id is not None else ""

@@ -12,12 +12,14 @@ from scheduler import health
 from tests.admin.conftest import AdminClient, add_execution, add_task
 from tests.services import free_port
 from chime import services
+from chime.unit_of_work import unit_of_work
 from chime.extensions import db
 
 
 def test_task_live_json_has_the_task_and_its_next_fire_times(admin: AdminClient) -> None:
-    task = services.create_task({"name": "tick", "job": "noop", "schedule_type": "INTERVAL",
-                                 "interval_seconds": 60}, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task({"name": "tick", "job": "noop", "schedule_type": "INTERVAL",
+                                     "interval_seconds": 60}, allow_shell=False)
     response = admin.get(f"/tasks/{task.id}/live")
     assert response.status_code == 200 and response.is_json
     data = response.get_json()

@@ -8,6 +8,7 @@ from rq import Worker
 
 from scheduler import health
 from tests.admin.conftest import AdminClient, add_execution, add_notification, add_task
+from chime.unit_of_work import unit_of_work
 
 SCRIPT = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -75,9 +76,10 @@ def test_login_form_without_a_csrf_token_is_rejected(app: Any, client: Any) -> N
 def test_a_script_task_name_is_shown_as_text_everywhere(admin: AdminClient, app: Any) -> None:
     from chime import services
 
-    task = services.create_task({"name": SCRIPT, "job": "echo", "args": {"message": SCRIPT},
-                                 "schedule_type": "INTERVAL", "interval_seconds": 60,
-                                 "description": SCRIPT}, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task({"name": SCRIPT, "job": "echo", "args": {"message": SCRIPT},
+                                     "schedule_type": "INTERVAL", "interval_seconds": 60,
+                                     "description": SCRIPT}, allow_shell=False)
     execution = add_execution(task, "FAILED", message=SCRIPT)
     add_notification(title=SCRIPT, task=task, message=SCRIPT)
     for path in ("/", "/tasks", f"/tasks/{task.id}", f"/tasks/{task.id}/edit", f"/tasks/{task.id}/delete",
@@ -122,8 +124,9 @@ def test_dashboard_has_no_banner_when_the_engine_is_alive(admin: AdminClient, re
 def test_dashboard_lists_the_next_runs(admin: AdminClient) -> None:
     from chime import services
 
-    services.create_task({"name": "soon", "job": "noop", "schedule_type": "INTERVAL", "interval_seconds": 120},
-                         allow_shell=False)
+    with unit_of_work():
+        services.create_task({"name": "soon", "job": "noop", "schedule_type": "INTERVAL", "interval_seconds": 120},
+                             allow_shell=False)
     html = admin.html("/")
     assert ">soon</a>" in html
     assert 'data-format="relative"' in html and "in 2 min" in html

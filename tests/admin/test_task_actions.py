@@ -8,11 +8,13 @@ from tests.admin.conftest import AdminClient, add_execution, add_task
 from chime import services
 from chime.extensions import db
 from chime.models import Task
+from chime.unit_of_work import unit_of_work
 
 
 def make(name: str = "job", **fields: Any) -> Task:
     payload = {"name": name, "job": "noop", "schedule_type": "INTERVAL", "interval_seconds": 300, **fields}
-    return services.create_task(payload, allow_shell=False)
+    with unit_of_work():
+        return services.create_task(payload, allow_shell=False)
 
 
 def test_task_list_searches_filters_and_paginates(admin: AdminClient) -> None:

@@ -13,6 +13,7 @@ from webapp.admin import forms
 from chime.extensions import db
 from chime.models import Task
 from chime.schemas.task import task_to_dict, validate_task
+from chime.unit_of_work import unit_of_work
 
 VOLATILE = {"id", "name", "created_at", "updated_at", "next_run_at"}
 BASE_FORM = {
@@ -224,9 +225,10 @@ def test_depends_on_is_a_multi_select_of_other_tasks(admin: AdminClient) -> None
 
 
 def test_edit_shows_the_stored_values_and_replaces_the_task(admin: AdminClient) -> None:
-    task = services.create_task({"name": "nightly", "job": "echo", "args": {"message": "a"}, "schedule_type": "CRON",
-                                 "cron": "30 2 * * *", "timezone": "Europe/Berlin", "start_at": "2031-03-01T02:30",
-                                 "queue": "low"}, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task({"name": "nightly", "job": "echo", "args": {"message": "a"},
+                                     "schedule_type": "CRON", "cron": "30 2 * * *", "timezone": "Europe/Berlin",
+                                     "start_at": "2031-03-01T02:30", "queue": "low"}, allow_shell=False)
     start_at = task.start_at
     html = admin.html(f"/tasks/{task.id}/edit")
     assert 'value="nightly"' in html and 'value="30 2 * * *"' in html
@@ -244,9 +246,10 @@ def test_edit_shows_the_stored_values_and_replaces_the_task(admin: AdminClient) 
 
 
 def test_edit_can_clear_the_start_and_end(admin: AdminClient) -> None:
-    task = services.create_task({"name": "windowed", "job": "noop", "schedule_type": "INTERVAL",
-                                 "interval_seconds": 60, "start_at": "2031-03-01T02:30",
-                                 "end_at": "2032-03-01T02:30"}, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task({"name": "windowed", "job": "noop", "schedule_type": "INTERVAL",
+                                     "interval_seconds": 60, "start_at": "2031-03-01T02:30",
+                                     "end_at": "2032-03-01T02:30"}, allow_shell=False)
     response = admin.post(f"/tasks/{task.id}/edit", form(name="windowed", job="noop", schedule_type="INTERVAL",
                                                          interval_seconds="60", start_at="", end_at=""))
     assert response.status_code == 302
@@ -279,7 +282,8 @@ def test_edit_errors_keep_the_task_unchanged(admin: AdminClient) -> None:
      "run_at": "2031-10-26T02:30", "timezone": "Europe/Berlin", "max_retries": 0},
 ])
 def test_the_edit_form_round_trips_a_task_unchanged(app: Any, payload: dict[str, Any]) -> None:
-    task = services.create_task(payload, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task(payload, allow_shell=False)
     values = forms.values_from_task(task)
     built, errors = forms.payload_from_values(values)
     assert errors == {}

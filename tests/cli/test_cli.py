@@ -13,13 +13,15 @@ from chime import services
 from chime.errors import ConflictError
 from chime.extensions import db
 from chime.models import Task, task_dependencies
-from chime.validation import WRITABLE
+from chime.schemas.task import WRITABLE
+from chime.unit_of_work import unit_of_work
 
 INTERVAL = {"job": "echo", "args": {"message": "hi"}, "schedule_type": "INTERVAL", "interval_seconds": 60}
 
 
 def make(name: str, **fields: Any) -> Task:
-    return services.create_task({"name": name, **INTERVAL, **fields}, allow_shell=False)
+    with unit_of_work():
+        return services.create_task({"name": name, **INTERVAL, **fields}, allow_shell=False)
 
 
 def cli(app: Any, *args: str, input: str | None = None) -> Any:
@@ -208,7 +210,8 @@ def test_export_import_round_trip_into_an_empty_database(app: Any, redis_client:
     once = make("once", schedule_type="ONE_TIME", interval_seconds=None, run_at="2032-02-29T12:30:00+01:00",
                 enabled=False, job="http_request", args={"url": "https://example.com/hook", "method": "POST"})
     make("diamond", depends_on=[base.id, once.id], args={"message": "x" * 10})
-    services.update_task(late, {"depends_on": [once.id]}, partial=True, allow_shell=False)
+    with unit_of_work():
+        services.update_task(late, {"depends_on": [once.id]}, partial=True, allow_shell=False)
     original = ok(app, "export").output
 
     empty_database(redis_client)
@@ -373,8 +376,8 @@ def test_import_from_standard_input_and_dry_run(app: Any) -> None:
     assert task_count() == 1
 
 
-def test_a_failure_half_way_undoes_what_was_applied(app: Any, redis_client: Any, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_half_way_keeps_nothing_of_the_file(app: Any, redis_client: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     kept = make("kept")
     document = {"version": 1, "tasks": [entry("first"), entry("kept", interval_seconds=999),
                                         entry("second", depends_on=["kept"])]}
@@ -390,11 +393,43 @@ def test_a_failure_half_way_undoes_what_was_applied(app: Any, redis_client: Any,
     monkeypatch.setattr(services, "create_task", flaky_create)
     output = failed(app, "import", "--update", write(tmp_path, document))
     assert "Import failed at entry 2 ('second')" in output
-    assert "2 change(s) already made were undone" in output
+    assert "nothing was imported" in output
     db.session.expire_all()
     assert [t.name for t in db.session.scalars(select(Task))] == ["kept"]
     assert db.session.get(Task, kept.id).interval_seconds == 60
     assert occ.pending_job_id(redis_client, kept.id) is not None
+
+
+def database_snapshot() -> dict[str, list[tuple]]:
+    """Every row of every table, in a stable order."""
+    db.session.expire_all()
+    return {table.name: sorted(map(tuple, db.session.execute(table.select()).all()), key=repr)
+            for table in db.metadata.sorted_tables}
+
+
+def redis_snapshot(connection: Any) -> dict[bytes, bytes]:
+    return {key: connection.dump(key) for key in connection.keys("*")}
+
+
+def test_an_import_failing_at_its_last_entry_leaves_the_database_and_redis_exactly_as_before(
+        app: Any, redis_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parent = make("parent")
+    make("child", depends_on=[parent.id], queue="low")
+    database_before, redis_before = database_snapshot(), redis_snapshot(redis_client)
+    document = {"version": 1, "tasks": [entry("parent", interval_seconds=120), entry("fresh"),
+                                        entry("child", depends_on=["fresh"]), entry("last")]}
+    real_create = services.create_task
+
+    def create_unless_last(payload: Any, **kwargs: Any) -> Task:
+        if payload["name"] == "last":
+            raise ConflictError("A task named 'last' already exists")
+        return real_create(payload, **kwargs)
+
+    monkeypatch.setattr(services, "create_task", create_unless_last)
+    output = failed(app, "import", "--update", write(tmp_path, document))
+    assert "Import failed at entry 3 ('last')" in output and "nothing was imported" in output
+    assert database_snapshot() == database_before
+    assert redis_snapshot(redis_client) == redis_before
 
 
 def test_reconcile_command_prints_the_same_report_as_the_api(app: Any) -> None:

@@ -16,6 +16,7 @@ from chime import services
 from webapp import create_app
 from chime.config import normalise_database_url
 from chime.extensions import db
+from chime.unit_of_work import unit_of_work
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -65,7 +66,8 @@ def test_the_migrations_go_down_and_up_again(migrated_app: Any) -> None:
 def test_a_deleted_tasks_id_is_never_given_to_a_new_task(migrated_app: Any) -> None:
     first = create(name="first")
     doomed = create(name="doomed")
-    services.delete_task(services.get_task(doomed))
+    with unit_of_work():
+        services.delete_task(services.get_task(doomed))
 
     newcomer = create(name="newcomer")
 

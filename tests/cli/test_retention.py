@@ -13,6 +13,7 @@ from chime import services
 from chime.extensions import db
 from chime.models import Execution, Notification, Task
 from scheduler.retention import prune, run_prune
+from chime.unit_of_work import unit_of_work
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=timezone.utc)
 OLD = NOW - timedelta(days=31)
@@ -23,7 +24,8 @@ _slots = itertools.count()
 def make_task(name: str = "ping", **fields: Any) -> Task:
     payload = {"name": name, "job": "echo", "args": {"message": "hi"}, "schedule_type": "INTERVAL",
                "interval_seconds": 60, **fields}
-    return services.create_task(payload, allow_shell=False)
+    with unit_of_work():
+        return services.create_task(payload, allow_shell=False)
 
 
 def execution(task: Task | None, created_at: datetime, *, status: str = "SUCCESS", trigger: str = "SCHEDULE",

@@ -10,12 +10,14 @@ from chime import services
 from chime.extensions import db
 from chime.models import Execution, Notification, Task
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 
 def create(**fields: Any) -> int:
     """Create a task through the same service the API uses; return its id."""
     payload = {"job": "noop", "args": {}, "schedule_type": "INTERVAL", "interval_seconds": 1, **fields}
-    task = services.create_task(payload, allow_shell=False)
+    with unit_of_work():
+        task = services.create_task(payload, allow_shell=False)
     task_id = task.id
     db.session.rollback()
     return task_id
@@ -53,7 +55,8 @@ def in_seconds(seconds: float) -> str:
 
 
 def toggle(task_id: int) -> None:
-    services.toggle_task(services.get_task(task_id))
+    with unit_of_work():
+        services.toggle_task(services.get_task(task_id))
     db.session.rollback()
 
 

@@ -12,6 +12,7 @@ from chime import services
 from chime.extensions import db
 from chime.models import Task
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 
 def skipped_count(connection: Any, task_id: int) -> int:
@@ -168,7 +169,8 @@ def test_a_one_time_occurrence_left_from_an_earlier_run_at_runs_at_the_tasks_run
     task_id = create(name="once", schedule_type="ONE_TIME", interval_seconds=None,
                      run_at=(start + timedelta(seconds=60)).isoformat())
     monkeypatch.setattr(occ, "replace_pending", lambda *args: (_ for _ in ()).throw(redis.exceptions.ConnectionError()))
-    services.update_task(services.get_task(task_id), {"run_at": start.isoformat()}, partial=True, allow_shell=False)
+    with unit_of_work():
+        services.update_task(services.get_task(task_id), {"run_at": start.isoformat()}, partial=True, allow_shell=False)
     monkeypatch.undo()
     db.session.rollback()
 
@@ -185,7 +187,8 @@ def test_an_overdue_occurrence_a_disable_takes_out_of_the_schedule_is_recorded(a
     task_id = create(name="every-minute", interval_seconds=60, start_at=start.isoformat())
     time.sleep(max((start - utcnow()).total_seconds(), 0) + 0.2)  # due, and no scheduler has moved it
 
-    services.toggle_task(services.get_task(task_id))
+    with unit_of_work():
+        services.toggle_task(services.get_task(task_id))
 
     assert [(e.status, e.scheduled_for, e.message) for e in executions(task_id)] == [
         ("SKIPPED", start, "not run: the task was disabled before the scheduler dispatched 1 overdue occurrence(s)")]

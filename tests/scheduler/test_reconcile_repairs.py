@@ -20,6 +20,7 @@ from chime import services
 from chime.extensions import db
 from chime.models import Task
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 REPAIRS = ("pending_restored", "missed_restored", "one_time_recovered", "stale_replaced", "orphans_removed",
            "executions_lost", "retries_enqueued")
@@ -104,7 +105,8 @@ def test_an_occurrence_made_from_an_earlier_definition_is_replaced(app: Any, con
     old = occ.pending_job_id(connection, task_id)
     monkeypatch.setattr(occ, "replace_pending", lambda *args: (_ for _ in ()).throw(
         __import__("redis").exceptions.ConnectionError("Redis is down")))
-    services.update_task(services.get_task(task_id), {"interval_seconds": 60}, partial=True, allow_shell=False)
+    with unit_of_work():
+        services.update_task(services.get_task(task_id), {"interval_seconds": 60}, partial=True, allow_shell=False)
     monkeypatch.undo()
     db.session.rollback()
     assert occ.pending_job_id(connection, task_id) == old  # the edit could not reach Redis
@@ -137,7 +139,8 @@ def test_the_engines_own_writes_leave_a_tasks_updated_at_alone(app: Any, connect
 def test_a_job_made_for_a_deleted_task_never_runs_another_task(app: Any, connection: Any, work: Any) -> None:
     doomed = create(name="doomed", interval_seconds=3600)
     services.run_task_now(services.get_task(doomed))
-    services.delete_task(services.get_task(doomed))
+    with unit_of_work():
+        services.delete_task(services.get_task(doomed))
     db.session.rollback()
     newcomer = create(name="newcomer", interval_seconds=3600)
     # Whatever id the database gives the newcomer, make the queued job name it, as a reused id would.

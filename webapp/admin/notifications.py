@@ -12,6 +12,7 @@ from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 
 @bp.get("/notifications")
@@ -27,13 +28,15 @@ def notification_list() -> Any:
 @bp.post("/notifications/<int:notification_id>/read")
 @login_required
 def notification_read(notification_id: int) -> Any:
-    services.mark_notification_read(notification_id)
+    with unit_of_work():
+        services.mark_notification_read(notification_id)
     return redirect(safe_next(request.form.get("next"), url_for("admin.notification_list")))
 
 
 @bp.post("/notifications/read-all")
 @login_required
 def notification_read_all() -> Any:
-    count = services.mark_all_notifications_read()
+    with unit_of_work():
+        count = services.mark_all_notifications_read()
     flash(f"Marked {count} notification{'s' if count != 1 else ''} read.", "success")
     return redirect(safe_next(request.form.get("next"), url_for("admin.notification_list")))

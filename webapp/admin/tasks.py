@@ -15,8 +15,10 @@ from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from chime.errors import ConflictError, UnavailableError, ValidationError
-from chime.models import QUEUE_NAMES, Task, task_to_dict
+from chime.models import QUEUE_NAMES, Task
+from chime.schemas.task import task_to_dict
 from chime.timeutil import isoformat, utcnow
+from chime.unit_of_work import unit_of_work
 
 FIRE_TIMES_SHOWN = 5
 
@@ -57,7 +59,8 @@ def task_edit(task_id: int) -> Any:
 
 def _save(values: dict[str, Any], task: Task | None) -> Any:
     try:
-        saved = forms.save_task(values, task, allow_shell=_allow_shell())
+        with unit_of_work():
+            saved = forms.save_task(values, task, allow_shell=_allow_shell())
     except ValidationError as error:
         return _render_form(task, values, error.fields or {}, 400)
     except ConflictError as error:
@@ -105,7 +108,8 @@ def _next_fire_times(task: Task) -> list[Any]:
 @bp.post("/tasks/<int:task_id>/toggle")
 @login_required
 def task_toggle(task_id: int) -> Any:
-    task = services.toggle_task(services.get_task(task_id))
+    with unit_of_work():
+        task = services.toggle_task(services.get_task(task_id))
     flash(f"Task “{task.name}” {'enabled' if task.enabled else 'disabled'}.", "success")
     return redirect(safe_next(request.form.get("next"), url_for("admin.task_detail", task_id=task.id)))
 
@@ -130,7 +134,8 @@ def task_delete(task_id: int) -> Any:
         return render_template("tasks/delete.html", task=task)
     name = task.name
     try:
-        services.delete_task(task)
+        with unit_of_work():
+            services.delete_task(task)
     except ConflictError as error:
         return render_template("tasks/delete.html", task=task, error=error.message), 409
     flash(f"Task “{name}” deleted.", "success")

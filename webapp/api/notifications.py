@@ -11,6 +11,7 @@ from webapp.api.blueprint import bp
 from webapp.api.common import bool_arg, paginate
 from chime.models import Notification
 from chime.schemas.notification import NotificationRead, ReadAllResult
+from chime.unit_of_work import unit_of_work
 
 
 @bp.get("/notifications/")
@@ -24,9 +25,13 @@ def list_notifications() -> Any:
 
 @bp.post("/notifications/<int:notification_id>/read/")
 def read_notification(notification_id: int) -> Any:
-    return jsonify(NotificationRead.dump(services.mark_notification_read(notification_id)))
+    with unit_of_work():
+        notification = services.mark_notification_read(notification_id)
+    return jsonify(NotificationRead.dump(notification))
 
 
 @bp.post("/notifications/read-all/")
 def read_all_notifications() -> Any:
-    return jsonify(ReadAllResult.of(marked_read=services.mark_all_notifications_read()))
+    with unit_of_work():
+        count = services.mark_all_notifications_read()
+    return jsonify(ReadAllResult.of(marked_read=count))

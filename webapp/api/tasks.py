@@ -10,7 +10,9 @@ from chime import services
 from webapp.api.blueprint import bp
 from webapp.api.common import bool_arg, choice_arg, json_body, paginate
 from chime.errors import ValidationError
-from chime.models import ScheduleType, Status, Task, task_to_dict
+from chime.models import ScheduleType, Status, Task, Trigger
+from chime.schemas.task import task_to_dict
+from chime.unit_of_work import unit_of_work
 
 STATUSES = tuple(s.value for s in Status)
 SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
@@ -45,7 +47,8 @@ def _search_arg() -> str:
 
 @bp.post("/tasks/")
 def create_task() -> Any:
-    task = services.create_task(json_body(), allow_shell=_allow_shell())
+    with unit_of_work():
+        task = services.create_task(json_body(), allow_shell=_allow_shell())
     response = jsonify(task_to_dict(task))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_task", task_id=task.id)
@@ -59,27 +62,31 @@ def get_task(task_id: int) -> Any:
 
 @bp.put("/tasks/<int:task_id>/")
 def replace_task(task_id: int) -> Any:
-    task = services.get_task(task_id)
-    services.update_task(task, json_body(), partial=False, allow_shell=_allow_shell())
+    with unit_of_work():
+        task = services.update_task(services.get_task(task_id), json_body(), partial=False,
+                                    allow_shell=_allow_shell())
     return jsonify(task_to_dict(task))
 
 
 @bp.patch("/tasks/<int:task_id>/")
 def patch_task(task_id: int) -> Any:
-    task = services.get_task(task_id)
-    services.update_task(task, json_body(), partial=True, allow_shell=_allow_shell())
+    with unit_of_work():
+        task = services.update_task(services.get_task(task_id), json_body(), partial=True,
+                                    allow_shell=_allow_shell())
     return jsonify(task_to_dict(task))
 
 
 @bp.delete("/tasks/<int:task_id>/")
 def delete_task(task_id: int) -> Any:
-    services.delete_task(services.get_task(task_id))
+    with unit_of_work():
+        services.delete_task(services.get_task(task_id))
     return "", 204
 
 
 @bp.post("/tasks/<int:task_id>/toggle/")
 def toggle_task(task_id: int) -> Any:
-    task = services.toggle_task(services.get_task(task_id))
+    with unit_of_work():
+        task = services.toggle_task(services.get_task(task_id))
     return jsonify(task_to_dict(task))
 
 
@@ -87,4 +94,4 @@ def toggle_task(task_id: int) -> Any:
 def run_task(task_id: int) -> Any:
     task = services.get_task(task_id)
     job_id = services.run_task_now(task)
-    return jsonify({"job_id": job_id, "task_id": task.id, "trigger": "MANUAL"}), 202
+    return jsonify({"job_id": job_id, "task_id": task.id, "trigger": Trigger.MANUAL}), 202
