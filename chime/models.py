@@ -175,10 +175,3 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-def task_to_dict(task: Task) -> dict[str, Any]:
-    """Represent a task as the API shows it (its schema: :func:`chime.schemas.task.task_to_dict`)."""
-    from chime.schemas.task import task_to_dict as serialize  # the schema imports the models
-
-    return serialize(task)

@@ -101,19 +101,3 @@ def is_encodable(value: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-_MOVED_TO_THE_TASK_SCHEMA = frozenset({
-    "validate_task", "WRITABLE", "DEFAULTS", "REQUIRED", "FIELDS_OF_TYPE", "SCHEDULE_FIELDS", "MAX_NAME_LENGTH",
-    "MAX_DESCRIPTION_LENGTH", "MAX_INTERVAL_SECONDS", "MAX_TIMEOUT_SECONDS", "MAX_BACKOFF_SECONDS", "MAX_RETRIES",
-    "MAX_GRACE_SECONDS", "MAX_DEPENDENCIES",
-})
-
-
-def __getattr__(name: str) -> Any:
-    """The task's names that moved to :mod:`chime.schemas.task`, for callers not yet moved (transitional)."""
-    if name in _MOVED_TO_THE_TASK_SCHEMA:
-        from chime.schemas import task
-
-        return getattr(task, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

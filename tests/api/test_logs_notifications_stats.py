@@ -379,17 +379,3 @@ def test_cron_preview_count_out_of_bounds_is_a_400(api: Any, count: str) -> None
     response = api.get(f"/api/cron/preview/?cron=@daily&count={count}")
     assert response.status_code == 400
     assert "count" in response.get_json()["fields"]
-
-
-def test_reconcile_on_demand_returns_its_report_and_stats_show_it(api: Any) -> None:
-    report = api.post("/api/reconcile/").get_json()
-    assert report["tasks_checked"] == 0 and "finished_at" in report
-    assert api.get("/api/stats/").get_json()["reconciler"]["last_report"]["finished_at"] == report["finished_at"]
-
-
-def test_reconcile_while_another_pass_runs_is_a_409(api: Any, redis_client: Any) -> None:
-    from chime.redis_keys import RECONCILER_LOCK_KEY
-
-    redis_client.set(RECONCILER_LOCK_KEY, "someone-else", ex=60)
-    response = api.post("/api/reconcile/")
-    assert response.status_code == 409 and response.get_json()["error"] == "conflict"

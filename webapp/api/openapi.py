@@ -25,7 +25,7 @@ from chime.schemas.execution import ExecutionRead, RunResult
 from chime.schemas.health import Health, Liveness, Readiness
 from chime.schemas.job import JobRead
 from chime.schemas.notification import NotificationRead, ReadAllResult
-from chime.schemas.reconcile import ReconcileReport
+from chime.schemas.reconcile import ReconcileReport, ReconcileRequest
 from chime.schemas.stats import Stats
 from chime.schemas.task import TaskInput, TaskPatch, TaskRead
 from chime.validation import MAX_ID
@@ -58,6 +58,7 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "CronPreview": (CronPreview, "serialization"),
     "Stats": (Stats, "serialization"),
     "ReconcileReport": (ReconcileReport, "serialization"),
+    "ReconcileRequest": (ReconcileRequest, "serialization"),
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
