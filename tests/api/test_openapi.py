@@ -336,7 +336,8 @@ def case_strategies(operation: Any, mode: schemathesis.GenerationMode) -> list[A
     definition = operation.definition.raw
     in_path = [p["name"] for p in definition.get("parameters", []) if p["in"] == "path"]
     other_inputs = "requestBody" in definition or len(definition.get("parameters", [])) > len(in_path)
-    any_text = {p["name"] for p in definition.get("parameters", []) if p["in"] == "path" and p["schema"] == {"type": "string"}}
+    any_text = {p["name"] for p in definition.get("parameters", [])
+                if p["in"] == "path" and p["schema"] == {"type": "string"}}
     if not mode.is_positive and not (set(in_path) - any_text or other_inputs):
         return []  # nothing can be made invalid (any text is a valid free-text path segment)
     strategies = [operation.as_strategy(generation_mode=mode)]
