@@ -85,6 +85,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
             env.get("RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL_SECONDS)
         ),
         "LOG_RETENTION_DAYS": int(env.get("LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS)),
+        "METRICS_PER_TASK": is_true(env.get("CHIME_METRICS_PER_TASK")),  # a task_id label: grows with the tasks
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "SESSION_COOKIE_HTTPONLY": True,

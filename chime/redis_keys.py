@@ -35,7 +35,8 @@ RECONCILE_REPORT_KEY = "chime:reconciler:last_report"  # string: the last pass's
 LIVENESS_SINCE_KEY = "chime:liveness:since"          # "<run id>@<epoch seconds>": since when Redis kept its data
 
 # -- Chime: metrics and the web -------------------------------------------------------------------
-EXECUTIONS_METRIC_KEY = "chime:metrics:executions"        # hash: "<task_id>|<status>" -> count
+EXECUTIONS_METRIC_KEY = "chime:metrics:executions_by_status"  # hash: status -> count
+TASK_EXECUTIONS_METRIC_KEY = "chime:metrics:executions"   # hash: "<task_id>|<status>" -> count (CHIME_METRICS_PER_TASK)
 REPAIRS_METRIC_KEY = "chime:metrics:reconcile_repairs"    # hash: repair kind -> count
 HISTOGRAM_METRIC_KEY = "chime:metrics:histogram:{name}"   # hash: "le:<bound>" | "sum" | "count"
 THROTTLE_KEY_PREFIX = "chime:throttle"                    # Flask-Limiter's counters of failed sign-ins

@@ -2,16 +2,23 @@
 and a Prometheus collector that reads them, plus live gauges, at scrape time.
 
 Counters reset when Redis loses its data; Prometheus' rate() handles resets.
+
+Every label has a bounded set of values (statuses, queues, repair kinds, buckets): executions are
+counted by status. Counting them per task as well -- a `task_id` label, one series per task and
+status, growing with the number of tasks -- is an explicit opt-in: CHIME_METRICS_PER_TASK=1
+(the app's METRICS_PER_TASK), read by the processes that count and by the one that is scraped.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
 
+from flask import current_app, has_app_context
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis import Redis
 
 from chime.redis_keys import EXECUTIONS_METRIC_KEY as EXECUTIONS_KEY
+from chime.redis_keys import TASK_EXECUTIONS_METRIC_KEY as TASK_EXECUTIONS_KEY
 from chime.redis_keys import HISTOGRAM_METRIC_KEY as HISTOGRAM_KEY
 from chime.redis_keys import REPAIRS_METRIC_KEY as REPAIRS_KEY
 from scheduler import health
@@ -28,11 +35,17 @@ def bucket_bound(value: float, buckets: Sequence[float]) -> str:
     return "+Inf"
 
 
+def counts_per_task() -> bool:
+    """Whether executions are counted per task too (CHIME_METRICS_PER_TASK; off by default)."""
+    return has_app_context() and bool(current_app.config.get("METRICS_PER_TASK"))
+
+
 def record_execution(connection: Redis, *, task_id: int, status: str, duration_seconds: float | None,
-                     lag_seconds: float | None) -> None:
-    """Count one finished execution and observe its duration and dispatch lag."""
+                     lag_seconds: float | None, per_task: bool | None = None) -> None:
+    """Count one finished execution (per task too when `per_task`, by default the app's setting)
+    and observe its duration and dispatch lag."""
     with connection.pipeline(transaction=False) as pipe:
-        pipe.hincrby(EXECUTIONS_KEY, f"{task_id}|{status}", 1)
+        _count(pipe, status, [task_id], counts_per_task() if per_task is None else per_task)
         if duration_seconds is not None:
             _observe(pipe, "duration", duration_seconds, DURATION_BUCKETS_SECONDS)
         if lag_seconds is not None:
@@ -40,14 +53,19 @@ def record_execution(connection: Redis, *, task_id: int, status: str, duration_s
         pipe.execute()
 
 
-def record_skipped(connection: Redis, task_ids: Sequence[int]) -> None:
+def record_skipped(connection: Redis, task_ids: Sequence[int], per_task: bool | None = None) -> None:
     """Count occurrences the scheduler recorded SKIPPED (missed, overlapping): they never reach a worker."""
     if not task_ids:
         return
     with connection.pipeline(transaction=False) as pipe:
-        for task_id in task_ids:
-            pipe.hincrby(EXECUTIONS_KEY, f"{task_id}|SKIPPED", 1)
+        _count(pipe, "SKIPPED", task_ids, counts_per_task() if per_task is None else per_task)
         pipe.execute()
+
+
+def _count(pipe: object, status: str, task_ids: Sequence[int], per_task: bool) -> None:
+    pipe.hincrby(EXECUTIONS_KEY, status, len(task_ids))  # type: ignore[attr-defined]
+    for task_id in task_ids if per_task else ():
+        pipe.hincrby(TASK_EXECUTIONS_KEY, f"{task_id}|{status}", 1)  # type: ignore[attr-defined]
 
 
 def _observe(pipe: object, name: str, value: float, buckets: Sequence[float]) -> None:
@@ -70,8 +88,9 @@ def record_repairs(connection: Redis, report: dict[str, object]) -> None:
 class EngineCollector:
     """A prometheus_client collector reading the engine's state from Redis at scrape time."""
 
-    def __init__(self, connection: Redis) -> None:
+    def __init__(self, connection: Redis, *, per_task: bool = False) -> None:
         self.connection = connection
+        self.per_task = per_task
 
     def collect(self) -> Iterator[object]:
         yield self._executions()
@@ -83,9 +102,15 @@ class EngineCollector:
         yield self._repairs()
 
     def _executions(self) -> CounterMetricFamily:
+        """Finished executions by status; by task and status only when counting per task is opted into."""
+        if not self.per_task:
+            family = CounterMetricFamily("chime_executions", "Finished executions by status.", labels=["status"])
+            for status, value in sorted(self.connection.hgetall(EXECUTIONS_KEY).items()):
+                family.add_metric([status.decode()], int(value))
+            return family
         family = CounterMetricFamily("chime_executions", "Finished executions by task and status.",
                                      labels=["task_id", "status"])
-        for field, value in sorted(self.connection.hgetall(EXECUTIONS_KEY).items()):
+        for field, value in sorted(self.connection.hgetall(TASK_EXECUTIONS_KEY).items()):
             task_id, _, status = field.decode().partition("|")
             family.add_metric([task_id, status], int(value))
         return family

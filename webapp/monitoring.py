@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -18,5 +18,5 @@ bp = Blueprint("monitoring", __name__)
 def metrics() -> Any:
     require_api_token()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(EngineCollector(get_redis()))
+    registry.register(EngineCollector(get_redis(), per_task=bool(current_app.config["METRICS_PER_TASK"])))
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

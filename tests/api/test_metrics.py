@@ -6,7 +6,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler import metrics
-from tests.conftest import AUTH
+from chime.redis_keys import TASK_EXECUTIONS_METRIC_KEY
+from tests.conftest import AUTH, app_on
 
 
 def scrape(client: Any) -> dict[str, Any]:
@@ -24,14 +25,35 @@ def test_metrics_need_the_api_token(client: Any) -> None:
     assert client.get("/metrics").status_code == 401
 
 
-def test_metrics_count_executions_by_task_and_status(client: Any, redis_client: Any) -> None:
+def record_three_executions(redis_client: Any) -> None:
     metrics.record_execution(redis_client, task_id=7, status="SUCCESS", duration_seconds=0.2, lag_seconds=0.03)
     metrics.record_execution(redis_client, task_id=7, status="SUCCESS", duration_seconds=3, lag_seconds=None)
     metrics.record_execution(redis_client, task_id=8, status="FAILED", duration_seconds=0.01, lag_seconds=0.2)
+
+
+def test_metrics_count_executions_by_status_with_no_label_per_task(client: Any, redis_client: Any) -> None:
+    record_three_executions(redis_client)
+    metrics.record_skipped(redis_client, [7, 8, 9])
     families = scrape(client)
     counted = samples(families["chime_executions"], "chime_executions_total")
+    assert counted == {(("status", "SUCCESS"),): 2, (("status", "FAILED"),): 1, (("status", "SKIPPED"),): 3}
+    assert redis_client.exists(TASK_EXECUTIONS_METRIC_KEY) == 0  # nothing is kept per task either
+
+
+def test_counting_per_task_is_an_explicit_opt_in(redis_url: str, database_url: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("CHIME_METRICS_PER_TASK", "1")
+    with app_on(database_url, redis_url) as app:
+        assert app.config["METRICS_PER_TASK"] is True
+        redis_client = app.extensions["redis"]
+        record_three_executions(redis_client)
+        counted = samples(scrape(app.test_client())["chime_executions"], "chime_executions_total")
     assert counted[(("status", "SUCCESS"), ("task_id", "7"))] == 2
     assert counted[(("status", "FAILED"), ("task_id", "8"))] == 1
+
+
+def test_metrics_histograms_observe_durations_and_dispatch_lag(client: Any, redis_client: Any) -> None:
+    record_three_executions(redis_client)
+    families = scrape(client)
     duration = families["chime_execution_duration_seconds"]
     assert samples(duration, "chime_execution_duration_seconds_count")[()] == 3
     assert samples(duration, "chime_execution_duration_seconds_bucket")[(("le", "0.25"),)] == 2
