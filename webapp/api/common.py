@@ -16,6 +16,7 @@ from chime.extensions import db
 
 MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 MAX_OFFSET = 10**12
+MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
 
 
 def json_body() -> Any:

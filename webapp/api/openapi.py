@@ -16,6 +16,7 @@ from apispec import APISpec
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
 from pydantic_core import core_schema
+from rq.job import JOB_ID_PATTERN
 
 import jobs.registry as registry
 from chime.config import MAX_CONTENT_LENGTH_BYTES
@@ -38,6 +39,7 @@ BEARER = "bearerAuth"
 JSON = "application/json"
 SCHEMA_REF = "#/components/schemas/{model}"
 ROW_ID = {"schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "example": 1}
+JOB_ID = {"schema": {"type": "string", "pattern": f"^{JOB_ID_PATTERN.pattern}$"}}  # what RQ accepts as a job id
 IGNORED_VERSION = {"type": "integer", "readOnly": True, "description": "Accepted and ignored"}
 Mode = Literal["validation", "serialization"]
 
@@ -170,9 +172,9 @@ def component_schemas(job_names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def path_parameters(row: Operation) -> list[dict[str, Any]]:
-    """Every {name_id} in a row's path: the id of a row (an integer), or text if the row says so."""
+    """Every {name_id} in a row's path: the id of a row (an integer), or of an RQ job if the row says so."""
     return [{"name": name, "in": "path", "required": True, "description": f"Id of the {name.removesuffix('_id')}",
-             **({"schema": {"type": "string"}} if name in row.path_strings else ROW_ID)}
+             **(JOB_ID if name in row.path_strings else ROW_ID)}
             for name in re.findall(r"\{(\w+)\}", row.path)]
 
 

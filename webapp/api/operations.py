@@ -15,15 +15,15 @@ from pydantic import BaseModel, Field
 from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from chime.models import ScheduleType, Status, Trigger
 from chime.schemas.cron import DEFAULT_PREVIEW_COUNT, DEFAULT_TIMEZONE
+from chime.schemas.task import NO_NUL, TIMEZONE_PATTERN
 from chime.triggers import (
     MAX_CRON_LENGTH_CHARS,
     MAX_INSTANT_LENGTH_CHARS,
     MAX_PREVIEW_COUNT,
     MAX_TIMEZONE_LENGTH_CHARS,
 )
-from chime.schemas.task import NO_NUL, TIMEZONE_PATTERN
 from chime.validation import MAX_ID
-from webapp.api.common import MAX_OFFSET
+from webapp.api.common import MAX_OFFSET, MAX_SEARCH_LENGTH_CHARS
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class Operation:
     query: type[BaseModel] | None = None
     body: Body | None = None
     public: bool = False  # no bearer token needed
-    path_strings: tuple[str, ...] = ()  # path parameters that are text (the others are row ids)
+    path_strings: tuple[str, ...] = ()  # path parameters that are RQ job ids (the others are row ids)
 
 
 # --------------------------------------------------------------------------- query parameters
@@ -75,7 +75,7 @@ class TaskFilters(Pagination):
     schedule_type: ScheduleType = Field(None, description="Only tasks of this schedule type (case-insensitive)")
     search: str = Field(None, pattern=NO_NUL, description=(
         "Only tasks whose name contains this text (case-insensitive, literal; "
-        "the first 200 characters are used)"))
+        f"the first {MAX_SEARCH_LENGTH_CHARS} characters are used)"))
 
 
 class TaskLogFilters(Pagination):

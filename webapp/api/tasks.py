@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from chime import services
 from webapp.api.blueprint import bp
-from webapp.api.common import bool_arg, choice_arg, json_body, paginate
+from webapp.api.common import MAX_SEARCH_LENGTH_CHARS, bool_arg, choice_arg, json_body, paginate
 from chime.errors import ValidationError
 from chime.models import ScheduleType, Status, Task, Trigger
+from chime.schemas.execution import RunResult
 from chime.schemas.task import task_to_dict
 from chime.unit_of_work import unit_of_work
 
@@ -39,7 +40,7 @@ def list_tasks() -> Any:
 def _search_arg() -> str:
     from flask import request
 
-    raw = request.args.get("search", "")[:200]
+    raw = request.args.get("search", "")[:MAX_SEARCH_LENGTH_CHARS]
     if "\x00" in raw:
         raise ValidationError({"search": "must not contain NUL characters"})
     return raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -94,4 +95,4 @@ def toggle_task(task_id: int) -> Any:
 def run_task(task_id: int) -> Any:
     task = services.get_task(task_id)
     job_id = services.run_task_now(task)
-    return jsonify({"job_id": job_id, "task_id": task.id, "trigger": Trigger.MANUAL}), 202
+    return jsonify(RunResult.of(job_id=job_id, task_id=task.id, trigger=Trigger.MANUAL)), 202
