@@ -69,6 +69,6 @@ def test_a_missing_redis_kind_fails_on_ci_and_is_skipped_elsewhere(monkeypatch: 
 def test_every_test_named_to_run_on_both_redis_binaries_exists() -> None:
     from tests.engine_fixtures import ALSO_ON_SYSTEM_REDIS, REDIS_PARAMETRISED_UNDER
 
-    names = {node.name for folder in REDIS_PARAMETRISED_UNDER for path in folder.glob("test_*.py")
+    names = {node.name for folder in REDIS_PARAMETRISED_UNDER for path in folder.rglob("test_*.py")
              for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.FunctionDef)}
     assert ALSO_ON_SYSTEM_REDIS <= names, sorted(ALSO_ON_SYSTEM_REDIS - names)

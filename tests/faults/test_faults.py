@@ -1,7 +1,8 @@
 """Fault injection: real redis-server, real worker and scheduler processes, SQLite and Postgres.
 
 Each test states the fault, waits for recovery, and checks that every occurrence due in the
-window has exactly one final execution and that nothing ran twice.
+window has exactly one final execution and that nothing ran twice. A fault that needs no process
+(a jump of the wall clock) is tested in process: tests/engine/inprocess/test_schedules.py.
 """
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import os
 import random
 import signal
 import time
-from collections import Counter
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -19,10 +18,10 @@ from rq import Worker
 
 from scheduler import health
 from chime import occurrence as occ
-from scheduler.dispatch import ChimeScheduler
 from scheduler.reconcile import reconcile
 from tests.conftest import AUTH
 from tests.engine.helpers import create, executions, in_seconds, task, toggle, with_status
+from tests.engine.inprocess.engine import scheduled_occurrences
 from tests.engine_fixtures import Engine, wait_for
 from chime.extensions import db
 from chime.models import Task
@@ -42,12 +41,6 @@ def reconcile_now(app: Any) -> dict[str, Any]:
     report = reconcile(redis_of(app))
     db.session.rollback()
     return report
-
-
-def scheduled_occurrences(connection: Any) -> Counter[int]:
-    """Count the scheduled first-attempt occurrences per task in the sorted set."""
-    found = (occ.parse_job_id(m.decode()) for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1))
-    return Counter(d.task_id for d in found if d is not None and d.attempt == 1 and not d.extra)
 
 
 def assert_no_occurrence_ran_twice(task_id: int) -> None:
@@ -152,28 +145,6 @@ def test_redis_restarted_empty_is_survived(engine: Engine, engine_app: Any, engi
     wait_for(lambda: with_status(newborn, "SUCCESS"), 60, "the task created during the outage to run", engine)
     assert client.get("/api/health/").status_code == 200
     assert_no_occurrence_ran_twice(task_id)
-
-
-def test_clock_jumps_cause_no_burst_of_runs(engine_app: Any) -> None:
-    connection = redis_of(engine_app)
-    coalesced = create(name="minutely", interval_seconds=60, overlap="ALLOW")
-    skipped = create(name="strict", interval_seconds=60, misfire_grace_seconds=10)
-    scheduler = ChimeScheduler(connection, engine_app, name="clock-test")
-    due_at = max(task(coalesced).next_run_at, task(skipped).next_run_at)
-    queued = lambda: connection.lrange("rq:queue:default", 0, -1)  # noqa: E731
-    assert scheduler.dispatch_due(due_at + timedelta(milliseconds=5)) == 2 and len(queued()) == 2
-    jumped = due_at + timedelta(days=1, seconds=30)  # the wall clock jumps a day ahead
-    assert scheduler.dispatch_due(jumped) == 2
-    assert len(queued()) == 3  # one coalesced catch-up run, not 1,440
-    catch_up = occ.parse_job_id(queued()[-1].decode())
-    assert catch_up.task_id == coalesced and jumped - timedelta(seconds=60) < catch_up.scheduled_for <= jumped
-    missed = with_status(skipped, "SKIPPED")
-    assert len(missed) == 1 and missed[0].message.startswith("missed: at least 1000 occurrence(s)")
-    assert task(coalesced).next_run_at > jumped and task(skipped).next_run_at > jumped
-    assert scheduler.dispatch_due(due_at + timedelta(seconds=30)) == 0  # and back: nothing is due twice
-    next_due_at = max(task(coalesced).next_run_at, task(skipped).next_run_at)
-    assert scheduler.dispatch_due(next_due_at) == 2 and len(queued()) == 4
-    assert scheduled_occurrences(connection) == {coalesced: 1, skipped: 1}
 
 
 def test_random_changes_while_running_keep_one_occurrence_per_enabled_task(engine: Engine, engine_app: Any) -> None:
