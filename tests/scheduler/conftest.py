@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import scheduler.worker
-from chime.models import QUEUE_NAMES
+from tests.engine.inprocess.engine import work_off
 
 
 @pytest.fixture
@@ -19,8 +19,4 @@ def connection(app: Any) -> Any:
 def work(app: Any, connection: Any, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Run every queued job with the Procfile's worker class, in this process, until the queues are empty."""
     monkeypatch.setattr(scheduler.worker, "_app", app)  # the worker's app is the test's app
-
-    def drain() -> None:
-        scheduler.worker.ChimeWorker(list(QUEUE_NAMES), connection=connection).work(burst=True)
-
-    return drain
+    return lambda: work_off(connection)

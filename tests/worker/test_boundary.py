@@ -22,6 +22,7 @@ import scheduler.worker as worker_module
 from scheduler.boundary import ENTRY_POINTS, ChimeJob, PlainPickleSerializer
 from scheduler.worker import ChimeWorker
 from tests.engine.helpers import create, executions
+from tests.engine.inprocess.engine import work_off
 from chime import services
 from chime.extensions import db
 from chime.models import Task
@@ -45,7 +46,7 @@ def connection(app: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def work(connection: Any) -> None:
     """Run a Chime worker over every queue until they are empty."""
-    ChimeWorker(["high", "default", "low"], connection=connection).work(burst=True)
+    work_off(connection)
 
 
 def failure_reason(connection: Any, job_id: str) -> str:
