@@ -33,6 +33,7 @@ from chime.errors import ValidationError
 from chime.extensions import db
 from chime.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
 from webapp.queries import ExecutionFilters, TaskFilters
+from webapp.admin.wording import human_seconds
 from chime.timeutil import isoformat
 from chime.schemas.task import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, TaskInput, value_type, validate_task
 from chime.validation import parse_instant
@@ -410,8 +411,6 @@ def _describe(schedule: Schedule) -> str:
     if schedule.schedule_type == ScheduleType.CRON.value:
         return describe_cron(schedule.cron or "")
     if schedule.schedule_type == ScheduleType.INTERVAL.value:
-        from webapp.admin.helpers import human_seconds
-
         return f"Every {human_seconds(schedule.interval_seconds)}"
     return "Once (a time in the past runs as soon as the task is saved)"
 

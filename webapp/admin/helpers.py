@@ -14,6 +14,7 @@ from chime.triggers import ScheduleError, describe_cron
 from chime.extensions import db
 from chime.models import ScheduleType, Status
 from webapp.admin import forms
+from webapp.admin.wording import human_seconds
 from webapp.queries import CHART_OUTCOMES, HourBucket, unread_notifications
 from chime.timeutil import as_utc, isoformat, utcnow
 
@@ -25,21 +26,6 @@ CONTENT_SECURITY_POLICY = (
 
 
 # --------------------------------------------------------------------------- text
-
-
-def human_seconds(seconds: float | int | None) -> str:
-    """5 -> '5 s', 300 -> '5 min', 5400 -> '1 h 30 min', 172800 -> '2 d'."""
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size or (unit == "s" and not parts):
-            amount, seconds = divmod(seconds, size)
-            parts.append(f"{amount} {unit}")
-        if len(parts) == 2:
-            break
-    return " ".join(parts)
 
 
 def relative_time(value: datetime | str | None, now: datetime | None = None) -> str:
