@@ -31,7 +31,6 @@ class UTCDateTime(TypeDecorator):
         return as_utc(value)
 
 
-FINISHED_STATUSES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
 FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED)
 
 

@@ -26,7 +26,3 @@ class Lock:
     def release(self) -> bool:
         """Release the lock if we still hold it."""
         return bool(self.connection.eval(RELEASE_LOCK_LUA, 1, self.key, self.token))
-
-    def holder(self) -> str | None:
-        value = self.connection.get(self.key)
-        return value.decode() if value else None

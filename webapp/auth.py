@@ -5,20 +5,24 @@ import hashlib
 import hmac
 import logging
 import secrets
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, Callable
 
 from flask import current_app, g, redirect, request, session, url_for
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from chime.errors import UnauthorizedError
 from chime.extensions import db
 from chime.models import ApiToken, User
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32
+TOKEN_USE_NOTED_EVERY_SECONDS = 60  # last_used_at is written at most this often per token, not per request
 
 
 def hash_token(token: str) -> str:
@@ -48,7 +52,29 @@ def is_valid_token(token: str) -> bool:
     if any(hmac.compare_digest(digest, known) for known in env_digests):
         return True
     stored = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
-    return stored is not None
+    if stored is None:
+        return False
+    note_token_use(stored, utcnow())
+    return True
+
+
+def note_token_use(stored: ApiToken, now: datetime) -> None:
+    """Set the token's last_used_at to `now` unless it was set less than TOKEN_USE_NOTED_EVERY_SECONDS ago.
+
+    One conditional UPDATE (so concurrent requests write it once), committed on its own; a database
+    that refuses the write only loses the note, never the request.
+    """
+    noted_after = now - timedelta(seconds=TOKEN_USE_NOTED_EVERY_SECONDS)
+    if stored.last_used_at is not None and stored.last_used_at > noted_after:
+        return
+    try:
+        with unit_of_work():
+            db.session.execute(update(ApiToken).where(
+                ApiToken.id == stored.id,
+                or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= noted_after),
+            ).values(last_used_at=now))
+    except SQLAlchemyError as error:
+        log.warning("Could not note the use of API token %s: %s", stored.id, error)
 
 
 def bearer_token() -> str | None:

@@ -65,6 +65,9 @@ def rules_of(app: Any, method: str, prefix: str) -> list[Any]:
                    and rule.endpoint not in NOT_FUZZED), key=lambda rule: rule.rule)
 
 
+PATH_ARGUMENTS = ("task_id", "execution_id", "notification_id", "job_id")  # every name a route's path holds
+
+
 def fill_path(rule: Any, values: dict[str, str]) -> str:
     return PATH_ARGUMENT.sub(lambda match: quote(values[match.group(1)], safe=""), rule.rule)
 
@@ -73,7 +76,9 @@ def fill_path(rule: Any, values: dict[str, str]) -> str:
 def path_values(draw: Any) -> dict[str, str]:
     """A value for every path argument name of the app: mostly small ids that exist, some hostile."""
     existing = st.integers(min_value=1, max_value=3).map(str)
-    return {name: draw(st.one_of(existing, INTEGER_TEXT)) for name in ("task_id", "execution_id", "notification_id")}
+    values = {name: draw(st.one_of(existing, INTEGER_TEXT)) for name in PATH_ARGUMENTS}
+    values["job_id"] = draw(st.one_of(st.just("chime-reconcile-requested"), INTEGER_TEXT, TEXT))  # a reconcile pass
+    return values
 
 
 @st.composite
@@ -188,20 +193,20 @@ def test_every_query_argument_of_every_page_refuses_hostile_values_without_500(r
     app = recording.client.application
     for rule in rules_of(app, "GET", "admin.") + rules_of(app, "GET", "api."):
         headers = AUTH if rule.endpoint.startswith("api.") else {}
-        url = fill_path(rule, {name: "1" for name in ("task_id", "execution_id", "notification_id")})
+        url = fill_path(rule, {name: "1" for name in PATH_ARGUMENTS})
         for name in sorted(names_read(lambda: recording.get(url, headers=headers))):
             for value in HOSTILE_VALUES:
                 query = urlencode({name: value})
                 assert_not_a_server_error(recording.get(f"{url}?{query}", headers=headers), f"GET {url}?{query}")
         for value in HOSTILE_VALUES:
-            hostile_url = fill_path(rule, {name: value for name in ("task_id", "execution_id", "notification_id")})
+            hostile_url = fill_path(rule, {name: value for name in PATH_ARGUMENTS})
             assert_not_a_server_error(recording.get(hostile_url, headers=headers), f"GET {hostile_url}")
 
 
 def test_every_field_of_every_form_refuses_hostile_values_without_500(recording: AdminClient) -> None:
     app = recording.client.application
     for rule in rules_of(app, "POST", "admin."):
-        url = fill_path(rule, {name: "1" for name in ("task_id", "execution_id", "notification_id")})
+        url = fill_path(rule, {name: "1" for name in PATH_ARGUMENTS})
         names = names_read(lambda: recording.post(url, {"job": "echo", "schedule_type": "INTERVAL"}))
         assert rule.endpoint != "admin.task_new" or {"name", "interval_seconds", "depends_on"} <= names
         for name in sorted(n for n in names if not n.startswith("args.") or n in ARGUMENT_FIELDS_FUZZED):

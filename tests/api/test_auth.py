@@ -1,10 +1,13 @@
 """Every API route but health needs a valid bearer token."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+import webapp.auth
 from tests.conftest import ApiClient, app_on
 from webapp.auth import create_token, hash_token
 from chime.config import ConfigError, proxy_depth, public_url, web_settings
@@ -114,3 +117,20 @@ def test_the_public_url_is_an_http_origin(raw: str, url: str) -> None:
 def test_a_bad_public_url_stops_the_app(raw: str) -> None:
     with pytest.raises(ConfigError, match="CHIME_PUBLIC_URL"):
         public_url(raw)
+
+
+def test_a_stored_token_notes_its_last_use_at_most_once_a_minute(app: Any, client: Any,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    token = create_token("ci")
+    headers = {"Authorization": f"Bearer {token}"}
+    first_use = datetime(2031, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+    def use_at(instant: datetime) -> datetime | None:
+        monkeypatch.setattr(webapp.auth, "utcnow", lambda: instant)
+        assert client.get("/api/tasks/", headers=headers).status_code == 200
+        db.session.expire_all()
+        return db.session.scalar(select(ApiToken.last_used_at).where(ApiToken.token_hash == hash_token(token)))
+
+    assert use_at(first_use) == first_use
+    assert use_at(first_use + timedelta(seconds=59)) == first_use  # not a write per request
+    assert use_at(first_use + timedelta(seconds=61)) == first_use + timedelta(seconds=61)
