@@ -81,11 +81,9 @@ def git(*args: str, cwd: Path = ROOT) -> str:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
 
 
-def add_worktree(rev: str, path: Path) -> str:
-    """Check out `rev` detached at `path`; return its full commit hash."""
-    commit = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    git("worktree", "add", "--detach", str(path), commit)
-    return commit
+def add_worktree(rev: str, path: Path) -> None:
+    """Check out `rev` (any revision naming a commit) detached at `path`."""
+    git("worktree", "add", "--detach", str(path), git("rev-parse", "--verify", f"{rev}^{{commit}}"))
 
 
 def remove_worktree(path: Path) -> None:
@@ -125,8 +123,9 @@ def run_benchmark(tree: Path, name: str, args: list[str], aside: Path) -> dict[s
     code = run_child([PYTHON, f"bench/{name}.py", *args], tree, aside.with_suffix(".log"))
     seconds = round(time.monotonic() - started, 1)
     if code != 0:
-        tail = aside.with_suffix(".log").read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"bench/{name}.py failed in {tree} (exit {code}):\n{tail}")
+        tail = aside.with_suffix(".log").read_text(errors="replace").strip()[-2000:]
+        log(tail)
+        raise RuntimeError(f"bench/{name}.py failed (exit {code}): {tail.splitlines()[-1] if tail else ''}")
     shutil.copyfile(result, aside)
     if before is None:
         result.unlink()
@@ -228,7 +227,7 @@ def judge(label: str, better: str, base: list[float], head: list[float]) -> dict
 def collect(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pool every run of every round per side, in first-seen order, and judge each figure."""
     pooled: dict[str, dict[str, Any]] = {}
-    for result in results:
+    for result in (r for r in results if "data" in r):
         for label, better, values in EXTRACTORS[result["benchmark"]](result["data"]):
             entry = pooled.setdefault(label, {"better": better, "base": [], "head": []})
             entry[result["side"]] += [round(v, 4) for v in values if v is not None]
@@ -240,7 +239,7 @@ def number(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
 
 
-def print_table(figures: list[dict[str, Any]], header: str) -> None:
+def print_table(figures: list[dict[str, Any]], failed: list[dict[str, Any]], header: str) -> None:
     rows = [["figure", "better", "base", "head", "head/base", "allowed", "verdict"]]
     rows += [[f["figure"], f["better"], number(f["base_median"]), number(f["head_median"]),
               f"{f['head_over_base']:.3f}", f"{f['allowed_worse']:.0%}", f["verdict"]] for f in figures]
@@ -250,9 +249,13 @@ def print_table(figures: list[dict[str, Any]], header: str) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
+    print()
+    for run in failed:
+        print(f"FAILED: {run['side']} {run['benchmark']} round {run['round']}: {run['error']}")
     regressions = [f["figure"] for f in figures if f["verdict"] == "REGRESSION"]
-    print("\nverdict: " + (f"REGRESSION in {len(regressions)} figure(s): " + "; ".join(regressions)
-                           if regressions else f"no regression in any of the {len(figures)} figures"))
+    print("verdict: " + (f"REGRESSION in {len(regressions)} figure(s): " + "; ".join(regressions)
+                         if regressions else f"no regression in any of the {len(figures)} figures")
+          + (f" (INCOMPLETE: {len(failed)} run(s) failed)" if failed else ""))
 
 
 def write_report(path: Path, report: dict[str, Any]) -> None:
@@ -283,8 +286,11 @@ def measure(args: argparse.Namespace, trees: dict[str, Path], raw_dir: Path) -> 
     for step, (name, round_number, side) in enumerate(plan, 1):
         log(f"[{step}/{len(plan)}] {side} {name} round {round_number} (load {os.getloadavg()[0]:.1f})")
         aside = raw_dir / f"{name}-{side}-{round_number}.json"
-        outcome = run_benchmark(trees[side], name, SIZES[args.sizes][name], aside)
-        log(f"[{step}/{len(plan)}] {side} {name} done in {outcome['seconds']} s")
+        try:
+            outcome = run_benchmark(trees[side], name, SIZES[args.sizes][name], aside)
+        except RuntimeError as error:  # keep going: the other benchmarks still compare
+            outcome = {"error": str(error)}
+        log(f"[{step}/{len(plan)}] {side} {name} done: {outcome.get('seconds', 'FAILED')} s")
         results.append({"benchmark": name, "round": round_number, "side": side, **outcome})
     return results
 
@@ -305,10 +311,18 @@ def compare(args: argparse.Namespace, temp: Path, raw_dir: Path) -> dict[str, An
             "loadavg_at_start": load_at_start, "loadavg_at_end": os.getloadavg(), "raw_dir": str(raw_dir),
             "noise_rule": f"regression if worse than base by more than max({MIN_NOISE:.0%}, base spread"
                           f" (max-min)/median, and {MIN_NOISE_MS} ms for lags)",
-            "runs": [{k: r[k] for k in ("benchmark", "round", "side", "seconds")}
-                     | {"code": r["data"].get("code"), "loadavg_at_start": r["data"]["machine"]["loadavg_at_start"]}
-                     for r in results],
+            "runs": [run_record(r) for r in results],
             "figures": collect(results)}
+
+
+def run_record(result: dict[str, Any]) -> dict[str, Any]:
+    """One run in compare.json: what ran, how long, at which commit and load, or why it failed."""
+    record = {k: result[k] for k in ("benchmark", "round", "side")}
+    if "data" not in result:
+        return {**record, "error": result["error"]}
+    data = result["data"]
+    return {**record, "seconds": result["seconds"], "code": data.get("code"),
+            "loadavg_at_start": data["machine"]["loadavg_at_start"]}
 
 
 def stop_on_sigterm(signum: int, frame: Any) -> None:
@@ -334,7 +348,8 @@ def main() -> None:
     write_report(args.output, report)
     head = f"{report['head']['commit'][:7]}" + (f" + {report['head']['modified_files']} modified files"
                                                  if report["head"]["modified_files"] else "")
-    print_table(report["figures"], f"{args.sizes} sizes, base {report['base']['commit'][:7]} ({args.base}) vs head"
+    failed = [run for run in report["runs"] if "error" in run]
+    print_table(report["figures"], failed, f"{args.sizes} sizes, base {report['base']['commit'][:7]} ({args.base}) vs head"
                                    f" {head}; medians of {args.rounds} round(s); raw results in {raw_dir}")
 
 
