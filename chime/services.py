@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 from sqlalchemy import exists, select, update
@@ -29,6 +29,7 @@ from chime.unit_of_work import after_commit, unit_of_work
 from chime.schemas.task import WRITABLE, validate_task
 
 log = logging.getLogger(__name__)
+Row = TypeVar("Row")
 
 NOTIFY_LEVELS = {
     NotifyPolicy.ALWAYS.value: {Level.INFO, Level.SUCCESS, Level.WARNING, Level.ERROR},
@@ -37,12 +38,18 @@ NOTIFY_LEVELS = {
 }
 
 
+def get_row(model: type[Row], row_id: int) -> Row:
+    """Return the row of `model` (Task, Execution, Notification) with that id, or raise NotFoundError
+    naming it ("No execution with id 7 was found"): the one fetch-or-404 of the API, the admin and the CLI."""
+    row = db.session.get(model, row_id)
+    if row is None:
+        raise NotFoundError(model.__name__.lower(), row_id)
+    return row
+
+
 def get_task(task_id: int) -> Task:
     """Return the task or raise NotFoundError."""
-    task = db.session.get(Task, task_id)
-    if task is None:
-        raise NotFoundError("task", task_id)
-    return task
+    return get_row(Task, task_id)
 
 
 def current_fields(task: Task) -> dict[str, Any]:
@@ -299,9 +306,7 @@ def record_skip(task: Task, scheduled_for: datetime, skip: lifecycle.Outcome, *,
 
 def mark_notification_read(notification_id: int) -> Notification:
     """Mark one notification read."""
-    notification = db.session.get(Notification, notification_id)
-    if notification is None:
-        raise NotFoundError("notification", notification_id)
+    notification = get_row(Notification, notification_id)
     notification.read = True
     db.session.flush()
     return notification

@@ -1,4 +1,5 @@
-"""Read-only queries for the admin pages: lists with filters and pagination, chart data.
+"""Read-only queries for the API and the admin: the one paginator, the one task search, lists with
+filters, chart data.
 
 Nothing here writes: every change goes through :mod:`chime.services`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -16,47 +18,65 @@ from chime.models import Execution, Notification, Status, Task
 from chime.timeutil import as_utc, utcnow
 
 DEFAULT_PER_PAGE = 25
+MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
 HOURS_IN_CHART = 24
 CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
 
 
 @dataclass
 class Page:
-    """One page of a query's rows."""
+    """One page of a query's rows: `limit` rows from `offset`, of `total` (the API shows it as
+    count/next/previous, the admin as numbered pages)."""
 
     items: list[Any]
     total: int
-    page: int
-    per_page: int
+    offset: int
+    limit: int
+
+    @property
+    def per_page(self) -> int:
+        return self.limit
+
+    @property
+    def page(self) -> int:
+        return self.offset // self.limit + 1
 
     @property
     def pages(self) -> int:
-        return max(1, math.ceil(self.total / self.per_page))
+        return max(1, math.ceil(self.total / self.limit))
 
     @property
     def has_prev(self) -> bool:
-        return self.page > 1
+        return self.offset > 0
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.offset + self.limit < self.total
 
     @property
     def first_index(self) -> int:
-        return (self.page - 1) * self.per_page + 1 if self.total else 0
+        return self.offset + 1 if self.items else 0
 
     @property
     def last_index(self) -> int:
-        return min(self.page * self.per_page, self.total)
+        return min(self.offset + self.limit, self.total)
 
 
-def paginate(query: Select, page: int, per_page: int = DEFAULT_PER_PAGE) -> Page:
-    """Run `query` for one page (1-based); a page past the end shows the last one."""
+def paginate(query: Select, *, offset: int, limit: int, past_end_shows_last: bool = False) -> Page:
+    """Count `query`'s rows and run it for `limit` rows from `offset`: the one paginator.
+
+    With `past_end_shows_last` (the admin's numbered pages) an offset past the end shows the last page.
+    """
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    last_page = max(1, math.ceil(total / per_page))
-    page = min(max(1, page), last_page)
-    items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all())
-    return Page(items=items, total=total, page=page, per_page=per_page)
+    if past_end_shows_last:
+        offset = min(offset, (math.ceil(total / limit) - 1) * limit if total else 0)
+    items = list(db.session.scalars(query.limit(limit).offset(offset)).all())
+    return Page(items=items, total=total, offset=offset, limit=limit)
+
+
+def numbered_page(query: Select, page: int, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """Page number `page` (1-based) of `query`; a page past the end shows the last one."""
+    return paginate(query, offset=(max(1, page) - 1) * per_page, limit=per_page, past_end_shows_last=True)
 
 
 def _like_pattern(text: str) -> str:
@@ -75,11 +95,16 @@ class TaskFilters:
     enabled: bool | None = None
 
 
-def task_page(filters: TaskFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
-    """Tasks matching the list filters, by name."""
-    query = select(Task).order_by(func.lower(Task.name), Task.id)
+TASKS_BY_ID = (Task.id,)  # the API's order
+TASKS_BY_NAME = (func.lower(Task.name), Task.id)  # the admin's order
+
+
+def task_query(filters: TaskFilters, order_by: Sequence[Any]) -> Select:
+    """Tasks matching the list filters, in the caller's order: the one task search of the API and the
+    admin. `search` is a case-insensitive literal substring of the task's name or its job's name."""
+    query = select(Task).order_by(*order_by)
     if filters.search:
-        pattern = _like_pattern(filters.search[:200])
+        pattern = _like_pattern(filters.search[:MAX_SEARCH_LENGTH_CHARS])
         query = query.where(Task.name.ilike(pattern, escape="\\") | Task.job.ilike(pattern, escape="\\"))
     if filters.status:
         query = query.where(Task.status == filters.status)
@@ -87,7 +112,12 @@ def task_page(filters: TaskFilters, page: int = 1, per_page: int = DEFAULT_PER_P
         query = query.where(Task.schedule_type == filters.schedule_type)
     if filters.enabled is not None:
         query = query.where(Task.enabled.is_(filters.enabled))
-    return paginate(query, page, per_page)
+    return query
+
+
+def task_page(filters: TaskFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    """The admin's task list: tasks matching the filters, by name."""
+    return numbered_page(task_query(filters, TASKS_BY_NAME), page, per_page)
 
 
 def task_choices(exclude_id: int | None = None) -> list[tuple[int, str]]:
@@ -101,7 +131,7 @@ def task_choices(exclude_id: int | None = None) -> list[tuple[int, str]]:
 def task_execution_page(task_id: int, page: int = 1, per_page: int = 20) -> Page:
     """The run history of one task, newest first."""
     query = select(Execution).where(Execution.task_id == task_id).order_by(Execution.id.desc())
-    return paginate(query, page, per_page)
+    return numbered_page(query, page, per_page)
 
 
 # --------------------------------------------------------------------------- executions
@@ -118,7 +148,7 @@ class ExecutionFilters:
 
 def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
     """Execution-log entries matching the filters, newest first."""
-    return paginate(execution_query(filters), page, per_page)
+    return numbered_page(execution_query(filters), page, per_page)
 
 
 def execution_query(filters: ExecutionFilters) -> Select:
@@ -135,10 +165,6 @@ def execution_query(filters: ExecutionFilters) -> Select:
     if filters.until is not None:
         query = query.where(Execution.created_at < filters.until)
     return query
-
-
-def get_execution(execution_id: int) -> Execution | None:
-    return db.session.get(Execution, execution_id)
 
 
 def latest_failures(limit: int = 5) -> list[Execution]:
@@ -210,7 +236,7 @@ def notification_page(unread_only: bool = False, page: int = 1, per_page: int = 
     query = select(Notification).order_by(Notification.id.desc())
     if unread_only:
         query = query.where(Notification.read.is_(False))
-    return paginate(query, page, per_page)
+    return numbered_page(query, page, per_page)
 
 
 def task_names(task_ids: set[int]) -> dict[int, str]:

@@ -119,3 +119,12 @@ def test_schedule_preview_endpoint(admin: AdminClient) -> None:
     assert admin.get("/tasks/preview?schedule_type=INTERVAL&interval_seconds=x").get_json()["error"]
     assert "Unknown time zone" in admin.get("/tasks/preview?schedule_type=INTERVAL&interval_seconds=5"
                                             "&timezone=Nowhere/City").get_json()["error"]
+
+
+def test_the_task_list_searches_names_and_jobs_like_the_api_and_lists_by_name(admin: AdminClient) -> None:
+    make("zeta", job="echo", args={"message": "hi"})
+    make("alpha")
+    make("Echo-ish")
+    html = admin.html("/tasks?q=ECHO")
+    assert "Showing 1–2 of 2 tasks" in html and "alpha" not in html
+    assert html.index("Echo-ish") < html.index("zeta")  # by name, whatever the ids

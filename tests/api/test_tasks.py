@@ -191,3 +191,14 @@ def test_missing_task_is_a_json_404(api: Any, path: str) -> None:
     response = method(path)
     assert response.status_code == 404
     assert response.get_json()["error"] == "not_found"
+
+
+def test_search_finds_a_task_by_its_name_or_its_job_like_the_admin_and_lists_by_id(api: Any) -> None:
+    zeta = make_task(api, name="zeta", job="echo", args={"message": "hi"})
+    alpha = make_task(api, name="alpha", job="noop", args={})
+    echoer = make_task(api, name="Echo-ish", job="noop", args={})
+    by_search = api.get("/api/tasks/?search=ECHO").get_json()["results"]
+    assert [task["id"] for task in by_search] == [zeta["id"], echoer["id"]]  # the job matches too; ids in order
+    assert [task["id"] for task in api.get("/api/tasks/").get_json()["results"]] == [zeta["id"], alpha["id"],
+                                                                                    echoer["id"]]
+    assert api.get("/api/tasks/?search=%20%20noop%20").get_json()["count"] == 2  # surrounding space is dropped

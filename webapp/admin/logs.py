@@ -5,11 +5,12 @@ from typing import Any
 
 from flask import render_template, request
 
+from chime import services
+from chime.models import Execution
 from webapp import queries
 from webapp.admin import forms
 from webapp.admin.blueprint import bp
 from webapp.auth import login_required
-from chime.errors import NotFoundError
 from chime.timeutil import utcnow
 
 
@@ -26,7 +27,5 @@ def log_list() -> Any:
 @bp.get("/logs/<int:execution_id>")
 @login_required
 def log_detail(execution_id: int) -> Any:
-    execution = queries.get_execution(execution_id)
-    if execution is None:
-        raise NotFoundError("execution", execution_id)
+    execution = services.get_row(Execution, execution_id)
     return render_template("logs/detail.html", execution=execution, now=utcnow())

@@ -6,17 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from flask import current_app, request, url_for
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select
 from werkzeug.exceptions import UnsupportedMediaType
 
-from webapp.arguments import parse_instant_arg, parse_integer
 from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from chime.errors import ValidationError
-from chime.extensions import db
+from webapp import queries
+from webapp.arguments import parse_instant_arg, parse_integer, parse_text
 
 MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 MAX_OFFSET = 10**12
-MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
 
 
 def json_body() -> Any:
@@ -61,6 +60,11 @@ def choice_arg(name: str, options: tuple[str, ...]) -> str | None:
     return raw.upper()
 
 
+def text_arg(name: str, max_length: int) -> str:
+    """Read free text (a search): NUL refused, surrounding space dropped, at most `max_length` characters."""
+    return parse_text(request.args.get(name, ""), name, max_length)
+
+
 def instant_arg(name: str) -> datetime | None:
     raw = request.args.get(name)
     if raw is None or raw == "":
@@ -69,16 +73,15 @@ def instant_arg(name: str) -> datetime | None:
 
 
 def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
-    """Run a query as one page: {"count", "next", "previous", "results"}."""
+    """Run a query as the page the request's limit/offset ask for: {"count", "next", "previous", "results"}."""
     limit = int_arg("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    count = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(query.limit(limit).offset(offset)).all()
+    page = queries.paginate(query, offset=offset, limit=limit)
     return {
-        "count": count,
-        "next": _page_url(limit, offset + limit) if offset + limit < count else None,
-        "previous": _page_url(limit, max(offset - limit, 0)) if offset > 0 else None,
-        "results": [to_dict(row) for row in rows],
+        "count": page.total,
+        "next": _page_url(limit, offset + limit) if page.has_next else None,
+        "previous": _page_url(limit, max(offset - limit, 0)) if page.has_prev else None,
+        "results": [to_dict(row) for row in page.items],
     }
 
 

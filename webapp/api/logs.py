@@ -9,8 +9,6 @@ from chime import services
 from webapp import queries
 from webapp.api.blueprint import bp
 from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
-from chime.errors import NotFoundError
-from chime.extensions import db
 from chime.models import Execution, Status, Trigger
 from chime.schemas.execution import ExecutionRead
 from chime.validation import MAX_ID
@@ -45,7 +43,4 @@ def task_logs(task_id: int) -> Any:
 
 @bp.get("/logs/<int:execution_id>/")
 def get_log(execution_id: int) -> Any:
-    execution = db.session.get(Execution, execution_id)
-    if execution is None:
-        raise NotFoundError("execution", execution_id)
-    return jsonify(ExecutionRead.dump(execution))
+    return jsonify(ExecutionRead.dump(services.get_row(Execution, execution_id)))

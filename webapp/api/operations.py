@@ -23,7 +23,8 @@ from chime.triggers import (
     MAX_TIMEZONE_LENGTH_CHARS,
 )
 from chime.validation import MAX_ID
-from webapp.api.common import MAX_OFFSET, MAX_SEARCH_LENGTH_CHARS
+from webapp.api.common import MAX_OFFSET
+from webapp.queries import MAX_SEARCH_LENGTH_CHARS
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class TaskFilters(Pagination):
     enabled: bool = Field(None, description="Only enabled (true) or disabled (false) tasks")
     schedule_type: ScheduleType = Field(None, description="Only tasks of this schedule type (case-insensitive)")
     search: str = Field(None, pattern=NO_NUL, description=(
-        "Only tasks whose name contains this text (case-insensitive, literal; "
+        "Only tasks whose name or job contains this text (case-insensitive, literal; "
         f"the first {MAX_SEARCH_LENGTH_CHARS} characters are used)"))
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, jsonify, url_for
-from sqlalchemy import select
 
 from chime import services
 from webapp.api.blueprint import bp
-from webapp.api.common import MAX_SEARCH_LENGTH_CHARS, bool_arg, choice_arg, json_body, paginate
-from chime.errors import ValidationError
-from chime.models import ScheduleType, Status, Task, Trigger
+from webapp import queries
+from webapp.api.common import bool_arg, choice_arg, json_body, paginate, text_arg
+from webapp.queries import MAX_SEARCH_LENGTH_CHARS
+from chime.models import ScheduleType, Status, Trigger
 from chime.schemas.execution import RunResult
 from chime.schemas.task import task_to_dict
 from chime.unit_of_work import unit_of_work
@@ -25,25 +25,11 @@ def _allow_shell() -> bool:
 
 @bp.get("/tasks/")
 def list_tasks() -> Any:
-    query = select(Task).order_by(Task.id)
-    if (status := choice_arg("status", STATUSES)) is not None:
-        query = query.where(Task.status == status)
-    if (enabled := bool_arg("enabled")) is not None:
-        query = query.where(Task.enabled == enabled)
-    if (schedule_type := choice_arg("schedule_type", SCHEDULE_TYPES)) is not None:
-        query = query.where(Task.schedule_type == schedule_type)
-    if search := _search_arg():
-        query = query.where(Task.name.ilike(f"%{search}%", escape="\\"))
-    return jsonify(paginate(query, task_to_dict))
-
-
-def _search_arg() -> str:
-    from flask import request
-
-    raw = request.args.get("search", "")[:MAX_SEARCH_LENGTH_CHARS]
-    if "\x00" in raw:
-        raise ValidationError({"search": "must not contain NUL characters"})
-    return raw.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    """Tasks by id, filtered like the admin's list (queries.task_query: the one task search)."""
+    filters = queries.TaskFilters(search=text_arg("search", MAX_SEARCH_LENGTH_CHARS),
+                                  status=choice_arg("status", STATUSES), enabled=bool_arg("enabled"),
+                                  schedule_type=choice_arg("schedule_type", SCHEDULE_TYPES))
+    return jsonify(paginate(queries.task_query(filters, queries.TASKS_BY_ID), task_to_dict))
 
 
 @bp.post("/tasks/")
