@@ -266,13 +266,24 @@ def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> tuple[s
     keys: list[str] = [SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY]
     args: list[object] = [utcformat(now)]
     for move in moves:
-        keys += [job_key(move.due_id), job_key(move.push_id), job_key(move.next_id), queue_key(move.queue),
-                 inflight_key(move.task_id)]
+        keys += move_keys(move)
         args += [move.due_id, move.push_id, move.queue, move.task_id, move.next_id, move.next_score,
                  move.next_description]
     script = connection.register_script(scripts.MOVE_DUE_LUA)
     moved, unsaved = script(keys=keys, args=args)
     return {_text(m) for m in moved}, [_text(u) for u in unsaved]
+
+
+def move_keys(move: Move) -> list[str]:
+    """The keys one move touches, in MOVE_DUE_LUA's order (only those it uses)."""
+    keys = [job_key(move.due_id)]
+    if move.next_id:
+        keys.append(job_key(move.next_id))
+    if move.push_id:
+        keys += [queue_key(move.queue), inflight_key(move.task_id)]
+        if move.push_id != move.due_id:
+            keys.append(job_key(move.push_id))
+    return keys
 
 
 def _text(value: bytes | str) -> str:
@@ -386,12 +397,8 @@ def busy_task_ids(connection: Redis, task_ids: Sequence[int]) -> set[int]:
     inflight = [(task_ids[index - 1], _text(job_id)) for index, job_id in zip(found[::2], found[1::2])]
     if not inflight:
         return set()
-    with connection.pipeline(transaction=False) as pipe:
-        for _, job_id in inflight:
-            pipe.hget(job_key(job_id), "status")
-        statuses = pipe.execute()
-    return {task_id for (task_id, _), status in zip(inflight, statuses)
-            if status is not None and status.decode() in scripts.LIVE_STATUSES}
+    live = connection.register_script(scripts.LIVE_JOBS_LUA)(keys=[job_key(job_id) for _, job_id in inflight])
+    return {inflight[index - 1][0] for index in live}
 
 
 def periodic_job_id(name: str, slot: int) -> str:

@@ -46,12 +46,24 @@ THROTTLE_KEY_PREFIX = "chime:throttle"                    # Flask-Limiter's coun
 LEGACY_PERIODIC_JOB_IDS = ("chime-reconcile", "chime-prune-logs")
 
 
+def _prefix(template: str) -> str:
+    """The fixed part of a template whose one field ends it ("rq:job:{job_id}" -> "rq:job:")."""
+    prefix, _, field = template.partition("{")
+    if not field.endswith("}") or "{" in field:
+        raise ValueError(f"{template!r} does not end in its only field")
+    return prefix
+
+
+# Filled in by concatenation: the dispatcher builds thousands of these per pass.
+_JOB_PREFIX, _QUEUE_PREFIX, _INFLIGHT_PREFIX = _prefix(JOB_KEY), _prefix(QUEUE_KEY), _prefix(INFLIGHT_KEY)
+
+
 def job_key(job_id: str) -> str:
-    return JOB_KEY.format(job_id=job_id)
+    return _JOB_PREFIX + job_id
 
 
 def queue_key(name: str) -> str:
-    return QUEUE_KEY.format(name=name)
+    return _QUEUE_PREFIX + name
 
 
 def started_registry_key(queue: str) -> str:
@@ -59,7 +71,7 @@ def started_registry_key(queue: str) -> str:
 
 
 def inflight_key(task_id: int | str) -> str:
-    return INFLIGHT_KEY.format(task_id=task_id)
+    return f"{_INFLIGHT_PREFIX}{task_id}"
 
 
 def alive_key(execution_id: int) -> str:

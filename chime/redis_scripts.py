@@ -65,8 +65,9 @@ return {1, dropped}
 """
 
 # Move due occurrences onto their queues and put each task's next one in place, atomically.
-# KEYS: scheduled set, pending index, queues set, then per move 5 keys: the due job's hash, the pushed
-#       job's hash, the next job's hash, the queue, the task's in-flight set (a hash whose id is '' is unused).
+# KEYS: scheduled set, pending index, queues set, then per move: the due job's hash; the next job's hash
+#       if it has a next id; and if it pushes, the queue, the task's in-flight set and (if it pushes
+#       another id than the due one) the pushed job's hash. (move_keys in chime.occurrence.)
 # ARGV: now_text, then per move 7 values: due_id, push_id, queue, task_id, next_id, next_score,
 #       next_description.
 # The next occurrence's job hash is a copy of the due one (same payload: the occurrence is in the id)
@@ -75,15 +76,22 @@ return {1, dropped}
 MOVE_DUE_LUA = """
 local moved, unsaved = {}, {}
 local now_text = ARGV[1]
-local k = 3
+local k = 4
 for i = 2, #ARGV, 7 do
   local due, push, queue, task, nxt, score, description =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
+  local due_job = KEYS[k]
+  local push_job = due_job
+  local next_job, queue_list, inflight
+  if nxt ~= '' then k = k + 1; next_job = KEYS[k] end
+  if push ~= '' then queue_list = KEYS[k + 1]; inflight = KEYS[k + 2]; k = k + 2 end
+  if push ~= '' and push ~= due then k = k + 1; push_job = KEYS[k] end
+  k = k + 1
   if redis.call('ZREM', KEYS[1], due) == 1 then
     if redis.call('HGET', KEYS[2], task) == due then
       if nxt ~= '' then
-        if redis.call('COPY', KEYS[k + 1], KEYS[k + 3], 'REPLACE') == 1 then
-          redis.call('HSET', KEYS[k + 3], 'created_at', now_text, 'description', description, 'status', 'scheduled')
+        if redis.call('COPY', due_job, next_job, 'REPLACE') == 1 then
+          redis.call('HSET', next_job, 'created_at', now_text, 'description', description, 'status', 'scheduled')
         else
           unsaved[#unsaved + 1] = nxt
         end
@@ -94,19 +102,18 @@ for i = 2, #ARGV, 7 do
       end
     end
     if push ~= '' then
-      redis.call('SADD', KEYS[3], KEYS[k + 4])
-      redis.call('HSET', KEYS[k + 2], 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
-      redis.call('RPUSH', KEYS[k + 4], push)
-      redis.call('ZADD', KEYS[k + 5], redis.call('TIME')[1], push)
+      redis.call('SADD', KEYS[3], queue_list)
+      redis.call('HSET', push_job, 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
+      redis.call('RPUSH', queue_list, push)
+      redis.call('ZADD', inflight, redis.call('TIME')[1], push)
     end
     if push ~= due then
-      redis.call('DEL', KEYS[k + 1])
+      redis.call('DEL', due_job)
     end
     moved[#moved + 1] = due
-  elseif push ~= '' and push ~= due and redis.call('HGET', KEYS[k + 2], 'status') == 'scheduled' then
-    redis.call('DEL', KEYS[k + 2])
+  elseif push ~= '' and push ~= due and redis.call('HGET', push_job, 'status') == 'scheduled' then
+    redis.call('DEL', push_job)
   end
-  k = k + 5
 end
 return {moved, unsaved}
 """
@@ -178,6 +185,16 @@ for i = 1, #KEYS do
   end
 end
 return found
+"""
+
+# Which of several job hashes stand for a run to come (see LIVE_STATUSES): their 1-based indexes in KEYS.
+# KEYS: job hashes.
+LIVE_JOBS_LUA = IS_LIVE + """
+local live = {}
+for i = 1, #KEYS do
+  if is_live(redis.call('HGET', KEYS[i], 'status')) then live[#live + 1] = i end
+end
+return live
 """
 
 # Remove one scheduled occurrence the reconciler found orphaned, if it still is: still in the sorted
