@@ -1,14 +1,15 @@
-"""Parse the text of query-string and form arguments: ids, bounded integers, instants.
+"""Parse the text of query-string and form arguments: ids, bounded integers, instants, choices.
 
-The one parser the API and the admin share, so a value no column can hold (an id past
-the INTEGER range, a year 0 date, digits that only look like digits) is refused with a
-ValidationError naming the argument instead of reaching the database. Only ASCII digits
+The one parser the API and the admin share (QueryArgs reads a query string with it), so a value
+no column can hold (an id past the INTEGER range, a year 0 date, digits that only look like
+digits) is refused with a ValidationError naming the argument instead of reaching the database. Only ASCII digits
 count: ``str.isdigit()`` is true for '²' and ``int()`` reads '٣٠' as 30, but a JSON
 number or an ``<input type=number>`` never holds either.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,6 +21,8 @@ from chime.validation import MAX_ID, parse_instant
 ASCII_INTEGER = re.compile(r"[+-]?[0-9]+")
 MAX_INTEGER_DIGITS = 40  # int() refuses past 4,300 digits; nothing here needs more than 19
 NOT_A_NUMBER = "must be a whole number written with the digits 0-9"
+TRUE_WORDS = ("true", "1", "yes")
+FALSE_WORDS = ("false", "0", "no")
 
 
 def is_integer_text(raw: str) -> bool:
@@ -64,6 +67,53 @@ def parse_instant_arg(raw: str, name: str, zone: ZoneInfo | None = None) -> date
         return parse_instant(raw, zone)
     except ValueError as error:
         raise ValidationError({name: str(error)}) from None
+
+
+class QueryArgs:
+    """The one reader of query-string arguments, for the API and the admin alike.
+
+    An absent or empty argument is None (or the default). A malformed number, instant or text is a
+    ValidationError naming the argument (a 400) on both surfaces. A value outside a choice or a yes/no
+    is one too when `strict` (the API); the admin's list filters are lenient and ignore it, so an old
+    bookmark still shows the list.
+    """
+
+    def __init__(self, args: Mapping[str, str], *, strict: bool = True) -> None:
+        self.args = args
+        self.strict = strict
+
+    def raw(self, name: str) -> str:
+        return (self.args.get(name) or "").strip()
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        raw = self.raw(name)
+        return parse_integer(raw, name, low, high) if raw else default
+
+    def boolean(self, name: str) -> bool | None:
+        word = self.raw(name).lower()
+        if word in TRUE_WORDS or word in FALSE_WORDS:
+            return word in TRUE_WORDS
+        return self._unknown(name, "must be true or false")
+
+    def choice(self, name: str, options: tuple[str, ...]) -> str | None:
+        """One of `options` (upper case), given in any case."""
+        value = self.raw(name).upper()
+        if value in options:
+            return value
+        return self._unknown(name, "must be one of " + ", ".join(options))
+
+    def instant(self, name: str, zone: ZoneInfo | None = None) -> datetime | None:
+        """An ISO-8601 instant, aware UTC (text without an offset is read in `zone`)."""
+        raw = self.raw(name)
+        return parse_instant_arg(raw, name, zone) if raw else None
+
+    def text(self, name: str, max_length: int) -> str:
+        return parse_text(self.args.get(name) or "", name, max_length)
+
+    def _unknown(self, name: str, reason: str) -> None:
+        if self.strict and self.raw(name):
+            raise ValidationError({name: reason})
+        return None
 
 
 def digits_up_to(maximum: int) -> str:

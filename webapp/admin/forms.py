@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,12 +27,10 @@ from chime.triggers import (
     validate_timezone,
 )
 from chime import services
-from webapp.arguments import (MAX_INTEGER_DIGITS, NOT_A_NUMBER, is_id_text, is_integer_text, parse_id,
-                              parse_instant_arg, parse_integer, parse_text)
+from webapp.arguments import MAX_INTEGER_DIGITS, NOT_A_NUMBER, is_id_text, is_integer_text
 from chime.errors import ValidationError
 from chime.extensions import db
-from chime.models import NotifyPolicy, Overlap, ScheduleType, Status, Task, Trigger
-from webapp.queries import ExecutionFilters, TaskFilters
+from chime.models import NotifyPolicy, Overlap, ScheduleType, Task
 from webapp.admin.wording import human_seconds
 from chime.timeutil import isoformat
 from chime.schemas.task import DEFAULTS, FIELDS_OF_TYPE, SCHEDULE_FIELDS, TaskInput, value_type, validate_task
@@ -51,12 +49,7 @@ LAID_OUT_FIELDS = frozenset({
     "overlap", "misfire_grace_seconds", "queue", "notify",
 })
 JSON_TYPES = ("object", "array", "any")
-SCHEDULE_TYPES = tuple(t.value for t in ScheduleType)
-STATUSES = tuple(s.value for s in Status)
-TRIGGERS = tuple(t.value for t in Trigger)
 _DECIMAL_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?")
-MAX_PAGE = 10**9
-MAX_SEARCH_LENGTH = 200
 ARG_PREFIX = "args."
 
 
@@ -304,70 +297,6 @@ def generic_inputs() -> list[GenericInput]:
         options = tuple((member.value, member.value) for member in kind) if widget == "select" else ()
         inputs.append(GenericInput(name, field.title or name, field.description, widget, options))
     return inputs
-
-
-# --------------------------------------------------------------------------- list filters
-
-
-def page_arg(args: MultiDict) -> int:
-    """The page number of a list (1 when absent); ValidationError (400) when it is no page number."""
-    raw = args.get("page", "")
-    return parse_integer(raw, "page", 1, MAX_PAGE) if raw.strip() else 1
-
-
-def _choice(args: MultiDict, name: str, options: tuple[str, ...]) -> str | None:
-    raw = args.get(name, "").upper()
-    return raw if raw in options else None
-
-
-def _bool(args: MultiDict, name: str) -> bool | None:
-    raw = args.get(name, "").lower()
-    return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(raw)
-
-
-def task_filters(args: MultiDict) -> TaskFilters:
-    """The task list filters of a query string; unknown values are ignored."""
-    return TaskFilters(
-        search=parse_text(args.get("q", ""), "q", MAX_SEARCH_LENGTH),
-        status=_choice(args, "status", STATUSES),
-        schedule_type=_choice(args, "type", SCHEDULE_TYPES),
-        enabled=_bool(args, "enabled"),
-    )
-
-
-RANGES = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-
-
-def execution_filters(args: MultiDict, now: datetime) -> ExecutionFilters:
-    """The log filters of a query string; `since`/`until` are wall-clock times in `tz`.
-
-    Unknown choices are ignored; a task id or a time that does not parse (or that no
-    column can hold: year 0, month 13) raises ValidationError, a 400 naming the argument.
-    """
-    task_id = args.get("task", "").strip()
-    zone = _zone(args.get("tz", "UTC"))
-    since = _instant(args, "since", zone)
-    if since is None and args.get("range") in RANGES:
-        since = now - RANGES[args["range"]]
-    return ExecutionFilters(
-        task_id=parse_id(task_id, "task") if task_id else None,
-        status=_choice(args, "status", STATUSES),
-        trigger=_choice(args, "trigger", TRIGGERS),
-        since=since,
-        until=_instant(args, "until", zone),
-    )
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return validate_timezone(name)
-    except ScheduleError:
-        return ZoneInfo("UTC")
-
-
-def _instant(args: MultiDict, name: str, zone: ZoneInfo) -> datetime | None:
-    raw = args.get(name, "").strip()
-    return parse_instant_arg(raw, name, zone) if raw else None
 
 
 OVERLAPS = tuple(o.value for o in Overlap)

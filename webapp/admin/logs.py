@@ -8,7 +8,7 @@ from flask import render_template, request
 from chime import services
 from chime.models import Execution
 from webapp import queries
-from webapp.admin import forms
+from webapp.admin.filters import RANGES, execution_filters, page_arg
 from webapp.admin.blueprint import bp
 from webapp.auth import login_required
 from chime.timeutil import utcnow
@@ -18,10 +18,10 @@ from chime.timeutil import utcnow
 @login_required
 def log_list() -> Any:
     now = utcnow()
-    filters = forms.execution_filters(request.args, now)
-    page = queries.execution_page(filters, forms.page_arg(request.args))
+    filters = execution_filters(request.args, now)
+    page = queries.execution_page(filters, page_arg(request.args))
     return render_template("logs/list.html", page=page, filters=filters, now=now,
-                           tasks=queries.task_choices(), ranges=forms.RANGES)
+                           tasks=queries.task_choices(), ranges=RANGES)
 
 
 @bp.get("/logs/<int:execution_id>")

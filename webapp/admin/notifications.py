@@ -7,7 +7,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from chime import services
 from webapp import queries
-from webapp.admin import forms
+from webapp.admin.filters import page_arg
 from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
@@ -19,7 +19,7 @@ from chime.unit_of_work import unit_of_work
 @login_required
 def notification_list() -> Any:
     unread_only = request.args.get("show") == "unread"
-    page = queries.notification_page(unread_only, forms.page_arg(request.args))
+    page = queries.notification_page(unread_only, page_arg(request.args))
     names = queries.task_names({n.task_id for n in page.items if n.task_id is not None})
     return render_template("notifications.html", page=page, unread_only=unread_only,
                            task_names=names, now=utcnow())

@@ -12,6 +12,7 @@ from chime import services
 from webapp import queries
 from webapp.admin import forms
 from webapp.admin.blueprint import bp
+from webapp.admin.filters import page_arg, task_filters
 from webapp.admin.views import safe_next
 from webapp.auth import login_required
 from chime.errors import ConflictError, UnavailableError, ValidationError
@@ -35,8 +36,8 @@ def _timezones() -> list[str]:
 @bp.get("/tasks")
 @login_required
 def task_list() -> Any:
-    filters = forms.task_filters(request.args)
-    page = queries.task_page(filters, forms.page_arg(request.args))
+    filters = task_filters(request.args)
+    page = queries.task_page(filters, page_arg(request.args))
     return render_template("tasks/list.html", page=page, filters=filters, now=utcnow())
 
 
@@ -85,7 +86,7 @@ def _render_form(task: Task | None, values: dict[str, Any], errors: dict[str, st
 @login_required
 def task_detail(task_id: int) -> Any:
     task = services.get_task(task_id)
-    history = queries.task_execution_page(task.id, forms.page_arg(request.args))
+    history = queries.task_execution_page(task.id, page_arg(request.args))
     return render_template("tasks/detail.html", task=task, history=history, now=utcnow(),
                            fire_times=_next_fire_times(task))
 

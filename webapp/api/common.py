@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, request, url_for
@@ -12,9 +11,8 @@ from werkzeug.exceptions import UnsupportedMediaType
 from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
 from chime.errors import ValidationError
 from webapp import queries
-from webapp.arguments import parse_instant_arg, parse_integer, parse_text
+from webapp.arguments import QueryArgs
 
-MAX_QUERY_INTEGER = 2**63 - 1  # the largest value a BIGINT (and SQLite's INTEGER) holds
 MAX_OFFSET = 10**12
 
 
@@ -31,51 +29,16 @@ def json_body() -> Any:
     return body
 
 
-def int_arg(name: str, default: int | None, low: int, high: int = MAX_QUERY_INTEGER) -> int | None:
-    """Read an integer query argument within bounds (ASCII digits only), or raise ValidationError."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    return parse_integer(raw, name, low, high)
-
-
-def bool_arg(name: str) -> bool | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    lowered = raw.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValidationError({name: "must be true or false"})
-
-
-def choice_arg(name: str, options: tuple[str, ...]) -> str | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw.upper() not in options:
-        raise ValidationError({name: "must be one of " + ", ".join(options)})
-    return raw.upper()
-
-
-def text_arg(name: str, max_length: int) -> str:
-    """Read free text (a search): NUL refused, surrounding space dropped, at most `max_length` characters."""
-    return parse_text(request.args.get(name, ""), name, max_length)
-
-
-def instant_arg(name: str) -> datetime | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    return parse_instant_arg(raw, name)
+def query_args() -> QueryArgs:
+    """The request's query string, read strictly: a bad value is a 400 naming the argument."""
+    return QueryArgs(request.args)
 
 
 def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
     """Run a query as the page the request's limit/offset ask for: {"count", "next", "previous", "results"}."""
-    limit = int_arg("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
-    offset = int_arg("offset", 0, 0, MAX_OFFSET)
+    args = query_args()
+    limit = args.integer("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
+    offset = args.integer("offset", 0, 0, MAX_OFFSET)
     page = queries.paginate(query, offset=offset, limit=limit)
     return {
         "count": page.total,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 
 from chime import services
 from webapp import queries
 from webapp.api.blueprint import bp
-from webapp.api.common import choice_arg, instant_arg, int_arg, paginate
+from webapp.api.common import paginate, query_args
 from chime.models import Execution, Status, Trigger
 from chime.schemas.execution import ExecutionRead
 from chime.validation import MAX_ID
@@ -18,13 +18,16 @@ TRIGGERS = tuple(t.value for t in Trigger)
 
 
 def filtered_executions(task_id: int | None = None) -> Any:
-    """Build the execution query from the log filters of the request."""
+    """Build the execution query from the log filters of the request (a task_id argument is checked
+    even where the path names the task)."""
+    args = query_args()
+    task_id_arg = args.integer("task_id", None, 1, MAX_ID)
     return queries.execution_query(queries.ExecutionFilters(
-        task_id=task_id if task_id is not None else int_arg("task_id", None, 1, MAX_ID),
-        status=choice_arg("status", STATUSES),
-        trigger=choice_arg("trigger", TRIGGERS),
-        since=instant_arg("since"),
-        until=instant_arg("until"),
+        task_id=task_id if task_id is not None else task_id_arg,
+        status=args.choice("status", STATUSES),
+        trigger=args.choice("trigger", TRIGGERS),
+        since=args.instant("since"),
+        until=args.instant("until"),
     ))
 
 
@@ -36,8 +39,6 @@ def list_logs() -> Any:
 @bp.get("/tasks/<int:task_id>/logs/")
 def task_logs(task_id: int) -> Any:
     services.get_task(task_id)
-    if "task_id" in request.args:
-        int_arg("task_id", None, 1, MAX_ID)
     return jsonify(paginate(filtered_executions(task_id), ExecutionRead.dump))
 
 

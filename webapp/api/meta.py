@@ -22,7 +22,7 @@ from chime.triggers import (
 )
 from webapp import readiness
 from webapp.api.blueprint import bp
-from webapp.api.common import int_arg
+from webapp.api.common import query_args
 from webapp.api.openapi import openapi_document
 from chime.errors import ValidationError
 from chime.timeutil import utcnow
@@ -38,7 +38,7 @@ def cron_preview() -> Any:
     """The next fire times of an expression after `from` (an instant with an offset; default now)."""
     expr = request.args.get("cron", "")
     zone = request.args.get("timezone") or DEFAULT_TIMEZONE
-    count = int_arg("count", DEFAULT_PREVIEW_COUNT, 1, MAX_PREVIEW_COUNT)
+    count = query_args().integer("count", DEFAULT_PREVIEW_COUNT, 1, MAX_PREVIEW_COUNT)
     errors: dict[str, str] = {}
     from_at = utcnow()
     if request.args.get("from", "").strip():

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from chime import services
 from webapp.api.blueprint import bp
-from webapp.api.common import bool_arg, paginate
+from webapp.api.common import paginate, query_args
 from chime.models import Notification
 from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.unit_of_work import unit_of_work
@@ -17,7 +17,7 @@ from chime.unit_of_work import unit_of_work
 @bp.get("/notifications/")
 def list_notifications() -> Any:
     query = select(Notification).order_by(Notification.id.desc())
-    unread = bool_arg("unread")
+    unread = query_args().boolean("unread")
     if unread is not None:
         query = query.where(Notification.read.is_(not unread))
     return jsonify(paginate(query, NotificationRead.dump))

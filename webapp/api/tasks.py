@@ -8,7 +8,7 @@ from flask import current_app, jsonify, url_for
 from chime import services
 from webapp.api.blueprint import bp
 from webapp import queries
-from webapp.api.common import bool_arg, choice_arg, json_body, paginate, text_arg
+from webapp.api.common import json_body, paginate, query_args
 from webapp.queries import MAX_SEARCH_LENGTH_CHARS
 from chime.models import ScheduleType, Status, Trigger
 from chime.schemas.execution import RunResult
@@ -26,9 +26,10 @@ def _allow_shell() -> bool:
 @bp.get("/tasks/")
 def list_tasks() -> Any:
     """Tasks by id, filtered like the admin's list (queries.task_query: the one task search)."""
-    filters = queries.TaskFilters(search=text_arg("search", MAX_SEARCH_LENGTH_CHARS),
-                                  status=choice_arg("status", STATUSES), enabled=bool_arg("enabled"),
-                                  schedule_type=choice_arg("schedule_type", SCHEDULE_TYPES))
+    args = query_args()
+    filters = queries.TaskFilters(search=args.text("search", MAX_SEARCH_LENGTH_CHARS),
+                                  status=args.choice("status", STATUSES), enabled=args.boolean("enabled"),
+                                  schedule_type=args.choice("schedule_type", SCHEDULE_TYPES))
     return jsonify(paginate(queries.task_query(filters, queries.TASKS_BY_ID), task_to_dict))
 
 
