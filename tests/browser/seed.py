@@ -8,6 +8,7 @@ from typing import Any
 from chime import services
 from chime.extensions import db
 from chime.models import Execution, Notification, Task
+from chime.unit_of_work import unit_of_work
 
 TASKS = [
     {"name": "Nightly database backup", "job": "echo", "args": {"message": "backup"}, "schedule_type": "CRON",
@@ -42,10 +43,10 @@ def seed_demo_data(now: datetime | None = None) -> dict[str, Task]:
     """Create the demo tasks, a day of executions and a few notifications; return tasks by name."""
     now = now or datetime.now(timezone.utc)
     rng = random.Random(7)
-    tasks = {spec["name"]: services.create_task(dict(spec), allow_shell=False) for spec in TASKS}
-    report = tasks["Weekly report"]
-    services.update_task(report, {"depends_on": [tasks["Nightly database backup"].id]}, partial=True,
-                         allow_shell=False)
+    with unit_of_work():
+        tasks = {spec["name"]: services.create_task(dict(spec), allow_shell=False) for spec in TASKS}
+        services.update_task(tasks["Weekly report"], {"depends_on": [tasks["Nightly database backup"].id]},
+                             partial=True, allow_shell=False)
     ping, flaky = tasks["Ping status page"], tasks["Flaky partner sync"]
     for hour in range(23, -1, -1):  # oldest first, as the engine writes them
         base = now - timedelta(hours=hour)

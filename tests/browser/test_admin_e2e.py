@@ -14,6 +14,7 @@ from chime import services
 from chime.extensions import db
 from chime.models import Execution, Notification, Task
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +46,7 @@ def test_log_in_and_create_an_interval_task(page: Any, live_server: LiveServer) 
 
 
 def test_disable_a_task_from_the_list(page: Any, live_server: LiveServer) -> None:
-    with live_server.app_context():
+    with live_server.app_context(), unit_of_work():
         task_id = services.create_task({"name": "Sync", "job": "noop", "schedule_type": "INTERVAL",
                                         "interval_seconds": 60}, allow_shell=False).id
     log_in(page)
@@ -61,8 +62,9 @@ def test_disable_a_task_from_the_list(page: Any, live_server: LiveServer) -> Non
 
 def test_detail_of_a_task_with_a_failed_run_shows_its_message(page: Any, live_server: LiveServer) -> None:
     with live_server.app_context():
-        task = services.create_task({"name": "Import orders", "job": "noop", "schedule_type": "INTERVAL",
-                                     "interval_seconds": 600}, allow_shell=False)
+        with unit_of_work():
+            task = services.create_task({"name": "Import orders", "job": "noop", "schedule_type": "INTERVAL",
+                                         "interval_seconds": 600}, allow_shell=False)
         add_execution(task, "FAILED", utcnow(), message="Connection refused by orders.example.com:443")
         db.session.commit()
         task_id = task.id

@@ -30,6 +30,7 @@ from chime.config import normalise_database_url
 from chime.extensions import db
 from chime.models import Execution, Task
 from chime.timeutil import utcnow
+from chime.unit_of_work import unit_of_work
 
 pytestmark = pytest.mark.browser
 
@@ -216,8 +217,9 @@ HOSTILE = '<img src=x onerror="window.__xss = 1"> & <b>bold</b> ' + "word " * 40
 def test_live_rows_follow_status_changes_and_match_the_server(page: Any, live_server: LiveServer) -> None:
     now = utcnow()
     with live_server.app_context():
-        task = services.create_task({"name": "Import <orders>", "job": "noop", "schedule_type": "INTERVAL",
-                                     "interval_seconds": 600}, allow_shell=False)
+        with unit_of_work():
+            task = services.create_task({"name": "Import <orders>", "job": "noop", "schedule_type": "INTERVAL",
+                                         "interval_seconds": 600}, allow_shell=False)
         old = add_execution(task, "SUCCESS", now - timedelta(minutes=10), duration_ms=83_000, message="fine")
         running = add_execution(task, "RUNNING", now - timedelta(seconds=3))
         running.duration_ms = running.finished_at = None
