@@ -32,6 +32,7 @@ from chime.database import begin_read_only
 from chime.extensions import db
 from chime.models import Execution, ScheduleType, Status, Task, Trigger
 from chime.services import first_occurrence, notify, save_next_run_times, schedule_of
+from chime.schemas.reconcile import ReconcileCounts
 from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, queue_key
 from chime.timeutil import as_utc, isoformat, utcnow
 
@@ -110,8 +111,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
         lock.release()
 
 
-REPORT_KEYS = ("tasks_checked", "pending_restored", "missed_restored", "one_time_recovered", "stale_replaced",
-               "orphans_removed", "executions_lost", "retries_enqueued")
+REPORT_KEYS = tuple(ReconcileCounts.model_fields)  # the counts a report holds (its schema says which)
 
 
 def read_redis(connection: Redis) -> RedisView:
