@@ -75,3 +75,16 @@ def test_an_unknown_pass_is_a_404_and_both_routes_need_the_token(api: Any, clien
     assert client.post("/api/reconcile/").status_code == 401
     assert client.get(location).status_code == 401
     assert client.get(location, headers=AUTH).status_code == 200
+
+
+def test_with_redis_down_a_request_is_a_503(api: Any, monkeypatch: Any) -> None:
+    import redis
+
+    import scheduler.reconcile_request as reconcile_request
+
+    def unreachable(*args: Any, **kwargs: Any) -> None:
+        raise redis.exceptions.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(reconcile_request.Job, "fetch", unreachable)
+    for response in (api.post("/api/reconcile/"), api.get("/api/reconcile/chime-reconcile-requested/")):
+        assert response.status_code == 503 and response.get_json()["error"] == "service_unavailable"
