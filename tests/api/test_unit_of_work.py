@@ -139,3 +139,18 @@ def test_a_failing_effect_does_not_undo_the_commit_or_stop_the_next_effect(app: 
         after_commit(lambda: ran.append("next"))
     assert ran == ["next"]
     assert task_count() == 1
+
+
+def test_no_use_case_commits_or_rolls_back_itself() -> None:
+    """Only the caller's unit of work ends a transaction: the use-cases and import never do."""
+    import ast
+    from pathlib import Path
+
+    import chime.services
+    import chime.transfer
+
+    for module in (chime.services, chime.transfer):
+        tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+        ended = [node.lineno for node in ast.walk(tree)
+                 if isinstance(node, ast.Attribute) and node.attr in ("commit", "rollback")]
+        assert ended == [], (module.__name__, ended)
