@@ -26,7 +26,7 @@ from rq.utils import import_attribute
 log = logging.getLogger(__name__)
 
 # Every function Chime puts on a queue: the executor (chime.occurrence.EXECUTE_FUNC) and the two
-# periodic jobs the scheduler keeps (scheduler.reconcile.ensure_periodic_job / ensure_retention_job).
+# periodic jobs the dispatcher pushes (scheduler.periodic.periodic_jobs), also queued on request (POST /api/reconcile/).
 ENTRY_POINTS = frozenset({
     "scheduler.executor.execute",
     "scheduler.reconcile.run_reconcile",
