@@ -63,6 +63,21 @@ def instance_path_from_env(env: Mapping[str, str]) -> str | None:
     return os.path.abspath(value) if value else None
 
 
+def whole_number(env: Mapping[str, str], name: str, default: int, *, minimum: int | None = None) -> int:
+    """The whole number `name` sets (at least `minimum`), or `default` when it is unset; else a ConfigError."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or (minimum is not None and value < minimum):
+        at_least = f" of at least {minimum}" if minimum is not None else ""
+        raise ConfigError(f"{name} must be a whole number{at_least}, not {raw!r}")
+    return value
+
+
 def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config mapping from environment variables."""
     tokens = [t.strip() for t in env.get("API_TOKENS", "").split(",") if t.strip()]
@@ -78,13 +93,11 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "ADMIN_PASSWORD": env.get("ADMIN_PASSWORD") or None,
         "ALLOW_SHELL_JOBS": is_true(env.get("ALLOW_SHELL_JOBS")),
         "EGRESS_ALLOW": egress_allow(env.get("CHIME_EGRESS_ALLOW", "")),
-        "RECONCILE_INTERVAL_SECONDS": int(
-            env.get("RECONCILE_INTERVAL_SECONDS", DEFAULT_RECONCILE_INTERVAL_SECONDS)
-        ),
-        "RETENTION_INTERVAL_SECONDS": int(
-            env.get("RETENTION_INTERVAL_SECONDS", DEFAULT_RETENTION_INTERVAL_SECONDS)
-        ),
-        "LOG_RETENTION_DAYS": int(env.get("LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS)),
+        "RECONCILE_INTERVAL_SECONDS": whole_number(env, "RECONCILE_INTERVAL_SECONDS",
+                                                   DEFAULT_RECONCILE_INTERVAL_SECONDS, minimum=1),
+        "RETENTION_INTERVAL_SECONDS": whole_number(env, "RETENTION_INTERVAL_SECONDS",
+                                                   DEFAULT_RETENTION_INTERVAL_SECONDS, minimum=1),
+        "LOG_RETENTION_DAYS": whole_number(env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS),  # <= 0: off
         "METRICS_PER_TASK": is_true(env.get("CHIME_METRICS_PER_TASK")),  # a task_id label: grows with the tasks
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
