@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from rq.utils import utcformat, utcparse
 
 from chime import redis_scripts as scripts
+from chime.enums import Trigger
 from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
                               PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY, WAKEUP_KEY,
                               inflight_key, job_key, queue_key, started_registry_key)
@@ -53,9 +54,9 @@ class Occurrence:
     task_created_at: datetime | None = None  # the task's identity: ids of deleted tasks may be reused
 
     @classmethod
-    def of(cls, task: Any, scheduled_for: datetime, attempt: int = 1, trigger: str = "SCHEDULE") -> Occurrence:
+    def of(cls, task: Any, scheduled_for: datetime, attempt: int = 1, trigger: str = Trigger.SCHEDULE) -> Occurrence:
         """The occurrence of a task (a Task or a row with the same columns) at `scheduled_for`."""
-        return cls(task_id=task.id, scheduled_for=scheduled_for, attempt=attempt, trigger=trigger,
+        return cls(task_id=task.id, scheduled_for=scheduled_for, attempt=attempt, trigger=Trigger(trigger).value,
                    version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
                    task_created_at=task.created_at)
 
@@ -76,7 +77,7 @@ def from_epoch_us(value: int) -> datetime:
 
 def occurrence_job_id(task_id: int, scheduled_for: datetime, attempt: int, trigger: str) -> str:
     """Derive the RQ job id: scheduling the same occurrence twice yields the same id."""
-    suffix = "-m" if trigger == "MANUAL" else ""
+    suffix = "-m" if trigger == Trigger.MANUAL else ""
     return f"chime-{task_id}-{epoch_us(scheduled_for)}-{attempt}{suffix}"
 
 
@@ -146,7 +147,7 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
         failure_ttl=FAILURE_TTL_SECONDS,
         description=describe(occurrence.task_id, occurrence.trigger, occurrence.scheduled_for, occurrence.attempt),
         status=JobStatus.SCHEDULED,
-        meta={"task_id": occurrence.task_id, "version": occurrence.version, "trigger": occurrence.trigger},
+        meta={"task_id": occurrence.task_id, "trigger": occurrence.trigger},
     )
     job.origin = occurrence.queue
     return job
@@ -154,8 +155,7 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
 
 def job_kwargs(occurrence: Occurrence) -> dict[str, Any]:
     """The executor's arguments: the task, how it was triggered, and which task (by creation time) it was."""
-    kwargs: dict[str, Any] = {"task_id": occurrence.task_id, "trigger": occurrence.trigger,
-                              "version": occurrence.version}
+    kwargs: dict[str, Any] = {"task_id": occurrence.task_id, "trigger": occurrence.trigger}
     if occurrence.task_created_at is not None:
         kwargs["task_created_at"] = occurrence.task_created_at.isoformat()
     return kwargs

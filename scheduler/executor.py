@@ -50,6 +50,8 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     them (`occ.occurrence_job_id`): the job's payload is then the same for every occurrence of a
     task, so the scheduler can copy the due job's hash to make the next one. `task_created_at`
     names the task the job was made for (a job of a deleted task never runs another task).
+    `version` is no longer sent (the definition's version is the job hash's `chime_version`, read by
+    the reconciler); it is still accepted from jobs an earlier release left queued.
     """
     from scheduler.worker import worker_app
     from rq import get_current_job
