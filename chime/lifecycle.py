@@ -245,6 +245,12 @@ def end(outcome: Outcome, *, attempt: int, max_retries: int, backoff_seconds: in
     return Ending(outcome.event, status, outcome.reason, outcome.message, now, again_at, outcome.result)
 
 
+def end_of_run(outcome: Outcome, execution: Execution, task: Any | None, now: datetime) -> Ending:
+    """How `execution` ends on `outcome`, by its task's retry policy (a deleted task retries nothing)."""
+    return end(outcome, attempt=execution.attempt, max_retries=task.max_retries if task is not None else 0,
+               backoff_seconds=task.retry_backoff_seconds if task is not None else 0, now=now)
+
+
 def retry_of(task: Any, execution: Execution) -> occ.Occurrence:
     """The next attempt of a run's occurrence (trigger RETRY)."""
     return occ.Occurrence.of(task, as_utc(execution.scheduled_for), execution.attempt + 1, Trigger.RETRY.value)

@@ -25,6 +25,7 @@ import jobs.registry as registry
 from scheduler import metrics
 from chime import occurrence as occ
 from chime import lifecycle
+from chime.redis_keys import alive_key
 from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
 from chime.logs import log_context
@@ -145,7 +146,7 @@ def liveness(execution_id: int) -> Iterator[None]:
     """Keep an expiring 'alive' key for a running execution, so the reconciler can tell a lost worker."""
     connection = get_redis()
     stop = threading.Event()
-    key = occ.ALIVE_KEY.format(execution_id=execution_id)
+    key = alive_key(execution_id)
 
     def beat() -> None:
         while not stop.is_set():
@@ -338,8 +339,7 @@ def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorde
                     execution.id, execution.status, execution.message, outcome.status)
         db.session.rollback()
         return None
-    ending = lifecycle.end(outcome, attempt=execution.attempt, max_retries=task.max_retries if task else 0,
-                           backoff_seconds=task.retry_backoff_seconds if task else 0, now=utcnow())
+    ending = lifecycle.end_of_run(outcome, execution, task, utcnow())
     lifecycle.close_run(execution, task, ending)
     if task is not None:
         notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)

@@ -19,8 +19,9 @@ from redis import Redis
 
 from chime.redis_keys import EXECUTIONS_METRIC_KEY as EXECUTIONS_KEY
 from chime.redis_keys import TASK_EXECUTIONS_METRIC_KEY as TASK_EXECUTIONS_KEY
-from chime.redis_keys import HISTOGRAM_METRIC_KEY as HISTOGRAM_KEY
+from chime.redis_keys import histogram_metric_key
 from chime.redis_keys import REPAIRS_METRIC_KEY as REPAIRS_KEY
+from chime.enums import Status
 from scheduler import health
 
 DURATION_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
@@ -58,7 +59,7 @@ def record_skipped(connection: Redis, task_ids: Sequence[int], per_task: bool | 
     if not task_ids:
         return
     with connection.pipeline(transaction=False) as pipe:
-        _count(pipe, "SKIPPED", task_ids, counts_per_task() if per_task is None else per_task)
+        _count(pipe, Status.SKIPPED.value, task_ids, counts_per_task() if per_task is None else per_task)
         pipe.execute()
 
 
@@ -69,7 +70,7 @@ def _count(pipe: object, status: str, task_ids: Sequence[int], per_task: bool) -
 
 
 def _observe(pipe: object, name: str, value: float, buckets: Sequence[float]) -> None:
-    key = HISTOGRAM_KEY.format(name=name)
+    key = histogram_metric_key(name)
     pipe.hincrby(key, "le:" + bucket_bound(value, buckets), 1)  # type: ignore[attr-defined]
     pipe.hincrbyfloat(key, "sum", value)  # type: ignore[attr-defined]
     pipe.hincrby(key, "count", 1)  # type: ignore[attr-defined]
@@ -117,7 +118,7 @@ class EngineCollector:
 
     def _histogram(self, metric: str, documentation: str, name: str,
                    buckets: Sequence[float]) -> HistogramMetricFamily:
-        raw = {k.decode(): float(v) for k, v in self.connection.hgetall(HISTOGRAM_KEY.format(name=name)).items()}
+        raw = {k.decode(): float(v) for k, v in self.connection.hgetall(histogram_metric_key(name)).items()}
         cumulative, running = [], 0.0
         for label in [repr(float(b)) for b in buckets] + ["+Inf"]:
             running += raw.get("le:" + label, 0.0)

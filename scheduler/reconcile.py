@@ -33,7 +33,7 @@ from chime.extensions import db
 from chime.models import Execution, ScheduleType, Status, Task, Trigger
 from chime.services import first_occurrence, notify, save_next_run_times, schedule_of
 from chime.schemas.reconcile import ReconcileCounts
-from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, queue_key
+from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, alive_key, queue_key
 from chime.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -460,7 +460,7 @@ def liveness_of(connection: Redis, execution_ids: list[int], now: datetime) -> l
         pipe.get(LIVENESS_SINCE_KEY)
         pipe.info("server")
         for execution_id in execution_ids:
-            pipe.exists(occ.ALIVE_KEY.format(execution_id=execution_id))
+            pipe.exists(alive_key(execution_id))
         since, server, *alive = pipe.execute()
     run_id = str(server.get("run_id", ""))
     since_run, _, since_at = (since.decode() if since else "").partition("@")
@@ -488,9 +488,7 @@ def close_lost(execution: Execution, now: datetime, reason: lifecycle.FailReason
                ) -> tuple[int | None, str, occ.Occurrence | None, datetime | None]:
     """Close one run as lost and decide its retry by the task's policy (the caller schedules it)."""
     task = execution.task
-    ending = lifecycle.end(lifecycle.lost(reason), attempt=execution.attempt,
-                           max_retries=task.max_retries if task else 0,
-                           backoff_seconds=task.retry_backoff_seconds if task else 0, now=now)
+    ending = lifecycle.end_of_run(lifecycle.lost(reason), execution, task, now)
     lifecycle.close_run(execution, task, ending)
     log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, ending.message)
     if task is None:
