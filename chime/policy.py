@@ -8,6 +8,8 @@ from chime.enums import ScheduleType
 
 DEFAULT_RETRY_BACKOFF_SECONDS = 60
 MAX_RETRY_DELAY_SECONDS = 3600
+SCHEDULER_STALE_AFTER_SECONDS = 15
+"""A scheduler dispatches while the lock holder's last heartbeat is at most this old (scheduler.health)."""
 
 RUN = "RUN"
 SKIP_MISSED = "SKIP_MISSED"

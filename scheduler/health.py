@@ -8,9 +8,9 @@ from typing import Any
 from redis import Redis
 from rq import Worker
 
+from chime.policy import SCHEDULER_STALE_AFTER_SECONDS
 from chime.redis_keys import QUEUE_NAMES, RECONCILE_REPORT_KEY, SCHEDULER_HEARTBEAT_KEY, queue_key
 
-SCHEDULER_STALE_AFTER_SECONDS = 15
 HEARTBEAT_TTL_SECONDS = 60
 
 

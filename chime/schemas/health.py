@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from chime.policy import SCHEDULER_STALE_AFTER_SECONDS
 from chime.schemas.common import Sent
 
 REASONS = "The components that are not `ok`, empty when the status is `ok`"
@@ -29,7 +30,7 @@ class Health(Readiness):
 
     reasons: list[Literal["database", "redis", "scheduler", "workers"]] = Field(description=REASONS)  # type: ignore[assignment]
     scheduler: Literal["ok", "missing", "stale", "unknown"] = Field(description=(
-        "`ok`: the scheduler holding the lock beat recently (scheduler.health.SCHEDULER_STALE_AFTER_SECONDS); "
+        f"`ok`: the scheduler holding the lock beat within the last {SCHEDULER_STALE_AFTER_SECONDS} s; "
         "`stale`: its last beat is older; `missing`: no lock holder beat (none running, or a standby not yet "
         "taken over); `unknown`: Redis is unreachable"))
     workers: Literal["ok", "none", "unknown"] = Field(description=(
