@@ -415,8 +415,11 @@ def push_periodic(connection: Redis, job: PeriodicJob, slot: int, last_slot: int
     """Push `job` for the slot starting `slot` epoch seconds, once; say whether this call pushed it.
 
     Nothing is pushed unless `last_slot` (the caller's read of periodic_slots) is still the last slot
-    pushed -- two schedulers never push one slot twice -- nor while the last slot's job is still queued or
-    running (a late pass is not doubled up; the current slot is pushed once it ends).
+    pushed -- two schedulers never push one slot twice -- nor while the last slot's job is still on its
+    queue or running (a late pass is not doubled up; the current slot is pushed once it ends). Running
+    means as of `now`, a worker's heartbeat for it has not expired: one whose worker was killed holds
+    up the next slot no longer than RQ's heartbeat (for Chime's in-process worker, the job's timeout
+    plus 60 s).
     """
     job_id = periodic_job_id(job.name, slot)
     rq_job = Job.create(job.func, connection=connection, id=job_id, timeout=job.timeout_seconds,
@@ -424,10 +427,12 @@ def push_periodic(connection: Redis, job: PeriodicJob, slot: int, last_slot: int
                         description=f"periodic {job.name} {from_epoch_us(slot * 1_000_000).isoformat()}")
     rq_job.origin = job.queue
     fields = [item for pair in rq_job.to_dict().items() for item in pair]
-    last_key = job_key(periodic_job_id(job.name, last_slot) if last_slot is not None else "")
+    last_id = periodic_job_id(job.name, last_slot) if last_slot is not None else ""
     pushed = connection.register_script(scripts.PUSH_PERIODIC_LUA)(
-        keys=[PERIODIC_KEY, job_key(job_id), last_key, queue_key(job.queue), QUEUES_SET_KEY],
-        args=[job.name, slot, "" if last_slot is None else last_slot, job_id, utcformat(now), job.queue, *fields])
+        keys=[PERIODIC_KEY, job_key(job_id), job_key(last_id), queue_key(job.queue), QUEUES_SET_KEY,
+              started_registry_key(job.queue)],
+        args=[job.name, slot, "" if last_slot is None else last_slot, job_id, utcformat(now), job.queue,
+              now.timestamp(), last_id, *fields])
     return bool(pushed)
 
 

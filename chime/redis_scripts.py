@@ -270,18 +270,34 @@ return 1
 
 # Push one of Chime's periodic jobs for its time slot, once: only if the slot the caller saw as the last
 # one pushed is still the last (another scheduler may have pushed it meanwhile), the new slot is later,
-# and the job of the last slot is not still queued or running (a slow pass is not doubled up).
-# KEYS: the periodic index, the new job's hash, the last slot's job hash (unused when none), its queue,
-#       queues set.
+# and the job of the last slot is not still waiting or running (a slow pass is not doubled up). Waiting
+# means on its queue; running means a worker's entry for it in the queue's started registry has not
+# expired (RQ scores the entry with when the worker's heartbeat expires: a worker killed mid-job stops
+# moving it on, and RQ itself counts the job abandoned from then on). A job whose hash still says
+# queued or started without either (its worker died) no longer holds up the next slot.
+# KEYS: the periodic index, the new job's hash, the last slot's job hash (unused when none), the queue,
+#       queues set, the queue's started registry.
 # ARGV: periodic job name, the slot (epoch seconds), the last slot seen ('' for none), job id, now text,
-#       queue name, then the job hash as field/value pairs.
-PUSH_PERIODIC_LUA = IS_LIVE + """
+#       queue name, now (epoch seconds), the last slot's job id, then the job hash as field/value pairs.
+PUSH_PERIODIC_LUA = f"""
+local function is_running(job, now)
+  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. now, '+inf')) do
+    if entry == job or string.sub(entry, 1, #job + 1) == job .. ':' then return true end
+  end
+  return false
+end
+local function is_waiting_or_running(job, now)
+  local status = redis.call('HGET', KEYS[3], 'status')
+  if status == '{JobStatus.QUEUED.value}' and redis.call('LPOS', KEYS[4], job) then return true end
+  return (status == '{JobStatus.QUEUED.value}' or status == '{JobStatus.STARTED.value}') and is_running(job, now)
+end
+""" + """
 local last = redis.call('HGET', KEYS[1], ARGV[1]) or ''
 if last ~= ARGV[3] or (last ~= '' and tonumber(last) >= tonumber(ARGV[2])) then return 0 end
-if last ~= '' and is_live(redis.call('HGET', KEYS[3], 'status')) then return 0 end
+if last ~= '' and is_waiting_or_running(ARGV[8], ARGV[7]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('HSET', KEYS[2], unpack(ARGV, 7))
+redis.call('HSET', KEYS[2], unpack(ARGV, 9))
 redis.call('HSET', KEYS[2], 'status', 'queued', 'enqueued_at', ARGV[5], 'origin', ARGV[6])
 redis.call('SADD', KEYS[5], KEYS[4])
 redis.call('RPUSH', KEYS[4], ARGV[4])

@@ -10,10 +10,11 @@ from rq.job import Job
 from rq_scheduler import Scheduler
 
 from chime import occurrence as occ
-from chime.redis_keys import SCHEDULED_KEY, job_key, queue_key
+from chime.redis_keys import SCHEDULED_KEY, job_key, queue_key, started_registry_key
 from chime.timeutil import utcnow
 from scheduler import health, periodic
 from scheduler.dispatch import ChimeScheduler
+from tests.engine.inprocess.engine import start_without_finishing
 
 NOW = datetime(2030, 6, 1, 12, 0, 30, tzinfo=timezone.utc)
 SETTINGS = {"RECONCILE_INTERVAL_SECONDS": 60, "RETENTION_INTERVAL_SECONDS": 3600}
@@ -77,6 +78,32 @@ def test_the_next_slot_is_pushed_once_the_last_slots_job_has_ended(connection: A
 
     [next_id] = queued_ids(connection, "high")
     assert next_id == occ.periodic_job_id("reconcile", int(datetime(2030, 6, 1, 12, 1, tzinfo=timezone.utc).timestamp()))
+
+
+def test_a_pass_left_started_by_a_killed_worker_holds_up_the_next_slot_only_until_its_heartbeat_expired(
+        connection: Any) -> None:
+    now = utcnow()
+    periodic.push_due(connection, [RECONCILE], now)
+    start_without_finishing(connection, "high")  # then the worker is killed (kill -9): nothing more is written
+    # RQ's started registry scores a worker's entry with when its heartbeat expires; a live worker moves it on
+    [(_, expires)] = connection.zrange(started_registry_key("high"), 0, -1, withscores=True)
+    heartbeat_expires_at = datetime.fromtimestamp(expires, timezone.utc)
+
+    # still within its heartbeat (a worker really running it): the next slots are not pushed, the pass not doubled
+    assert periodic.push_due(connection, [RECONCILE], now + timedelta(seconds=RECONCILE.interval_seconds)) == []
+    assert periodic.push_due(connection, [RECONCILE], heartbeat_expires_at - timedelta(seconds=1)) == []
+    assert queued_ids(connection, "high") == []
+
+    assert periodic.push_due(connection, [RECONCILE], heartbeat_expires_at + timedelta(seconds=1)) == ["reconcile"]
+    assert len(queued_ids(connection, "high")) == 1
+
+
+def test_a_pass_a_killed_worker_took_off_its_queue_before_starting_it_does_not_hold_up_the_next_slot(
+        connection: Any) -> None:
+    periodic.push_due(connection, [RECONCILE], NOW)
+    connection.lpop(queue_key("high"))  # a worker took it (its hash still says queued) and was killed
+
+    assert periodic.push_due(connection, [RECONCILE], NOW + timedelta(seconds=60)) == ["reconcile"]
 
 
 def test_two_schedulers_never_push_one_slot_twice(app: Any, connection: Any) -> None:

@@ -13,9 +13,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from rq import SimpleWorker
+from rq.job import Job
+
 from chime import occurrence as occ
 from chime.models import QUEUE_NAMES
 from chime.timeutil import utcnow
+from scheduler.boundary import PlainPickleSerializer
 from scheduler.dispatch import ChimeScheduler
 from scheduler.worker import ChimeWorker
 from tests.engine_fixtures import wait_for
@@ -39,6 +43,19 @@ def work_off(connection: Any) -> None:
     The worker's app is `scheduler.worker._app`: a test sets it to its own app first.
     """
     BurstWorker(list(QUEUE_NAMES), connection=connection).work(burst=True)
+
+
+def start_without_finishing(connection: Any, queue: str) -> Job:
+    """A worker takes the first job off `queue` and starts it as RQ's worker does -- an execution in the
+    queue's started registry, scored with when the worker's heartbeat expires; the job's status `started`
+    -- and goes no further: the state a worker killed (kill -9) in the middle of the job leaves behind."""
+    worker = SimpleWorker([queue], connection=connection, serializer=PlainPickleSerializer)
+    taken = worker.dequeue_job_and_maintain_ttl(timeout=None)
+    assert taken is not None, f"nothing waits on {queue}"
+    job, _ = taken
+    worker.prepare_execution(job)
+    worker.prepare_job_execution(job)
+    return job
 
 
 class InProcessEngine:
