@@ -27,7 +27,7 @@ from chime import redis_scripts as scripts
 from chime.enums import Trigger
 from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
                               PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY, WAKEUP_KEY,
-                              inflight_key, job_key, queue_key, started_registry_key)
+                              ended_registry_keys, inflight_key, job_key, queue_key, started_registry_key)
 
 ALIVE_TTL_SECONDS = 10
 ALIVE_BEAT_SECONDS = 2
@@ -434,6 +434,15 @@ def push_periodic(connection: Redis, job: PeriodicJob, slot: int, last_slot: int
         args=[job.name, slot, "" if last_slot is None else last_slot, job_id, utcformat(now), job.queue,
               now.timestamp(), last_id, *fields])
     return bool(pushed)
+
+
+def drop_ended_job(connection: Redis, job_id: str, queue: str) -> bool:
+    """Take job `job_id` (of `queue`) out of Redis if it has ended, so that its id can be queued again.
+
+    One script: a job queued or running, even since an instant ago, is never taken. Say whether it was.
+    """
+    return bool(connection.register_script(scripts.DROP_ENDED_JOB_LUA)(
+        keys=[job_key(job_id), *ended_registry_keys(queue)], args=[job_id]))
 
 
 def remove_legacy_periodic(connection: Redis) -> int:

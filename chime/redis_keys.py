@@ -15,7 +15,10 @@ QUEUE_NAMES = ("high", "default", "low")  # the queues Chime's workers listen on
 JOB_KEY = "rq:job:{job_id}"                # hash: one job (its status, payload, origin queue ...)
 QUEUE_KEY = "rq:queue:{name}"              # list: job ids waiting on a queue
 QUEUES_SET_KEY = "rq:queues"               # set: the keys of every queue that exists
-STARTED_REGISTRY_KEY = "rq:wip:{name}"     # sorted set: "<job id>:<execution id>" taken by a worker
+STARTED_REGISTRY_KEY = "rq:wip:{name}"     # sorted set: "<job id>:<execution id>" -> when its heartbeat expires
+FINISHED_REGISTRY_KEY = "rq:finished:{name}"  # sorted set: job ids that finished -> when their result expires
+FAILED_REGISTRY_KEY = "rq:failed:{name}"      # sorted set: job ids that failed (or were stopped) -> expiry
+CANCELED_REGISTRY_KEY = "rq:canceled:{name}"  # sorted set: job ids canceled -> expiry
 
 # -- rq-scheduler ---------------------------------------------------------------------------------
 SCHEDULED_KEY = "rq:scheduler:scheduled_jobs"  # sorted set: job id -> due epoch seconds
@@ -68,6 +71,12 @@ def queue_key(name: str) -> str:
 
 def started_registry_key(queue: str) -> str:
     return STARTED_REGISTRY_KEY.format(name=queue)
+
+
+def ended_registry_keys(queue: str) -> tuple[str, str, str]:
+    """The registries RQ keeps a queue's ended jobs in: finished, failed (and stopped), canceled."""
+    return (FINISHED_REGISTRY_KEY.format(name=queue), FAILED_REGISTRY_KEY.format(name=queue),
+            CANCELED_REGISTRY_KEY.format(name=queue))
 
 
 def inflight_key(task_id: int | str) -> str:

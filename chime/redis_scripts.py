@@ -304,6 +304,18 @@ redis.call('RPUSH', KEYS[4], ARGV[4])
 return 1
 """
 
+# Take a job that has ended (its hash says finished, failed, stopped or canceled: nothing to come) out of
+# Redis -- its hash and its entries in its queue's registries of ended jobs -- so that its id can be
+# queued again; a job queued or running (even if it became so an instant ago) is left alone.
+# KEYS: the job hash, its queue's finished, failed and canceled registries. ARGV: the job id.
+DROP_ENDED_JOB_LUA = IS_LIVE + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or is_live(status) then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 1
+"""
+
 # Remove the rq-scheduler `repeat` entries an earlier Chime kept for its periodic jobs; a job hash goes
 # too unless it is handled (on a queue, running: it then runs once more and is not scheduled again).
 # KEYS: scheduled set, then the job hash of each ARGV id. ARGV: the legacy job ids.

@@ -22,13 +22,17 @@ from scheduler.reconcile import LOCK_TTL_SECONDS as RECONCILE_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
+# The reconcile pass's job, also queued on request (scheduler.reconcile_request); the functions are on
+# the worker's allow-list (scheduler.boundary.ENTRY_POINTS).
+RECONCILE_FUNC = "scheduler.reconcile.run_reconcile"
+RECONCILE_QUEUE = "high"
 PRUNE_TIMEOUT_SECONDS = 1800
 
 
 def periodic_jobs(config: Mapping[str, Any]) -> tuple[PeriodicJob, ...]:
     """The periodic jobs, with their intervals from the app's config."""
     return (
-        PeriodicJob("reconcile", "scheduler.reconcile.run_reconcile", "high",
+        PeriodicJob("reconcile", RECONCILE_FUNC, RECONCILE_QUEUE,
                     int(config["RECONCILE_INTERVAL_SECONDS"]), RECONCILE_TIMEOUT_SECONDS),
         PeriodicJob("prune-logs", "scheduler.retention.run_prune", "low",
                     int(config["RETENTION_INTERVAL_SECONDS"]), PRUNE_TIMEOUT_SECONDS),

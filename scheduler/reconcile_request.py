@@ -1,10 +1,12 @@
 """A reconcile pass asked for by a person (POST /api/reconcile/): queued as an RQ job, its report read later.
 
 A pass takes seconds (6-14 s for 100,000 tasks), too long for a web request; so the web app only
-queues one (the job :func:`scheduler.reconcile.run_reconcile`, on Chime's `high` queue) and says
-where to read its report. The job id is fixed (REQUEST_JOB_ID): while a requested pass is queued or
-running, asking again answers the same job instead of piling up passes (RQ's atomic unique enqueue);
-once it has ended, asking again replaces it with a new one. Its report stays readable for
+queues one (the periodic reconcile job of :mod:`scheduler.periodic`: the same function, queue and
+timeout) and says where to read its report. The job id is fixed (REQUEST_JOB_ID): while a requested
+pass is queued or running, asking again answers the same job instead of piling up passes (RQ's atomic
+unique enqueue); once it has ended, asking again replaces it with a new one -- the ended job is taken
+out by one script that never takes a job queued or started meanwhile, so two requests at once never
+drop the pass the other just queued, nor one a worker is running. Its report stays readable for
 RESULT_TTL_SECONDS after it ended.
 """
 from __future__ import annotations
@@ -17,12 +19,11 @@ from rq import Queue
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
+from chime import occurrence as occ
 from scheduler.boundary import PlainPickleSerializer
-from scheduler.reconcile import LOCK_TTL_SECONDS
+from scheduler.periodic import RECONCILE_FUNC, RECONCILE_QUEUE, RECONCILE_TIMEOUT_SECONDS
 
 REQUEST_JOB_ID = "chime-reconcile-requested"
-PASS_FUNC = "scheduler.reconcile.run_reconcile"  # on the worker's allow-list (scheduler.boundary.ENTRY_POINTS)
-PASS_QUEUE = "high"
 RESULT_TTL_SECONDS = 3600  # how long an ended pass's report (or failure) stays readable
 
 ENDED = frozenset({JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED})
@@ -40,14 +41,12 @@ class RequestedPass:
 
 def request_pass(connection: Redis) -> RequestedPass:
     """Queue a reconcile pass unless one requested earlier is still queued or running; say where it stands."""
-    ended = _fetch(connection)
-    if ended is not None and ended.get_status() in ENDED:
-        ended.delete()  # its report gives way to the new pass
-    queue = Queue(PASS_QUEUE, connection=connection, serializer=PlainPickleSerializer)
+    occ.drop_ended_job(connection, REQUEST_JOB_ID, RECONCILE_QUEUE)  # an ended pass's report gives way
+    queue = Queue(RECONCILE_QUEUE, connection=connection, serializer=PlainPickleSerializer)
     try:
-        queue.enqueue_call(func=PASS_FUNC, job_id=REQUEST_JOB_ID, unique=True, timeout=LOCK_TTL_SECONDS,
-                           result_ttl=RESULT_TTL_SECONDS, failure_ttl=RESULT_TTL_SECONDS,
-                           description="reconcile pass requested through the API")
+        queue.enqueue_call(func=RECONCILE_FUNC, job_id=REQUEST_JOB_ID, unique=True,
+                           timeout=RECONCILE_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS,
+                           failure_ttl=RESULT_TTL_SECONDS, description="reconcile pass requested through the API")
     except DuplicateJobError:
         pass  # one is queued or running already (or another request queued it just now): that one answers
     return requested_pass(connection, REQUEST_JOB_ID) or RequestedPass(REQUEST_JOB_ID, "queued")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rq import Queue
 from rq.job import Job
-from rq.registry import StartedJobRegistry
+from rq.registry import CanceledJobRegistry, FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq_scheduler import Scheduler
 
 from chime import redis_keys, redis_scripts
@@ -121,4 +121,6 @@ def test_the_rq_keys_follow_rq_and_rq_schedulers_own_layout(redis_url: str) -> N
     assert redis_keys.queue_key("high") == Queue("high", connection=connection).key
     assert redis_keys.QUEUES_SET_KEY == Queue.redis_queues_keys
     assert redis_keys.started_registry_key("low") == StartedJobRegistry("low", connection=connection).key
+    assert redis_keys.ended_registry_keys("low") == tuple(registry("low", connection=connection).key for registry in (
+        FinishedJobRegistry, FailedJobRegistry, CanceledJobRegistry))
     assert redis_keys.SCHEDULED_KEY == Scheduler.scheduled_jobs_key
