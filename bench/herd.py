@@ -26,7 +26,7 @@ Cost breakdown, per execution (divided by N), between a snapshot taken 0.3 s bef
 The counters cost a Python call per statement/command (~1 us against ~10 ms per execution).
 --profile attaches py-spy (not a requirement; `pip install py-spy` somewhere and pass --py-spy)
 to both workers from M - 0.5 s for --profile-seconds (main threads only) in one extra run per database, outside the
-medians, and writes their collapsed stacks next to the results and the top frames into the JSON.
+medians, and writes their collapsed stacks to --profile-dir and the top frames into the JSON.
 
 Usage (from the repo root):  .venv/bin/python bench/herd.py --tasks 1000 --repeat 3
 """
@@ -39,6 +39,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -126,7 +127,7 @@ def start_profiles(py_spy: str, pids: dict[str, int], out_dir: Path, seconds: fl
 def top_frames(collapsed: Path, top: int = 15) -> dict[str, Any]:
     """Self and inclusive sample shares per frame of the main thread, from py-spy's collapsed stacks.
 
-    py-spy drops idle samples by default; stacks rooted in `_bootstrap` are other threads (the
+    py-spy drops idle samples by default; stacks rooted in `Thread._bootstrap` are other threads (the
     executor's liveness beat, the counting hook's writer) and are left out.
     """
     own: Counter = Counter()
@@ -138,7 +139,7 @@ def top_frames(collapsed: Path, top: int = 15) -> dict[str, Any]:
             continue
         count = int(count_text)
         frames = stack.split(";")
-        if frames[0].startswith("_bootstrap "):
+        if frames[0].startswith("Thread._bootstrap "):
             continue
         total += count
         own[frames[-1]] += count
@@ -310,6 +311,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="one extra py-spy run per database (not in medians)")
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable for --profile")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument("--profile-dir", default=None,
+                        help="where py-spy's collapsed stacks go (default: a new temp directory; ~1 MB per database)")
     args = parser.parse_args()
     started_version = common.code_version()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `kill` still stops the engine and redis-server
@@ -327,10 +330,11 @@ def main() -> None:
     profiles: dict[str, Any] = {}
     if args.profile:
         for variant in variants:
-            out_dir = common.RESULTS_DIR / "herd_profiles" / variant
+            args.profile_dir = args.profile_dir or tempfile.mkdtemp(prefix="chime-herd-profiles-")
+            out_dir = Path(args.profile_dir) / variant
             out_dir.mkdir(parents=True, exist_ok=True)
             profiles[variant] = herd_run(args, urls[variant], out_dir)
-            log(f"profiled {variant}: ratio {profiles[variant]['ratio']}")
+            log(f"profiled {variant}: ratio {profiles[variant]['ratio']}; collapsed stacks in {out_dir}")
 
     summary = {variant: summarise(items) for variant, items in runs.items() if items}
     print(f"\nHerd: {args.tasks} CRON tasks due at the same minute, 2 workers, median of {args.repeat}")
