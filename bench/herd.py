@@ -23,7 +23,8 @@ Cost breakdown, per execution (divided by N), between a snapshot taken 0.3 s bef
     which falls due at every minute too), and outside a job (RQ's worker loop; the whole scheduler);
   - in Redis: `INFO commandstats` before/after (commands run inside Lua scripts count one by one),
     also for the bare drain, which gives RQ's own commands per job.
-The counters cost a Python call per statement/command (~1 us against ~10 ms per execution).
+The counters cost ~1-2 % of a worker's samples (py-spy: the hook's own frames 0.8-1.4 %, its
+writer thread 0.4 %), within run-to-run noise; the figures include them.
 --profile attaches py-spy (not a requirement; `pip install py-spy` somewhere and pass --py-spy)
 to both workers from M - 0.5 s for --profile-seconds (main threads only) in one extra run per database, outside the
 medians, and writes their collapsed stacks to --profile-dir and the top frames into the JSON.
