@@ -124,9 +124,13 @@ def floor_write(env: common.Env, state: dict[str, Any]) -> float:
 
 def one_database(args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
     from chime import occurrence as occ
+    from chime.app import freeze_start_up_objects
     from scheduler.reconcile import reconcile
 
     with common.Env(database_url) as env:
+        # The pass runs in a worker, which froze what its start-up loaded (chime.app.freeze_start_up_objects):
+        # measure it in the same state.
+        freeze_start_up_objects()
         now = common.utcnow()
         started = time.monotonic()
         common.bulk_create_tasks(mixed_rows(args.tasks, now), now)

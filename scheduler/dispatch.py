@@ -401,8 +401,10 @@ def check_redis_version(connection: Redis) -> None:
 
 def main() -> None:
     """Entry point of `python -m scheduler` (the Procfile's scheduler)."""
-    from chime.app import create_app
+    from chime.app import create_app, freeze_start_up_objects
 
     app = create_app()
     check_redis_version(app.extensions["redis"])
-    ChimeScheduler(app.extensions["redis"], app).run()
+    scheduler = ChimeScheduler(app.extensions["redis"], app)
+    freeze_start_up_objects()
+    scheduler.run()

@@ -23,6 +23,7 @@ from rq import Queue, SimpleWorker, worker_registration
 from rq.job import JobStatus
 from rq.utils import now
 
+from chime.app import freeze_start_up_objects
 from scheduler.boundary import ChimeJob, PlainPickleSerializer, refusal
 
 _app: Flask | None = None
@@ -88,6 +89,7 @@ class ChimeWorker(SimpleWorker):
         super().__init__(names, *args, **kwargs)
         worker_app()
         preload_job_modules()
+        freeze_start_up_objects()
 
     def perform_job(self, job: Any, queue: Any) -> bool:
         """Run one of Chime's own jobs; record anything else as refused without importing or calling it."""

@@ -154,6 +154,23 @@ def test_the_worker_reads_jobs_safely_whatever_rq_worker_passes(connection: Any)
         (name, ChimeJob, PlainPickleSerializer) for name in ("high", "default", "low")]
 
 
+def test_a_worker_freezes_what_its_start_up_loaded_after_loading_the_job_modules(
+        connection: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    import chime.app
+
+    events: list[str] = []
+    monkeypatch.setattr(worker_module, "preload_job_modules", lambda: events.append("preload"))
+    monkeypatch.setattr(gc, "freeze", lambda: events.append("freeze"))
+    monkeypatch.setattr(chime.app, "_start_up_frozen", False)  # as in a new worker process
+
+    ChimeWorker(["default"], connection=connection)
+    ChimeWorker(["default"], connection=connection)
+
+    assert events == ["preload", "freeze", "preload"]  # once per process: what is frozen is never freed
+
+
 def test_every_function_chime_puts_on_a_queue_is_an_entry_point(connection: Any) -> None:
     from chime import occurrence as occ
     from chime.timeutil import utcnow
