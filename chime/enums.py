@@ -14,6 +14,7 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
     RETRYING = "RETRYING"
     SKIPPED = "SKIPPED"
+    CANCELLED = "CANCELLED"  # an operator cancelled it while queued, or stopped it while running
 
 
 class ScheduleType(enum.StrEnum):
@@ -49,3 +50,28 @@ class Level(enum.StrEnum):
     SUCCESS = "SUCCESS"
     WARNING = "WARNING"
     ERROR = "ERROR"
+
+
+class Role(enum.StrEnum):
+    """What a user (and every API token of theirs) may do; each role includes the ones before it."""
+
+    VIEWER = "viewer"  # reads everything
+    OPERATOR = "operator"  # runs, retries, cancels, pauses, enables and disables
+    ADMIN = "admin"  # edits tasks, channels, users and tokens
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def includes(self, other: Role) -> bool:
+        """True when this role may do what `other` may."""
+        return self.rank >= other.rank
+
+
+class Source(enum.StrEnum):
+    """Where an audited change came from."""
+
+    ADMIN = "admin"  # a signed-in user in the admin pages
+    API = "api"  # a bearer token on the JSON API
+    CLI = "cli"  # the command line on the server
+    ENGINE = "engine"  # Chime itself (a pause that ended, retention)

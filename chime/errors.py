@@ -55,6 +55,13 @@ class UnauthorizedError(ChimeError):
     code = "unauthorized"
 
 
+class ForbiddenError(ChimeError):
+    """The caller is known but their role does not allow this."""
+
+    status = 403
+    code = "forbidden"
+
+
 class UnavailableError(ChimeError):
     """A backing service (Redis, the database) is down."""
 

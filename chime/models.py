@@ -1,4 +1,4 @@
-"""Database models: Task, Execution, Notification, User, ApiToken."""
+"""Database models: Task, Execution, Notification, User, ApiToken, AuditEvent."""
 from __future__ import annotations
 
 import enum
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from chime import redis_keys
-from chime.enums import Level, NotifyPolicy, Overlap, ScheduleType, Status, Trigger  # noqa: F401 (re-exported)
+from chime.enums import Level, NotifyPolicy, Overlap, Role, ScheduleType, Source, Status, Trigger  # noqa: F401 (re-exported)
 from chime.extensions import db
 from chime.timeutil import as_utc, utcnow
 
@@ -85,6 +85,11 @@ class Task(db.Model):
     # When a person last changed the definition (services set it); the engine's own writes
     # (status, last_run_at, next_run_at) leave it alone.
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A paused task is disabled with a reason; it resumes by itself at resume_at when that is set.
+    paused_reason: Mapped[str | None] = mapped_column(Text)
+    paused_by: Mapped[str | None] = mapped_column(String(100))
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
     parents: Mapped[list[Task]] = relationship(
         secondary=task_dependencies,
@@ -132,6 +137,8 @@ class Execution(db.Model):
     job_id: Mapped[str | None] = mapped_column(String(200), index=True)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    traceback: Mapped[str | None] = mapped_column(Text)  # of a failed run, bounded in size
+    args: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # arguments overridden for this run only
 
     task: Mapped[Task | None] = relationship()
 
@@ -162,6 +169,7 @@ class User(db.Model):
     # Stored in the session at sign-in; bumped on sign-out, password change and disabling, so
     # every cookie issued before (a copied or replayed one too) stops working at once.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    role: Mapped[Role] = mapped_column(enum_column(Role, 16), default=Role.VIEWER, server_default=Role.VIEWER.value)
 
 
 class ApiToken(db.Model):
@@ -174,3 +182,32 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The user whose role the token carries (tokens made before users owned tokens have none: admin).
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+    user: Mapped[User | None] = relationship()
+
+
+class AuditEvent(db.Model):
+    """One change to a task, channel, user or token, or one operator action: who, when, from where,
+    and for edits the fields before and after (secrets masked by chime.audit)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_object", "object_type", "object_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    actor_name: Mapped[str] = mapped_column(String(200))  # kept when the user is deleted
+    source: Mapped[Source] = mapped_column(enum_column(Source, 16))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(40), index=True)
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(200), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

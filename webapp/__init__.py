@@ -48,11 +48,12 @@ def register_web_boundary(app: Flask) -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from webapp.admin import throttle
-    from webapp.auth import load_session_user
+    from webapp.auth import end_request_actor, load_session_user
 
     if app.config.get("PROXY_FIX_X_FOR"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=app.config["PROXY_FIX_X_FOR"], x_proto=0, x_host=0)  # type: ignore[method-assign]
     app.before_request(load_session_user)
+    app.teardown_request(end_request_actor)
     throttle.init_app(app)
 
 

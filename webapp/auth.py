@@ -6,7 +6,6 @@ import hmac
 import logging
 import secrets
 from datetime import datetime, timedelta
-from functools import wraps
 from typing import Any, Callable
 
 from flask import current_app, g, redirect, request, session, url_for
@@ -14,7 +13,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from chime.errors import UnauthorizedError
+from chime.audit import Actor, acting_as
+from chime.enums import Role, Source
+from chime.errors import ForbiddenError, UnauthorizedError
 from chime.extensions import db
 from chime.models import ApiToken, User
 from chime.timeutil import utcnow
@@ -23,6 +24,57 @@ from chime.unit_of_work import unit_of_work
 log = logging.getLogger(__name__)
 TOKEN_BYTES = 32
 TOKEN_USE_NOTED_EVERY_SECONDS = 60  # last_used_at is written at most this often per token, not per request
+ROLE_ATTRIBUTE = "chime_required_role"
+ENV_TOKEN_NAME = "API_TOKENS (environment)"
+
+
+def allow(role: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a view with the least role that may call it (checked by the blueprint before the view runs).
+
+    A view without the mark needs ADMIN: a route someone forgot to mark fails closed.
+    """
+
+    def mark(view: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(view, ROLE_ATTRIBUTE, role)
+        return view
+
+    return mark
+
+
+def required_role(view: Callable[..., Any] | None) -> Role:
+    """The role a view asks for (ADMIN when it was not marked)."""
+    return getattr(view, ROLE_ATTRIBUTE, Role.ADMIN)
+
+
+def check_role(actor: Actor, endpoint: str | None) -> None:
+    """Raise ForbiddenError unless `actor` has the role the endpoint's view asks for."""
+    needed = required_role(current_app.view_functions.get(endpoint or ""))
+    if not actor.role.includes(needed):
+        raise ForbiddenError(f"This needs the {needed.value} role; {actor.name} is {actor.role.value}")
+
+
+def current_actor() -> Actor | None:
+    """Who makes this request, once the blueprint's checks resolved it."""
+    return g.get("actor")
+
+
+def act_for_request(actor: Actor) -> None:
+    """Make `actor` the one this request's changes are recorded for (until the request ends)."""
+    g.actor = actor
+    g.actor_scope = acting_as(actor)
+    g.actor_scope.__enter__()
+
+
+def end_request_actor(_error: BaseException | None = None) -> None:
+    scope = g.pop("actor_scope", None)
+    if scope is not None:
+        scope.__exit__(None, None, None)
+
+
+def user_actor(user: User, source: Source, token: ApiToken | None = None) -> Actor:
+    name = user.username if token is None else f"{user.username} (token {token.name})"
+    return Actor(name=name, source=source, role=Role(user.role), user_id=user.id,
+                 token_id=None if token is None else token.id, remote_addr=request.remote_addr)
 
 
 def hash_token(token: str) -> str:
@@ -35,27 +87,38 @@ def new_token() -> str:
     return "chime_" + secrets.token_urlsafe(TOKEN_BYTES)
 
 
-def create_token(name: str) -> str:
-    """Store the hash of a new token and return the token itself (shown once)."""
+def create_token(name: str, user: User | None = None) -> str:
+    """Store the hash of a new token of `user` and return the token itself (shown once)."""
     token = new_token()
-    db.session.add(ApiToken(name=name, token_hash=hash_token(token)))
+    db.session.add(ApiToken(name=name, token_hash=hash_token(token), user_id=None if user is None else user.id))
     db.session.commit()
     return token
 
 
-def is_valid_token(token: str) -> bool:
-    """Check a bearer token against API_TOKENS and the stored token hashes."""
+def token_actor(token: str) -> Actor | None:
+    """Who a bearer token speaks for: an API_TOKENS token is an admin; a stored token carries its
+    user's role (a token of a disabled user is refused); a token from before tokens had owners is an admin."""
     digest = hash_token(token)
     env_digests = current_app.extensions.setdefault(
         "chime_env_token_digests", [hash_token(t) for t in current_app.config["API_TOKENS"]]
     )
     if any(hmac.compare_digest(digest, known) for known in env_digests):
-        return True
+        return Actor(name=ENV_TOKEN_NAME, source=Source.API, role=Role.ADMIN, remote_addr=request.remote_addr)
     stored = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if stored is None:
-        return False
+        return None
+    if stored.user is not None and not stored.user.active:
+        return None
     note_token_use(stored, utcnow())
-    return True
+    if stored.user is None:
+        return Actor(name=f"token {stored.name}", source=Source.API, role=Role.ADMIN, token_id=stored.id,
+                     remote_addr=request.remote_addr)
+    return user_actor(stored.user, Source.API, stored)
+
+
+def is_valid_token(token: str) -> bool:
+    """Check a bearer token against API_TOKENS and the stored token hashes."""
+    return token_actor(token) is not None
 
 
 def note_token_use(stored: ApiToken, now: datetime) -> None:
@@ -86,23 +149,35 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def require_api_token() -> None:
-    """Raise UnauthorizedError unless the request carries a valid bearer token (or a session)."""
+def require_api_token() -> Actor:
+    """Return who the request speaks for: the bearer token's user, or (for reads only) the session's.
+
+    Raise UnauthorizedError when it carries neither.
+    """
     token = bearer_token()
-    if token is not None and is_valid_token(token):
-        return
-    if token is None and current_user() is not None and request.method == "GET":
-        return  # the admin's own pages read the API with their session
+    actor = token_actor(token) if token is not None else None
+    if actor is not None:
+        return actor
+    user = current_user()
+    if token is None and user is not None and request.method in ("GET", "HEAD"):
+        return user_actor(user, Source.ADMIN)  # the admin's own pages read the API with their session
     raise UnauthorizedError("A valid API token is required: send 'Authorization: Bearer <token>'")
+
+
+def require_api_role() -> None:
+    """The API's check before every view: a known caller (401 otherwise) whose role the view allows (403)."""
+    actor = require_api_token()
+    act_for_request(actor)
+    check_role(actor, request.endpoint)
 
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password)
 
 
-def create_user(username: str, password: str) -> User:
+def create_user(username: str, password: str, role: Role = Role.ADMIN) -> User:
     """Create a user with a hashed password."""
-    user = User(username=username, password_hash=hash_password(password))
+    user = User(username=username, password_hash=hash_password(password), role=role)
     db.session.add(user)
     db.session.commit()
     return user
@@ -132,17 +207,25 @@ def ensure_first_admin(username: str, password: str | None) -> tuple[str, str] |
     return username, password
 
 
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Send anonymous visitors of an admin page to the login form."""
+def require_admin_role() -> Any:
+    """The admin pages' check before every view: anonymous visitors go to the login form (public
+    pages excepted); a signed-in user whose role the page does not allow gets 403."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or getattr(view, "public", False):
+        return None
+    user = current_user()
+    if user is None:
+        return redirect(url_for("admin.login", next=request.full_path))
+    actor = user_actor(user, Source.ADMIN)
+    act_for_request(actor)
+    check_role(actor, request.endpoint)
+    return None
 
-    @wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if current_user() is None:
-            return redirect(url_for("admin.login", next=request.full_path))
-        return view(*args, **kwargs)
 
-    wrapped.__dict__["login_required"] = True
-    return wrapped
+def public(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an admin page anyone may open (the login form)."""
+    view.__dict__["public"] = True
+    return view
 
 
 def current_user() -> User | None:

@@ -210,7 +210,7 @@ def test_pagination_parameters_carry_their_bounds() -> None:
     parameters = {p["name"]: p["schema"] for p in openapi_document()["paths"]["/api/logs/"]["get"]["parameters"]}
     assert (parameters["limit"]["minimum"], parameters["limit"]["maximum"]) == (1, 500)
     assert parameters["offset"]["minimum"] == 0
-    assert parameters["status"]["enum"] == ["PENDING", "RUNNING", "SUCCESS", "FAILED", "RETRYING", "SKIPPED"]
+    assert parameters["status"]["enum"] == ["PENDING", "RUNNING", "SUCCESS", "FAILED", "RETRYING", "SKIPPED", "CANCELLED"]
     assert parameters["trigger"]["enum"] == ["SCHEDULE", "MANUAL", "RETRY", "RECOVERY"]
 
 

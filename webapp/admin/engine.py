@@ -6,14 +6,15 @@ from typing import Any
 from flask import jsonify
 
 from webapp import queries
+from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.admin.views import engine_alerts
-from webapp.auth import login_required
+from webapp.auth import allow
 from webapp.stats import redis_state
 
 
 @bp.get("/engine/live")
-@login_required
+@allow(Role.VIEWER)
 def engine_live() -> Any:
     """The engine's state as the dashboard shows it, with the banner's alerts: one source for both."""
     state = redis_state()

@@ -9,13 +9,14 @@ from chime import services
 from chime.models import Execution
 from webapp import queries
 from webapp.admin.filters import RANGES, execution_filters, page_arg
+from chime.enums import Role
 from webapp.admin.blueprint import bp
-from webapp.auth import login_required
+from webapp.auth import allow
 from chime.timeutil import utcnow
 
 
 @bp.get("/logs")
-@login_required
+@allow(Role.VIEWER)
 def log_list() -> Any:
     now = utcnow()
     filters = execution_filters(request.args, now)
@@ -25,7 +26,7 @@ def log_list() -> Any:
 
 
 @bp.get("/logs/<int:execution_id>")
-@login_required
+@allow(Role.VIEWER)
 def log_detail(execution_id: int) -> Any:
     execution = services.get_row(Execution, execution_id)
     return render_template("logs/detail.html", execution=execution, now=utcnow())

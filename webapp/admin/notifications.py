@@ -8,15 +8,16 @@ from flask import flash, redirect, render_template, request, url_for
 from chime import services
 from webapp import queries
 from webapp.admin.filters import page_arg
+from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
-from webapp.auth import login_required
+from webapp.auth import allow
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
 
 
 @bp.get("/notifications")
-@login_required
+@allow(Role.VIEWER)
 def notification_list() -> Any:
     unread_only = request.args.get("show") == "unread"
     page = queries.notification_page(unread_only, page_arg(request.args))
@@ -26,7 +27,7 @@ def notification_list() -> Any:
 
 
 @bp.post("/notifications/<int:notification_id>/read")
-@login_required
+@allow(Role.VIEWER)
 def notification_read(notification_id: int) -> Any:
     with unit_of_work():
         services.mark_notification_read(notification_id)
@@ -34,7 +35,7 @@ def notification_read(notification_id: int) -> Any:
 
 
 @bp.post("/notifications/read-all")
-@login_required
+@allow(Role.VIEWER)
 def notification_read_all() -> Any:
     with unit_of_work():
         count = services.mark_all_notifications_read()

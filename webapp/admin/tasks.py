@@ -11,10 +11,11 @@ from chime.triggers import ScheduleError, fire_times
 from chime import services
 from webapp import queries
 from webapp.admin import forms
+from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.admin.filters import page_arg, task_filters
 from webapp.admin.views import safe_next
-from webapp.auth import login_required
+from webapp.auth import allow
 from chime.errors import ConflictError, UnavailableError, ValidationError
 from chime.models import QUEUE_NAMES, Task
 from chime.schemas.task import task_to_dict
@@ -34,7 +35,7 @@ def _timezones() -> list[str]:
 
 
 @bp.get("/tasks")
-@login_required
+@allow(Role.VIEWER)
 def task_list() -> Any:
     filters = task_filters(request.args)
     page = queries.task_page(filters, page_arg(request.args))
@@ -42,7 +43,7 @@ def task_list() -> Any:
 
 
 @bp.route("/tasks/new", methods=["GET", "POST"])
-@login_required
+@allow(Role.ADMIN)
 def task_new() -> Any:
     if request.method == "GET":
         return _render_form(None, forms.blank_values())
@@ -50,7 +51,7 @@ def task_new() -> Any:
 
 
 @bp.route("/tasks/<int:task_id>/edit", methods=["GET", "POST"])
-@login_required
+@allow(Role.ADMIN)
 def task_edit(task_id: int) -> Any:
     task = services.get_task(task_id)
     if request.method == "GET":
@@ -83,7 +84,7 @@ def _render_form(task: Task | None, values: dict[str, Any], errors: dict[str, st
 
 
 @bp.get("/tasks/<int:task_id>")
-@login_required
+@allow(Role.VIEWER)
 def task_detail(task_id: int) -> Any:
     task = services.get_task(task_id)
     history = queries.task_execution_page(task.id, page_arg(request.args))
@@ -92,7 +93,7 @@ def task_detail(task_id: int) -> Any:
 
 
 @bp.get("/tasks/<int:task_id>/live")
-@login_required
+@allow(Role.VIEWER)
 def task_live(task_id: int) -> Any:
     """JSON for the detail page's live refresh: the task and its next fire times."""
     task = services.get_task(task_id)
@@ -107,7 +108,7 @@ def _next_fire_times(task: Task) -> list[Any]:
 
 
 @bp.post("/tasks/<int:task_id>/toggle")
-@login_required
+@allow(Role.OPERATOR)
 def task_toggle(task_id: int) -> Any:
     with unit_of_work():
         task = services.toggle_task(services.get_task(task_id))
@@ -116,7 +117,7 @@ def task_toggle(task_id: int) -> Any:
 
 
 @bp.post("/tasks/<int:task_id>/run")
-@login_required
+@allow(Role.OPERATOR)
 def task_run(task_id: int) -> Any:
     task = services.get_task(task_id)
     try:
@@ -128,7 +129,7 @@ def task_run(task_id: int) -> Any:
 
 
 @bp.route("/tasks/<int:task_id>/delete", methods=["GET", "POST"])
-@login_required
+@allow(Role.ADMIN)
 def task_delete(task_id: int) -> Any:
     task = services.get_task(task_id)
     if request.method == "GET":
@@ -144,7 +145,7 @@ def task_delete(task_id: int) -> Any:
 
 
 @bp.get("/tasks/preview")
-@login_required
+@allow(Role.VIEWER)
 def task_preview() -> Any:
     """JSON: the next fire times of the schedule being edited (the form's live preview)."""
     return jsonify(forms.schedule_preview(request.args, utcnow(), FIRE_TIMES_SHOWN))

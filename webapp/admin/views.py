@@ -10,9 +10,10 @@ from flask_limiter.errors import RateLimitExceeded
 
 from webapp import queries
 from webapp.admin import throttle
+from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.admin.helpers import build_chart
-from webapp.auth import authenticate, login_required, login_user, logout_user
+from webapp.auth import allow, authenticate, login_user, logout_user, public
 from webapp.stats import collect_stats
 from chime.timeutil import utcnow
 
@@ -40,6 +41,7 @@ def is_local_path(target: str) -> bool:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login() -> Any:
     """Sign in; LOGIN_LIMITS (webapp.admin.throttle) count the 401s and refuse with 429."""
     if request.method == "GET":
@@ -63,13 +65,14 @@ def login_refused(error: RateLimitExceeded) -> Any:
 
 
 @bp.post("/logout")
+@public
 def logout() -> Any:
     logout_user()
     return redirect(url_for("admin.login"))
 
 
 @bp.get("/")
-@login_required
+@allow(Role.VIEWER)
 def dashboard() -> Any:
     now = utcnow()
     stats = collect_stats(now)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from webapp.auth import require_api_token
+from webapp.auth import require_api_role
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PUBLIC_ENDPOINTS = frozenset({"api.health", "api.health_ready", "api.health_live"})
@@ -14,5 +14,5 @@ def check_token() -> None:
     from flask import request
 
     if request.endpoint not in PUBLIC_ENDPOINTS:
-        require_api_token()
+        require_api_role()
 

@@ -7,7 +7,9 @@ from flask import jsonify
 
 from chime import services
 from webapp import queries
+from chime.enums import Role
 from webapp.api.blueprint import bp
+from webapp.auth import allow
 from webapp.api.common import paginate, query_args
 from chime.models import Execution, Status, Trigger
 from chime.schemas.execution import ExecutionRead
@@ -32,16 +34,19 @@ def filtered_executions(task_id: int | None = None) -> Any:
 
 
 @bp.get("/logs/")
+@allow(Role.VIEWER)
 def list_logs() -> Any:
     return jsonify(paginate(filtered_executions(), ExecutionRead.dump))
 
 
 @bp.get("/tasks/<int:task_id>/logs/")
+@allow(Role.VIEWER)
 def task_logs(task_id: int) -> Any:
     services.get_task(task_id)
     return jsonify(paginate(filtered_executions(task_id), ExecutionRead.dump))
 
 
 @bp.get("/logs/<int:execution_id>/")
+@allow(Role.VIEWER)
 def get_log(execution_id: int) -> Any:
     return jsonify(ExecutionRead.dump(services.get_row(Execution, execution_id)))

@@ -21,7 +21,9 @@ from chime.triggers import (
     validate_timezone,
 )
 from webapp import readiness
+from chime.enums import Role
 from webapp.api.blueprint import bp
+from webapp.auth import allow
 from webapp.api.common import query_args
 from webapp.api.openapi import openapi_document
 from chime.errors import ValidationError
@@ -29,11 +31,13 @@ from chime.timeutil import utcnow
 
 
 @bp.get("/jobs/")
+@allow(Role.VIEWER)
 def list_jobs() -> Any:
     return jsonify([JobRead.dump(spec) for spec in registry.all_jobs()])
 
 
 @bp.get("/cron/preview/")
+@allow(Role.VIEWER)
 def cron_preview() -> Any:
     """The next fire times of an expression after `from` (an instant with an offset; default now)."""
     expr = request.args.get("cron", "")
@@ -84,5 +88,6 @@ def _health_response(document: dict[str, Any], status: int) -> Any:
 
 
 @bp.get("/openapi.json")
+@allow(Role.VIEWER)
 def openapi() -> Any:
     return jsonify(openapi_document())

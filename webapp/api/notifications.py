@@ -7,7 +7,9 @@ from flask import jsonify
 from sqlalchemy import select
 
 from chime import services
+from chime.enums import Role
 from webapp.api.blueprint import bp
+from webapp.auth import allow
 from webapp.api.common import paginate, query_args
 from chime.models import Notification
 from chime.schemas.notification import NotificationRead, ReadAllResult
@@ -15,6 +17,7 @@ from chime.unit_of_work import unit_of_work
 
 
 @bp.get("/notifications/")
+@allow(Role.VIEWER)
 def list_notifications() -> Any:
     query = select(Notification).order_by(Notification.id.desc())
     unread = query_args().boolean("unread")
@@ -24,6 +27,7 @@ def list_notifications() -> Any:
 
 
 @bp.post("/notifications/<int:notification_id>/read/")
+@allow(Role.VIEWER)
 def read_notification(notification_id: int) -> Any:
     with unit_of_work():
         notification = services.mark_notification_read(notification_id)
@@ -31,6 +35,7 @@ def read_notification(notification_id: int) -> Any:
 
 
 @bp.post("/notifications/read-all/")
+@allow(Role.VIEWER)
 def read_all_notifications() -> Any:
     with unit_of_work():
         count = services.mark_all_notifications_read()

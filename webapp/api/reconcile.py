@@ -9,11 +9,14 @@ from chime.errors import NotFoundError
 from chime.extensions import get_redis
 from chime.schemas.reconcile import ReconcileRequest
 from scheduler.reconcile_request import RequestedPass, request_pass, requested_pass
+from chime.enums import Role
 from webapp.api.blueprint import bp
+from webapp.auth import allow
 from webapp.api.common import external_url
 
 
 @bp.post("/reconcile/")
+@allow(Role.OPERATOR)
 def run_reconcile() -> Any:
     """Queue a pass (or answer the one already queued or running): 202 and where to read its report."""
     answer = described(request_pass(get_redis()))
@@ -21,6 +24,7 @@ def run_reconcile() -> Any:
 
 
 @bp.get("/reconcile/<job_id>/")
+@allow(Role.VIEWER)
 def get_reconcile(job_id: str) -> Any:
     """Where a requested pass stands, and its report once it has finished."""
     found = requested_pass(get_redis(), job_id)

@@ -6,7 +6,9 @@ from typing import Any
 from flask import current_app, jsonify, url_for
 
 from chime import services
+from chime.enums import Role
 from webapp.api.blueprint import bp
+from webapp.auth import allow
 from webapp import queries
 from webapp.api.common import json_body, paginate, query_args
 from webapp.queries import MAX_SEARCH_LENGTH_CHARS
@@ -24,6 +26,7 @@ def _allow_shell() -> bool:
 
 
 @bp.get("/tasks/")
+@allow(Role.VIEWER)
 def list_tasks() -> Any:
     """Tasks by id, filtered like the admin's list (queries.task_query: the one task search)."""
     args = query_args()
@@ -34,6 +37,7 @@ def list_tasks() -> Any:
 
 
 @bp.post("/tasks/")
+@allow(Role.ADMIN)
 def create_task() -> Any:
     with unit_of_work():
         task = services.create_task(json_body(), allow_shell=_allow_shell())
@@ -44,11 +48,13 @@ def create_task() -> Any:
 
 
 @bp.get("/tasks/<int:task_id>/")
+@allow(Role.VIEWER)
 def get_task(task_id: int) -> Any:
     return jsonify(task_to_dict(services.get_task(task_id)))
 
 
 @bp.put("/tasks/<int:task_id>/")
+@allow(Role.ADMIN)
 def replace_task(task_id: int) -> Any:
     with unit_of_work():
         task = services.update_task(services.get_task(task_id), json_body(), partial=False,
@@ -57,6 +63,7 @@ def replace_task(task_id: int) -> Any:
 
 
 @bp.patch("/tasks/<int:task_id>/")
+@allow(Role.ADMIN)
 def patch_task(task_id: int) -> Any:
     with unit_of_work():
         task = services.update_task(services.get_task(task_id), json_body(), partial=True,
@@ -65,6 +72,7 @@ def patch_task(task_id: int) -> Any:
 
 
 @bp.delete("/tasks/<int:task_id>/")
+@allow(Role.ADMIN)
 def delete_task(task_id: int) -> Any:
     with unit_of_work():
         services.delete_task(services.get_task(task_id))
@@ -72,6 +80,7 @@ def delete_task(task_id: int) -> Any:
 
 
 @bp.post("/tasks/<int:task_id>/toggle/")
+@allow(Role.OPERATOR)
 def toggle_task(task_id: int) -> Any:
     with unit_of_work():
         task = services.toggle_task(services.get_task(task_id))
@@ -79,6 +88,7 @@ def toggle_task(task_id: int) -> Any:
 
 
 @bp.post("/tasks/<int:task_id>/run/")
+@allow(Role.OPERATOR)
 def run_task(task_id: int) -> Any:
     task = services.get_task(task_id)
     job_id = services.run_task_now(task)
