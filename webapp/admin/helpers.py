@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from flask import Response, current_app, request, session, url_for
+from flask import Response, current_app, g, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
 from chime.triggers import ScheduleError, describe_cron
 from chime.extensions import db
-from chime.models import ScheduleType, Status
+from chime.models import Role, ScheduleType, Status
 from webapp.admin import forms
 from webapp.admin.wording import human_seconds
 from webapp.queries import CHART_OUTCOMES, HourBucket, unread_notifications
@@ -242,6 +242,13 @@ def nav_context() -> dict[str, Any]:
     return {"unread_count": count, "latest_unread_id": latest}
 
 
+def can(role: str) -> bool:
+    """In templates: `{% if can("operator") %}` shows an action only to a user whose role allows it
+    (the route checks again: hiding a button is a courtesy, not the guard)."""
+    user = g.get("user")
+    return user is not None and Role(user.role).includes(Role(role))
+
+
 def security_headers(response: Response) -> Response:
     response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -262,6 +269,7 @@ def register(bp: Any) -> None:
     bp.add_app_template_filter(cron_description, "cron_description")
     bp.add_app_template_filter(schedule_summary, "schedule_summary")
     bp.add_app_template_global(url_with, "url_with")
+    bp.add_app_template_global(can, "can")
     bp.add_app_template_global(asset, "asset")
     bp.add_app_template_global(STATUS_ORDER, "STATUS_ORDER")
     bp.add_app_template_global(forms.generic_inputs, "generic_task_inputs")
