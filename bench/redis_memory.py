@@ -91,9 +91,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--baseline-jobs", type=int, default=20_000,
                         help="jobs rq-scheduler schedules one by one (per-job bytes do not depend on the count)")
+    parser.add_argument("--listpack-value", type=int, default=None,
+                        help="CONFIG SET hash-max-listpack-value first (Redis 7; 6.2 calls it hash-max-ziplist-value)")
     args = parser.parse_args()
     with common.Env() as env:
         log(f"redis {env.redis.info('server')['redis_version']}")
+        if args.listpack_value is not None:
+            env.redis.config_set("hash-max-ziplist-value", args.listpack_value)  # an alias on Redis 7
+        log(f"hash-max-ziplist-value {env.redis.config_get('hash-max-ziplist-value')}")
         chime = chime_figures(env, args.tasks)
         bare = baseline_figures(env, args.baseline_jobs)
     rows = [

@@ -218,11 +218,19 @@ def write_redis_config(path: Path, settings: Mapping[str, str]) -> None:
             handle.write(f'{name} "{quoted}"\n')
 
 
+# A pending occurrence's RQ job hash has one value (the payload, ~130 bytes) over Redis's default 64-byte
+# limit for the compact hash encoding, which makes the whole hash a hashtable: 1,723 B instead of 728 B
+# per scheduled task (BENCHMARKS.md, "Redis memory per task"). 6.2 knows only the ziplist name; 7 reads it
+# as hash-max-listpack-value.
+COMPACT_HASH_VALUE_BYTES = 160
+
+
 def embedded_redis_settings(port: int, password: str, data_dir: Path) -> dict[str, str]:
-    """Loopback only, a password, append-only data: the embedded redis-server's configuration."""
+    """Loopback only, a password, append-only data, compact job hashes: the embedded redis-server's configuration."""
     return {"port": str(port), "bind": LOCALHOST, "protected-mode": "yes", "requirepass": password,
             "dir": str(data_dir), "appendonly": "yes", "save": "", "daemonize": "no",
-            "logfile": str(data_dir / "redis-server.log"), "pidfile": str(data_dir / "redis-server.pid")}
+            "logfile": str(data_dir / "redis-server.log"), "pidfile": str(data_dir / "redis-server.pid"),
+            "hash-max-ziplist-value": str(COMPACT_HASH_VALUE_BYTES)}
 
 
 def start_embedded_redis(instance: Path) -> tuple[str, subprocess.Popen]:
