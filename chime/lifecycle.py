@@ -1,16 +1,19 @@
 """The life of one execution: one transition table, the retry decision and the texts of each outcome.
 
 An occurrence is PENDING while it has no row (it waits in Redis, scheduled or queued). A worker's
-claim writes its row RUNNING; it ends SUCCESS, RETRYING, FAILED or SKIPPED. Some occurrences never
-run and are recorded SKIPPED straight away (the dispatcher, a change to the task). A run ending
+claim writes its row RUNNING; it ends SUCCESS, RETRYING, FAILED, SKIPPED or CANCELLED (an operator
+stopped it). Some occurrences never run and are recorded SKIPPED straight away (the dispatcher, a change
+to the task), or CANCELLED (an operator took it off its queue or out of the schedule). A run ending
 RETRYING, or closed FAILED as lost with retries left, has a `retry_at`: its next attempt is a new
 occurrence (trigger RETRY, attempt + 1) that starts PENDING again.
 
     PENDING --CLAIM--> RUNNING --SUCCEED--> SUCCESS
        |                  |----FAIL-------> RETRYING (retries left) | FAILED (none left)
        |                  |----LOSE-------> FAILED (retried by policy all the same)
-       |                  '----SKIP-------> SKIPPED (the claim's gate: DEPENDENCY_FAILED; OVERLAP, not MANUAL)
-       '-------SKIP-----------------------> SKIPPED (OVERLAP, MISSED, DROPPED_OVERDUE: SCHEDULE only)
+       |                  |----SKIP-------> SKIPPED (the claim's gate: DEPENDENCY_FAILED; OVERLAP, not MANUAL)
+       |                  '----CANCEL-----> CANCELLED (STOPPED by an operator; never retried)
+       |-------SKIP-----------------------> SKIPPED (OVERLAP, MISSED, DROPPED_OVERDUE: SCHEDULE only)
+       '-------CANCEL---------------------> CANCELLED (WAITING: taken off its queue or the schedule)
 
 Every decision is made on a typed reason; the message stored with a run is only its text.
 The decisions are pure (they take `now`); `claim`, `start`, `skipped_row` and `close_run` write the
@@ -42,6 +45,7 @@ class Event(str, enum.Enum):
     FAIL = "FAIL"  # the job raised or ran past its timeout
     LOSE = "LOSE"  # the reconciler found its worker gone
     SKIP = "SKIP"  # recorded without running the job
+    CANCEL = "CANCEL"  # an operator cancelled it while it waited, or stopped it while it ran
 
 
 class SkipReason(str, enum.Enum):
@@ -62,7 +66,14 @@ class FailReason(str, enum.Enum):
     OUTLIVED_TIMEOUT = "OUTLIVED_TIMEOUT"  # still beating long after its timeout
 
 
-Reason = SkipReason | FailReason | None
+class CancelReason(str, enum.Enum):
+    """Why an occurrence was recorded CANCELLED."""
+
+    WAITING = "WAITING"  # an operator took it off its queue (or out of the schedule) before a worker did
+    STOPPED = "STOPPED"  # an operator stopped it while it ran
+
+
+Reason = SkipReason | FailReason | CancelReason | None
 LOST = frozenset({FailReason.WORKER_LOST, FailReason.OUTLIVED_TIMEOUT})
 
 
@@ -94,6 +105,8 @@ TRANSITIONS = (
     Transition(Status.RUNNING, Event.FAIL, Status.RETRYING, RAN_AND_FAILED, retries_left=True),
     Transition(Status.RUNNING, Event.FAIL, Status.FAILED, RAN_AND_FAILED, retries_left=False),
     Transition(Status.RUNNING, Event.LOSE, Status.FAILED, frozenset(LOST)),
+    Transition(Status.PENDING, Event.CANCEL, Status.CANCELLED, frozenset({CancelReason.WAITING})),
+    Transition(Status.RUNNING, Event.CANCEL, Status.CANCELLED, frozenset({CancelReason.STOPPED})),
 )
 # Rows in these statuses with a retry_at owe their next attempt (a lost run stays FAILED).
 AWAITING_RETRY = (Status.RETRYING, Status.FAILED)
@@ -120,9 +133,10 @@ def may(source: Status | str, event: Event) -> bool:
     return any((move.source.value, move.event) == (Status(source).value, event) for move in TRANSITIONS)
 
 
-def task_status_after(task_status: str | None, run_status: Status) -> str:
-    """The task's status once one of its runs moved to `run_status`: a skip never hides a run in progress."""
-    if run_status == Status.SKIPPED and task_status == Status.RUNNING.value:
+def task_status_after(task_status: str | None, run_status: Status, *, ran: bool = True) -> str:
+    """The task's status once one of its runs moved to `run_status`: a skip, or an occurrence that did not
+    run (`ran` False: cancelled while it waited), never hides a run in progress."""
+    if (run_status == Status.SKIPPED or not ran) and task_status == Status.RUNNING.value:
         return task_status
     return run_status.value
 
@@ -182,6 +196,16 @@ def lost_reason(*, is_alive: bool, started_at: datetime, timeout_seconds: int, n
     if started_at < now - timedelta(seconds=timeout_seconds + TIMEOUT_MARGIN_SECONDS):
         return FailReason.OUTLIVED_TIMEOUT
     return None
+
+
+def cancelled_waiting(actor: str) -> Outcome:
+    """Cancelled by `actor` while it waited on its queue or in the schedule: it never ran."""
+    return Outcome(Event.CANCEL, CancelReason.WAITING, f"cancelled by {actor} before it ran")
+
+
+def stopped(actor: str | None) -> Outcome:
+    """Stopped by `actor` (None: not known to the worker) while it ran."""
+    return Outcome(Event.CANCEL, CancelReason.STOPPED, f"stopped by {actor}" if actor else "stopped by an operator")
 
 
 def overlap_skip(missed_count: int = 1) -> Outcome:
@@ -278,6 +302,9 @@ def notice_of(task_name: str, execution: Execution, reason: Reason) -> Notice | 
         return Notice(Level.SUCCESS, f"{label} succeeded", f"Attempt {attempt} took {execution.duration_ms} ms")
     if status == Status.SKIPPED:
         return None if reason in QUIET_SKIPS else Notice(Level.WARNING, f"{label} skipped", message)
+    if status == Status.CANCELLED:
+        verb = "stopped" if reason == CancelReason.STOPPED else "cancelled"
+        return Notice(Level.WARNING, f"{label} {verb}", f"Attempt {attempt} {message}")
     if reason in LOST:
         if again_at:
             return Notice(Level.WARNING, f"{label} lost its worker; retrying", f"Attempt {attempt} {message}. Retry at {again_at}")
@@ -326,9 +353,19 @@ def skipped_row(task: Task, scheduled_for: datetime, outcome: Outcome, *, trigge
                      message=outcome.message)
 
 
-def note_on_task(task: Task, run_status: Status | str) -> None:
-    """A run of the task reached a final status (or RETRYING): the task's status and last status follow."""
-    task.status = task_status_after(task.status, Status(run_status))
+def cancelled_row(task: Task, scheduled_for: datetime, outcome: Outcome, *, trigger: str, attempt: int,
+                  now: datetime, job_id: str | None) -> Execution:
+    """PENDING -> CANCELLED: the row of an occurrence an operator cancelled before a worker took it."""
+    status = next_status(Status.PENDING, outcome.event, outcome.reason, trigger=trigger)
+    return Execution(task_id=task.id, task_name=task.name, status=status.value, attempt=attempt, trigger=trigger,
+                     scheduled_for=scheduled_for, started_at=None, finished_at=now, duration_ms=0,
+                     message=outcome.message, job_id=job_id)
+
+
+def note_on_task(task: Task, run_status: Status | str, *, ran: bool = True) -> None:
+    """A run of the task reached a final status (or RETRYING): the task's status and last status follow.
+    `ran` False: the occurrence never ran (it does not replace a run in progress as the task's status)."""
+    task.status = task_status_after(task.status, Status(run_status), ran=ran)
     task.last_status = Status(run_status).value
 
 

@@ -31,7 +31,7 @@ class UTCDateTime(TypeDecorator):
         return as_utc(value)
 
 
-FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED)
+FINAL_STATUSES = (Status.SUCCESS, Status.FAILED, Status.SKIPPED, Status.CANCELLED)
 
 
 QUEUE_NAMES = redis_keys.QUEUE_NAMES  # a task runs on one of the RQ queues Chime's workers listen on

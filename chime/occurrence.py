@@ -27,7 +27,8 @@ from chime import redis_scripts as scripts
 from chime.enums import Trigger
 from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
                               PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY, WAKEUP_KEY,
-                              ended_registry_keys, inflight_key, job_key, queue_key, started_registry_key)
+                              canceled_registry_key, ended_registry_keys, inflight_key, job_key, queue_key,
+                              started_registry_key)
 
 ALIVE_TTL_SECONDS = 10
 ALIVE_BEAT_SECONDS = 2
@@ -341,6 +342,33 @@ def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> 
         pipe.ltrim(WAKEUP_KEY, 0, 0)
         pipe.execute()
     return occurrence.job_id
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """What cancelling a waiting job found: where it waited ('scheduled', 'queued'), or why it was not
+    cancelled ('running', 'ended', 'missing'); and the next occurrence put in place of a pending one."""
+
+    where: str
+    next_id: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.where in ("scheduled", "queued")
+
+
+def cancel_waiting(connection: Redis, job_id: str, task_id: int, queue: str, now: datetime,
+                   following: Occurrence | None = None) -> Cancelled:
+    """Take a waiting occurrence out of the schedule or off `queue`, in one script that re-checks it still
+    waits; a pending one gives way to `following` (the task's next occurrence; None: none)."""
+    fields = job_fields(connection, following) if following is not None else []
+    where, written = connection.register_script(scripts.CANCEL_WAITING_LUA)(
+        keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, queue_key(queue), job_key(job_id), inflight_key(task_id),
+              canceled_registry_key(queue), job_key(following.job_id if following else "")],
+        args=[job_id, task_id, utcformat(now), now.timestamp() + RESULT_TTL_SECONDS, RESULT_TTL_SECONDS,
+              following.job_id if following else "", score_of(following.scheduled_for) if following else 0,
+              *fields])
+    return Cancelled(_text(where), _text(written) or None)
 
 
 def finish_inflight(connection: Redis, task_id: int, job_id: str) -> None:

@@ -28,6 +28,7 @@ PENDING_KEY = "chime:pending"                   # hash: task id -> job id of its
 INFLIGHT_KEY = "chime:inflight:{task_id}"       # sorted set: job ids moved onto a queue, not yet finished
 WAKEUP_KEY = "chime:scheduler:wakeup"           # list: pushed when a task changes; the scheduler blocks on it
 ALIVE_KEY = "chime:execution:{execution_id}:alive"  # string with a TTL: a running execution's heartbeat
+STOP_KEY = "chime:execution:{execution_id}:stop"    # string with a TTL: an operator asked the run to stop (actor)
 
 # -- Chime: the engine ----------------------------------------------------------------------------
 SCHEDULER_LOCK_KEY = "chime:scheduler:lock"          # the dispatching scheduler's lock
@@ -85,6 +86,14 @@ def inflight_key(task_id: int | str) -> str:
 
 def alive_key(execution_id: int) -> str:
     return ALIVE_KEY.format(execution_id=execution_id)
+
+
+def stop_key(execution_id: int) -> str:
+    return STOP_KEY.format(execution_id=execution_id)
+
+
+def canceled_registry_key(queue: str) -> str:
+    return CANCELED_REGISTRY_KEY.format(name=queue)
 
 
 def histogram_metric_key(name: str) -> str:

@@ -330,6 +330,54 @@ end
 return removed
 """
 
+# Cancel one occurrence that waits -- in the schedule (rq-scheduler's sorted set) or on its queue -- if it
+# still does: a worker that took it meanwhile has it (answer 'running'; its hash says queued or started),
+# one that ended answers 'ended', an unknown job 'missing'. A cancelled pending occurrence gives way to the
+# task's next one (written unless already handled), so the schedule goes on. The job itself ends as RQ's
+# cancel leaves a job: status canceled, in the queue's canceled registry, its hash expiring.
+# KEYS: scheduled set, pending index, wake-up list, queue, job hash, the task's in-flight set, canceled
+#       registry, next job hash (unused when none).
+# ARGV: job id, task id, now text, registry score (when the entry expires), hash TTL seconds, next id
+#       ('' for none), next score, then the next job hash as field/value pairs.
+# Returns {'scheduled' | 'queued' | 'running' | 'ended' | 'missing', the next id written or ''}.
+CANCEL_WAITING_LUA = IS_HANDLED + """
+local job, task, nxt = ARGV[1], ARGV[2], ARGV[6]
+local written = ''
+local status = redis.call('HGET', KEYS[5], 'status')
+local where
+if redis.call('ZREM', KEYS[1], job) == 1 then
+  where = 'scheduled'
+  if redis.call('HGET', KEYS[2], task) == job then
+    if nxt ~= '' and not is_handled(redis.call('HGET', KEYS[8], 'status')) then
+      redis.call('DEL', KEYS[8])
+      redis.call('HSET', KEYS[8], unpack(ARGV, 8))
+      redis.call('ZADD', KEYS[1], ARGV[7], nxt)
+      redis.call('HSET', KEYS[2], task, nxt)
+      written = nxt
+    else
+      redis.call('HDEL', KEYS[2], task)
+    end
+    redis.call('LPUSH', KEYS[3], '1')
+    redis.call('LTRIM', KEYS[3], 0, 0)
+  end
+elseif redis.call('LREM', KEYS[4], 0, job) > 0 then
+  where = 'queued'
+  redis.call('ZREM', KEYS[6], job)
+elseif status == 'queued' or status == 'started' then
+  return {'running', ''}
+elseif status then
+  return {'ended', ''}
+else
+  return {'missing', ''}
+end
+if status then
+  redis.call('HSET', KEYS[5], 'status', 'canceled', 'ended_at', ARGV[3])
+  redis.call('ZADD', KEYS[7], ARGV[4], job)
+  redis.call('EXPIRE', KEYS[5], ARGV[5])
+end
+return {where, written}
+"""
+
 # A lock's owner extends it, or releases it; nobody else can. KEYS: the lock. ARGV: owner token[, TTL ms].
 EXTEND_LOCK_LUA = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then

@@ -442,6 +442,13 @@ def _run_command(command: str, timeout_seconds: float) -> tuple[int, str, str]:
             stdout[-SHELL_OUTPUT_CHARS:],
             stderr[-SHELL_OUTPUT_CHARS:],
         ) from None
+    except BaseException:  # interrupted from outside (the task's timeout, an operator's stop): no orphans
+        _kill_group(process)
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+        raise
     return process.returncode, stdout, stderr
 
 

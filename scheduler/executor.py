@@ -11,7 +11,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,9 +23,10 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 import jobs.registry as registry
 from scheduler import metrics
+from scheduler.stopping import JobStopped, StopSwitch
 from chime import occurrence as occ
 from chime import lifecycle
-from chime.redis_keys import alive_key
+from chime.redis_keys import alive_key, stop_key
 from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
 from chime.logs import log_context
@@ -133,8 +134,9 @@ def run_occurrence(claim_: Claim) -> dict[str, Any]:
             call = claim(claim_, job_id, worker)
             if isinstance(call, dict):
                 return call
-            with liveness(call.execution_id), log_context(execution_id=call.execution_id):
-                outcome = call.skip or perform(call)
+            switch = StopSwitch()  # an operator's stop: the liveness thread trips it (scheduler.stopping)
+            with liveness(call.execution_id, switch.trip), log_context(execution_id=call.execution_id):
+                outcome = call.skip or perform(call, switch)
                 status = record_until_stored(claim_.task_id, call.execution_id, outcome, job_id)
             return {"execution_id": call.execution_id, "status": status}
         finally:
@@ -142,16 +144,22 @@ def run_occurrence(claim_: Claim) -> dict[str, Any]:
 
 
 @contextmanager
-def liveness(execution_id: int) -> Iterator[None]:
-    """Keep an expiring 'alive' key for a running execution, so the reconciler can tell a lost worker."""
+def liveness(execution_id: int, on_stop: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Keep an expiring 'alive' key for a running execution, so the reconciler can tell a lost worker;
+    with each beat, read the run's stop key and call `on_stop(who asked)` while it is set."""
     connection = get_redis()
     stop = threading.Event()
-    key = alive_key(execution_id)
+    key, stop_requested_key = alive_key(execution_id), stop_key(execution_id)
 
     def beat() -> None:
         while not stop.is_set():
             try:
-                connection.set(key, os.getpid(), ex=occ.ALIVE_TTL_SECONDS)
+                with connection.pipeline(transaction=False) as pipe:
+                    pipe.set(key, os.getpid(), ex=occ.ALIVE_TTL_SECONDS)
+                    pipe.get(stop_requested_key)
+                    _, requested_by = pipe.execute()
+                if requested_by is not None and on_stop is not None:
+                    on_stop(requested_by.decode(errors="replace"))
             except RedisError as error:
                 log.warning("Liveness beat of execution %s failed: %s", execution_id, error)
             stop.wait(occ.ALIVE_BEAT_SECONDS)
@@ -247,12 +255,17 @@ def other_run_active(task: Task, execution: Execution) -> bool:
     return other is not None
 
 
-def perform(call: Call) -> Outcome:
-    """Run the job function under the task's timeout; no database transaction is open; never raise."""
+def perform(call: Call, switch: StopSwitch | None = None) -> Outcome:
+    """Run the job function under the task's timeout, stoppable by `switch`; no database transaction is
+    open; never raise."""
     context = call.context
+    switch = switch or StopSwitch()
     try:
-        with time_limit(call.timeout_seconds):
+        with time_limit(call.timeout_seconds), switch.armed():
             result = registry.run(call.job, call.args, context=context)
+    except JobStopped:
+        log.info("Task %s execution %s stopped by %s", context.task_id, context.execution_id, switch.requested_by)
+        return lifecycle.stopped(switch.requested_by)
     except JobTimeoutError:
         return lifecycle.timed_out(call.timeout_seconds)
     except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from chime import lifecycle
-from chime.lifecycle import Event, FailReason, IllegalTransition, SkipReason
+from chime.lifecycle import CancelReason, Event, FailReason, IllegalTransition, SkipReason
 from chime.models import Execution, Level, Status, Task
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
@@ -36,8 +36,11 @@ ALLOWED = {
     (RUNNING, Event.LOSE, FailReason.WORKER_LOST, False): Status.FAILED,
     (RUNNING, Event.LOSE, FailReason.OUTLIVED_TIMEOUT, True): Status.FAILED,
     (RUNNING, Event.LOSE, FailReason.OUTLIVED_TIMEOUT, False): Status.FAILED,
+    # Issue 15: an operator cancels a queued occurrence (recorded without running) or stops a running one.
+    (PENDING, Event.CANCEL, CancelReason.WAITING, False): Status.CANCELLED,
+    (RUNNING, Event.CANCEL, CancelReason.STOPPED, False): Status.CANCELLED,
 }
-EVERY_MOVE = list(product(Status, Event, [None, *SkipReason, *FailReason], [False, True]))
+EVERY_MOVE = list(product(Status, Event, [None, *SkipReason, *FailReason, *CancelReason], [False, True]))
 # Retries left matter only to FAIL; a move that does not depend on them is allowed either way.
 IGNORES_RETRIES = {(s, e, r): t for (s, e, r, left), t in ALLOWED.items() if e not in (Event.FAIL, Event.LOSE)}
 REFUSED = [m for m in EVERY_MOVE if m not in ALLOWED and m[:3] not in IGNORES_RETRIES]
@@ -58,7 +61,7 @@ def test_every_other_transition_is_refused(source: Status, event: Event, reason:
         lifecycle.next_status(source, event, reason, retries_left=retries_left)
 
 
-@pytest.mark.parametrize("final", [Status.SUCCESS, Status.RETRYING, Status.FAILED, Status.SKIPPED])
+@pytest.mark.parametrize("final", [Status.SUCCESS, Status.RETRYING, Status.FAILED, Status.SKIPPED, Status.CANCELLED])
 def test_a_closed_run_may_not_end_again(final: Status) -> None:
     assert not any(lifecycle.may(final, event) for event in Event)
 
@@ -252,3 +255,45 @@ def test_a_run_of_any_trigger_is_claimed_and_ends_like_any_other(trigger: str) -
     assert lifecycle.next_status(RUNNING, Event.SUCCEED, trigger=trigger) == Status.SUCCESS
     assert lifecycle.next_status(RUNNING, Event.FAIL, FailReason.ERROR, retries_left=True, trigger=trigger) == Status.RETRYING
     assert lifecycle.next_status(RUNNING, Event.LOSE, FailReason.WORKER_LOST, trigger=trigger) == Status.FAILED
+
+
+# -- cancel and stop (issue 15) ------------------------------------------------------------------------
+
+def test_a_stopped_run_ends_cancelled_and_is_never_retried_whatever_the_policy() -> None:
+    ending = lifecycle.end(lifecycle.stopped("ada"), attempt=1, max_retries=5, backoff_seconds=60, now=T0)
+    assert (ending.status, ending.reason, ending.retry_at, ending.message) == (
+        Status.CANCELLED, CancelReason.STOPPED, None, "stopped by ada")
+
+
+def test_a_stopped_run_turns_its_task_cancelled() -> None:
+    task = Task(id=3, name="backup", status="RUNNING", max_retries=3, retry_backoff_seconds=60)
+    execution = Execution(status="RUNNING", attempt=1, started_at=T0 - timedelta(seconds=1), message="")
+    lifecycle.close_run(execution, task, lifecycle.end_of_run(lifecycle.stopped("ada"), execution, task, T0))
+    assert (execution.status, execution.retry_at, task.status, task.last_status) == (
+        "CANCELLED", None, "CANCELLED", "CANCELLED")
+
+
+def test_a_cancelled_waiting_occurrence_is_recorded_without_running_and_leaves_a_running_task_running() -> None:
+    task = Task(id=3, name="backup", status="RUNNING")
+    row = lifecycle.cancelled_row(task, T0, lifecycle.cancelled_waiting("ada"), trigger="SCHEDULE", attempt=1,
+                                  now=T0, job_id="chime-3-1-1")
+    lifecycle.note_on_task(task, row.status, ran=False)
+    assert (row.status, row.started_at, row.finished_at, row.duration_ms, row.message, row.job_id) == (
+        "CANCELLED", None, T0, 0, "cancelled by ada before it ran", "chime-3-1-1")
+    assert (task.status, task.last_status) == ("RUNNING", "CANCELLED")
+
+
+def test_a_waiting_occurrence_of_any_trigger_may_be_cancelled_but_a_closed_run_may_not_be_stopped() -> None:
+    assert {lifecycle.next_status(PENDING, Event.CANCEL, CancelReason.WAITING, trigger=t) for t in
+            ("SCHEDULE", "MANUAL", "RETRY", "RECOVERY")} == {Status.CANCELLED}
+    assert not lifecycle.may(Status.SUCCESS, Event.CANCEL) and not lifecycle.may(Status.CANCELLED, Event.CANCEL)
+
+
+def test_cancel_and_stop_notify_a_warning_that_says_which_it_was() -> None:
+    stopped = SimpleNamespace(status="CANCELLED", attempt=2, message="stopped by ada", retry_at=None, duration_ms=5)
+    waiting = SimpleNamespace(status="CANCELLED", attempt=1, message="cancelled by ada before it ran", retry_at=None,
+                              duration_ms=0)
+    assert lifecycle.notice_of("backup", stopped, CancelReason.STOPPED) == lifecycle.Notice(
+        Level.WARNING, "'backup' stopped", "Attempt 2 stopped by ada")
+    assert lifecycle.notice_of("backup", waiting, CancelReason.WAITING) == lifecycle.Notice(
+        Level.WARNING, "'backup' cancelled", "Attempt 1 cancelled by ada before it ran")
