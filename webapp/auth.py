@@ -1,10 +1,8 @@
 """Who may call the API and use the admin: API tokens, users and passwords."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
-import secrets
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -20,9 +18,9 @@ from chime.extensions import db
 from chime.models import ApiToken, User
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
+from chime.users import hash_password, hash_token, new_token, revoke_sessions  # noqa: F401  (used here and by callers)
 
 log = logging.getLogger(__name__)
-TOKEN_BYTES = 32
 TOKEN_USE_NOTED_EVERY_SECONDS = 60  # last_used_at is written at most this often per token, not per request
 ROLE_ATTRIBUTE = "chime_required_role"
 ENV_TOKEN_NAME = "API_TOKENS (environment)"
@@ -75,16 +73,6 @@ def user_actor(user: User, source: Source, token: ApiToken | None = None) -> Act
     name = user.username if token is None else f"{user.username} (token {token.name})"
     return Actor(name=name, source=source, role=Role(user.role), user_id=user.id,
                  token_id=None if token is None else token.id, remote_addr=request.remote_addr)
-
-
-def hash_token(token: str) -> str:
-    """Return the SHA-256 hex digest stored for a (high-entropy) API token."""
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def new_token() -> str:
-    """Return a fresh random API token."""
-    return "chime_" + secrets.token_urlsafe(TOKEN_BYTES)
 
 
 def create_token(name: str, user: User | None = None) -> str:
@@ -171,10 +159,6 @@ def require_api_role() -> None:
     check_role(actor, request.endpoint)
 
 
-def hash_password(password: str) -> str:
-    return generate_password_hash(password)
-
-
 def create_user(username: str, password: str, role: Role = Role.ADMIN) -> User:
     """Create a user with a hashed password."""
     user = User(username=username, password_hash=hash_password(password), role=role)
@@ -258,11 +242,6 @@ def login_user(user: User) -> None:
     session["logged_in_at"] = utcnow().isoformat()
     session.permanent = True
     g.user = user
-
-
-def revoke_sessions(user: User) -> None:
-    """Make every cookie signed in as this user invalid (the caller commits)."""
-    user.session_generation += 1
 
 
 def logout_user() -> None:

@@ -29,6 +29,7 @@ from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.schemas.reconcile import ReconcileReport, ReconcileRequest
 from chime.schemas.stats import Stats
 from chime.schemas.task import TaskInput, TaskPatch, TaskRead
+from chime.schemas.user import TokenCreated, TokenInput, TokenRead, UserInput, UserPatch, UserRead
 from chime.validation import MAX_ID
 from webapp.api.operations import OPERATIONS, Body, Operation, Reply
 from webapp.errors import ErrorBody
@@ -64,12 +65,21 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
+    "User": (UserRead, "serialization"),
+    "UserInput": (UserInput, "validation"),
+    "UserPatch": (UserPatch, "validation"),
+    "UserPage": (page_of(UserRead, "UserPage"), "serialization"),
+    "Token": (TokenRead, "serialization"),
+    "TokenInput": (TokenInput, "validation"),
+    "TokenCreated": (TokenCreated, "serialization"),
+    "TokenPage": (page_of(TokenRead, "TokenPage"), "serialization"),
 }
 
 # components/responses: the shared error answers, by status
 ERROR_RESPONSES = {
     400: ("BadRequest", "Invalid input: `fields` names each bad field or query argument"),
     401: ("Unauthorized", "Missing or invalid bearer token"),
+    403: ("Forbidden", "The token's user has a role below the one this operation needs"),
     404: ("NotFound", "No such object (or the id in the path is not a valid id)"),
     405: ("MethodNotAllowed", "The path exists but not with this method; `Allow` lists the methods"),
     409: ("Conflict", "The request conflicts with the current state (duplicate name, dependent tasks)"),
@@ -90,6 +100,7 @@ TAGS = {
     "logs": "The execution log",
     "notifications": "Notifications about runs",
     "system": "Jobs, cron preview, statistics, health",
+    "users": "Users and their roles (admins only), and API tokens (each user their own)",
 }
 
 

@@ -127,11 +127,52 @@ PATCH_EXAMPLES = {
 }
 WHOLE_TASK = Body("TaskInput", "The whole task", TASK_EXAMPLES)
 
+USER_EXAMPLES = {"operator": ("An operator", {"username": "ada", "password": "a long passphrase",
+                                           "role": "operator"})}
+USER_PATCH_EXAMPLES = {
+    "promote": ("Make a user an admin", {"role": "admin"}),
+    "disable": ("Disable a user (their sessions end, their tokens are refused)", {"active": False}),
+    "reset": ("Reset a password", {"password": "a new long passphrase"}),
+}
+TOKEN_EXAMPLES = {"mine": ("A token of my own", {"name": "ci"}),
+                  "theirs": ("A token of another user (admins only)", {"name": "deploy", "user_id": 2})}
+
+
+class TokenFilters(Pagination):
+    user: int = Field(None, ge=1, le=MAX_ID, description="Whose tokens (default: the caller's; another "
+                                                         "user's for admins only)")
+
+
 # --------------------------------------------------------------------------- the operations
 
 TASK = Reply("The task", "Task")
 WRITE_ERRORS = (400, 404, 409, 413, 415)
 EXECUTIONS = Reply("A page of executions", "ExecutionPage")
+USER = Reply("The user", "User")
+USER_OPERATIONS = (
+    Operation("get", "/api/users/", "listUsers", "users", "List users by name (admins only)",
+              {200: Reply("A page of users", "UserPage")}, errors=(400, 403), query=Pagination),
+    Operation("post", "/api/users/", "createUser", "users", "Create a user with a role and a password (admins only)",
+              {201: Reply("The created user", "User", headers={"Location": "URL of the new user"})},
+              errors=(400, 403, 409, 413, 415), body=Body("UserInput", "The new user", USER_EXAMPLES)),
+    Operation("get", "/api/users/{user_id}/", "getUser", "users", "Get a user (admins only)", {200: USER},
+              errors=(403, 404)),
+    Operation("patch", "/api/users/{user_id}/", "updateUser", "users",
+              "Change a user's role, enable or disable them, or reset their password (admins only; "
+              "409 for the last active admin)", {200: USER}, errors=(400, 403, 404, 409, 413, 415),
+              body=Body("UserPatch", "The changes", USER_PATCH_EXAMPLES)),
+    Operation("delete", "/api/users/{user_id}/", "deleteUser", "users",
+              "Delete a user and their tokens (admins only; 409 for the last active admin)",
+              {204: Reply("Deleted")}, errors=(403, 404, 409)),
+    Operation("get", "/api/tokens/", "listTokens", "users", "List the caller's API tokens (never the tokens "
+              "themselves)", {200: Reply("A page of tokens", "TokenPage")}, errors=(400, 403), query=TokenFilters),
+    Operation("post", "/api/tokens/", "createToken", "users", "Create an API token; the answer shows it this once",
+              {201: Reply("The token, with the token itself", "TokenCreated")}, errors=(400, 403, 404, 413, 415),
+              body=Body("TokenInput", "The new token", TOKEN_EXAMPLES)),
+    Operation("delete", "/api/tokens/{token_id}/", "revokeToken", "users",
+              "Revoke one of the caller's tokens (an admin: anyone's)", {204: Reply("Revoked")}, errors=(404,)),
+)
+
 
 OPERATIONS = (
     Operation("get", "/api/tasks/", "listTasks", "tasks", "List tasks", {200: Reply("A page of tasks", "TaskPage")},
@@ -190,4 +231,5 @@ OPERATIONS = (
               {200: Reply("The process answers", "Liveness")}, public=True),
     Operation("get", "/api/openapi.json", "getOpenApi", "system", "This OpenAPI document",
               {200: Reply("The OpenAPI 3.0 document", {"type": "object"})}),
+    *USER_OPERATIONS,
 )
