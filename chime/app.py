@@ -2,6 +2,8 @@
 
 Every process builds one: the web app (`webapp.create_app`) adds its blueprints on top, while the
 worker, the scheduler and the reconciler use this one as it is (`create_app`).
+Either way `configure` runs, so every process registers the same jobs: the built-ins and your own
+(CHIME_JOB_MODULES and the `chime.jobs` entry points, chime.job_modules).
 """
 from __future__ import annotations
 
@@ -21,15 +23,18 @@ def new_flask_app(import_name: str) -> Flask:
 
 
 def configure(app: Flask, test_config: Mapping[str, Any] | None = None) -> Flask:
-    """Settings from the environment (then `test_config`), checked; the database, Redis and logging."""
+    """Settings from the environment (then `test_config`), checked; the job modules (CHIME_JOB_MODULES and
+    the `chime.jobs` entry points, chime.job_modules); the database, Redis and logging."""
     from chime.database import init_db
     from chime.extensions import init_redis
+    from chime.job_modules import load_job_modules
     from chime.logs import configure_logging
 
     app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
     if test_config:
         app.config.update(test_config)
     check_production_settings(app.config)
+    load_job_modules(app.config["JOB_MODULES"])
     os.makedirs(app.instance_path, exist_ok=True)
     init_db(app)
     init_redis(app)

@@ -44,6 +44,15 @@ def egress_allow(raw: str) -> str:
     return raw.strip()
 
 
+def job_modules(raw: str) -> tuple[str, ...]:
+    """CHIME_JOB_MODULES: comma-separated module paths whose @job functions every process registers."""
+    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    for name in names:
+        if not all(part.isidentifier() for part in name.split(".")):
+            raise ConfigError(f"CHIME_JOB_MODULES: {name!r} is not a module path such as mycompany.jobs")
+    return names
+
+
 def normalise_database_url(url: str) -> str:
     """Map postgres:// and postgresql:// onto the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -99,6 +108,7 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
                                                    DEFAULT_RETENTION_INTERVAL_SECONDS, minimum=1),
         "LOG_RETENTION_DAYS": whole_number(env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS),  # <= 0: off
         "METRICS_PER_TASK": is_true(env.get("CHIME_METRICS_PER_TASK")),  # a task_id label: grows with the tasks
+        "JOB_MODULES": job_modules(env.get("CHIME_JOB_MODULES", "")),  # imported at start-up (chime.job_modules)
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -87,12 +87,19 @@ def _args_error_message(fields: Mapping[str, str], job: str | None) -> str:
 
 @dataclass(frozen=True)
 class JobContext:
-    """Describe the execution a job is running in; filled in by the executor."""
+    """Describe the execution a job is running in; filled in by the executor for every run.
+
+    A job asks for it with a parameter annotated ``JobContext`` (any name; ``JobContext | None`` too):
+    that parameter is not one of the job's arguments, the executor passes it.
+    ``trigger`` is how the run came about: "SCHEDULE", "MANUAL", "RETRY", ... (chime.enums.Trigger's values).
+    """
 
     task_id: int | None = None
     execution_id: int | None = None
     attempt: int = 1
     scheduled_for: datetime | None = None
+    task_name: str | None = None
+    trigger: str | None = None
 
     @property
     def idempotency_key(self) -> str | None:
@@ -209,7 +216,8 @@ def make_spec(
 def register(spec: JobSpec) -> JobSpec:
     """Add ``spec`` to the registry; raise JobError if the name is taken."""
     if spec.name in _REGISTRY:
-        raise JobError(f"A job named {spec.name!r} is already registered")
+        owner = getattr(_REGISTRY[spec.name].func, "__module__", None) or "another module"
+        raise JobError(f"A job named {spec.name!r} is already registered (by {owner})")
     _REGISTRY[spec.name] = spec
     return spec
 
@@ -460,7 +468,9 @@ def validate_args(name: str, args: Any) -> dict[str, Any]:
         errors["job"] = f"{spec.name} jobs are disabled; set {spec.enabled_env}=true"
     known = {parameter.name for parameter in spec.parameters}
     for key in args:
-        if key not in known:
+        if key == spec.context_param:
+            errors[str(key)] = "is the job's context, which Chime passes to every run; it is not an argument"
+        elif key not in known:
             errors[str(key)] = "unknown argument"
     values, field_errors = _check_parameters(spec.parameters, args)
     errors.update(field_errors)

@@ -207,7 +207,8 @@ def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, An
         db.session.flush()
         call = Call(execution.id, task.job, dict(task.args or {}), task.timeout_seconds,
                     registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=claim_.attempt,
-                                        scheduled_for=claim_.scheduled_for),
+                                        scheduled_for=claim_.scheduled_for, task_name=task.name,
+                                        trigger=str(claim_.trigger)),
                     gate(task, execution))
         if call.skip is None:
             lifecycle.start(task)

@@ -32,6 +32,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
     app.cli.add_command(users_group)
+    app.cli.add_command(jobs_command)
 
 
 @click.command("create-admin")
@@ -194,6 +195,29 @@ def tasks_enable_command(task_id: int) -> None:
 def tasks_disable_command(task_id: int) -> None:
     """Disable task ID and drop its pending run."""
     _toggle(task_id, False)
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+def parameters_text(spec: Any) -> str:
+    """A job's parameters in a few words, defaults as JSON: `url: string, method: string = "GET"`."""
+    return ", ".join(f"{p.name}: {p.type}" + ("" if p.required else f" = {json.dumps(p.default)}")
+                     for p in spec.parameters)
+
+
+@click.command("jobs", short_help="List the jobs tasks can run (built-in and your own).")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON (as GET /api/jobs/ shows them).")
+def jobs_command(as_json: bool) -> None:
+    """List every registered job: the built-ins and those of CHIME_JOB_MODULES and `chime.jobs` entry points."""
+    import jobs.registry as registry
+    from chime.schemas.job import JobRead
+
+    specs = registry.all_jobs()
+    if as_json:
+        echo_json([JobRead.dump(spec) for spec in specs])
+        return
+    rows = [[spec.name, table_cell(parameters_text(spec), 60), table_cell(spec.description, 60)] for spec in specs]
+    click.echo(render_table(("JOB", "PARAMETERS", "DESCRIPTION"), rows))
 
 
 # -- log retention ----------------------------------------------------------------------------

@@ -513,7 +513,8 @@ def test_context_cannot_be_passed_as_an_argument():
         """Report the attempt."""
         return context.attempt
 
-    assert _fields("contextual", {"context": {"attempt": 5}}) == {"context": "unknown argument"}
+    assert _fields("contextual", {"context": {"attempt": 5}}) == {
+        "context": "is the job's context, which Chime passes to every run; it is not an argument"}
 
 
 def test_run_rejects_invalid_args_without_calling_job():
