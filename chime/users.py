@@ -185,11 +185,12 @@ def create_token(payload: Any, caller: audit.Actor) -> tuple[ApiToken, str]:
         raise ValidationError({"user_id": "is required"}, "This caller is no user: say whose token it is (user_id)")
     if owner_id != caller.user_id and not caller.role.includes(Role.ADMIN):
         raise ForbiddenError("Only an admin may create a token for another user")
-    return issue_token(get_user(owner_id), data.name)
+    return create_token_for(get_user(owner_id), data.name)
 
 
-def issue_token(owner: User, name: str) -> tuple[ApiToken, str]:
+def create_token_for(owner: User, name: str) -> tuple[ApiToken, str]:
     """Store the hash of a new token of `owner` named `name`; return the row and the token."""
+    name = validated(TokenInput, {"name": name}).name  # type: ignore[attr-defined]
     token = new_token()
     row = ApiToken(name=name, token_hash=hash_token(token), user_id=owner.id)
     db.session.add(row)
@@ -207,9 +208,11 @@ def get_token(token_id: int, caller: audit.Actor) -> ApiToken:
     return row
 
 
-def revoke_token(token_id: int, caller: audit.Actor) -> None:
+def revoke_token(token_id: int, caller: audit.Actor) -> str:
+    """Revoke (delete) a token the caller may manage; return its name."""
     row = get_token(token_id, caller)
     owner = row.user.username if row.user is not None else None
     audit.record("token_revoke", "token", row.id, row.name, details={"owner": owner})
     db.session.delete(row)
     db.session.flush()
+    return row.name

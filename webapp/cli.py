@@ -13,7 +13,9 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.auth import create_token, create_user, ensure_first_admin, set_active, set_password
+from webapp.auth import ensure_first_admin
+from chime import users
+from chime.enums import Role
 from chime.errors import ChimeError
 from chime.extensions import db
 from chime.unit_of_work import unit_of_work
@@ -43,17 +45,22 @@ def create_admin_command(username: str | None, password: str | None) -> None:
     username = username or current_app.config["ADMIN_USERNAME"]
     password = password or current_app.config["ADMIN_PASSWORD"] or click.prompt(
         "Password", hide_input=True, confirmation_prompt=True)
-    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
-        raise click.ClickException(f"A user named {username!r} already exists")
-    create_user(username, password)
+    with chime_errors(), unit_of_work():
+        users.create_user({"username": username, "password": password, "role": Role.ADMIN.value})
     click.echo(f"Created admin user {username!r}")
 
 
 @click.command("create-token")
-@click.option("--name", default="cli", help="A label for the token.")
-def create_token_command(name: str) -> None:
-    """Create an API token; it is printed once and stored hashed."""
-    click.echo(create_token(name))
+@click.argument("name", required=False)
+@click.option("--name", "name_option", default=None, help="Same as NAME (default: 'cli').")
+@click.option("--user", "username", default=None,
+              help="The user the token belongs to and whose role it carries (default: the only active admin).")
+def create_token_command(name: str | None, name_option: str | None, username: str | None) -> None:
+    """Create an API token NAME of a user; it is printed once and stored hashed."""
+    with chime_errors(), unit_of_work():
+        owner = load_user(username) if username is not None else users.the_only_admin()
+        _, token = users.create_token_for(owner, name or name_option or "cli")
+    click.echo(token)
 
 
 @click.command("ensure-admin")
@@ -310,11 +317,11 @@ def import_command(file: Any, update: bool, dry_run: bool) -> None:
     click.echo(f"{'Dry run, nothing changed' if dry_run else 'Imported'}: {len(outcomes)} task(s): {summary}")
 
 
-users_group = AppGroup("users", help="List admin users, disable or enable them, change a password.")
+users_group = AppGroup("users", help="List, create and disable or enable users, change a role or a password.")
 
 
 def load_user(username: str) -> User:
-    user = db.session.scalar(select(User).where(User.username == username))
+    user = users.find_user(username)
     if user is None:
         raise click.ClickException(f"No user named {username!r}")
     return user
@@ -322,17 +329,43 @@ def load_user(username: str) -> User:
 
 @users_group.command("list")
 def users_list_command() -> None:
-    """List the users: name, active or disabled, created."""
-    users = db.session.scalars(select(User).order_by(User.username)).all()
-    rows = [[u.username, "active" if u.active else "disabled", u.created_at.isoformat()] for u in users]
-    click.echo(render_table(("USER", "STATE", "CREATED"), rows))
+    """List the users: name, role, active or disabled, created."""
+    rows = [[u.username, Role(u.role).value, "active" if u.active else "disabled", u.created_at.isoformat()]
+            for u in users.list_users()]
+    click.echo(render_table(("USER", "ROLE", "STATE", "CREATED"), rows))
+
+
+ROLE_NAMES = click.Choice([role.value for role in Role], case_sensitive=False)
+
+
+@users_group.command("create")
+@click.argument("username")
+@click.option("--role", type=ROLE_NAMES, default=Role.VIEWER.value, show_default=True, help="What the user may do.")
+@click.option("--password", default=None, help="The initial password (default: prompt).")
+def users_create_command(username: str, role: str, password: str | None) -> None:
+    """Create a user with a role (viewer reads; operator also runs and pauses; admin also edits)."""
+    password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with chime_errors(), unit_of_work():
+        users.create_user({"username": username, "password": password, "role": role})
+    click.echo(f"Created {role.lower()} {username!r}")
+
+
+@users_group.command("set-role")
+@click.argument("username")
+@click.argument("role", type=ROLE_NAMES)
+def users_set_role_command(username: str, role: str) -> None:
+    """Change a user's role (the last active admin keeps theirs); their tokens carry the new role at once."""
+    with chime_errors(), unit_of_work():
+        users.change_role(load_user(username), Role(role.lower()))
+    click.echo(f"{username!r} is now {role.lower()}")
 
 
 @users_group.command("disable")
 @click.argument("username")
 def users_disable_command(username: str) -> None:
-    """Disable a user: signing in is refused and every session of the user ends at once."""
-    set_active(load_user(username), False)
+    """Disable a user: signing in and their tokens are refused, every session of the user ends at once."""
+    with chime_errors(), unit_of_work():
+        users.set_active(load_user(username), False)
     click.echo(f"Disabled {username!r}; every session of the user has ended")
 
 
@@ -340,7 +373,8 @@ def users_disable_command(username: str) -> None:
 @click.argument("username")
 def users_enable_command(username: str) -> None:
     """Let a disabled user sign in again."""
-    set_active(load_user(username), True)
+    with chime_errors(), unit_of_work():
+        users.set_active(load_user(username), True)
     click.echo(f"Enabled {username!r}")
 
 
@@ -350,5 +384,7 @@ def users_enable_command(username: str) -> None:
 def users_set_password_command(username: str, password: str | None) -> None:
     """Change a user's password; every session of the user ends."""
     user = load_user(username)
-    set_password(user, password or click.prompt("New password", hide_input=True, confirmation_prompt=True))
+    password = password or click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with chime_errors(), unit_of_work():
+        users.set_password(user, password)
     click.echo(f"Changed the password of {username!r}; every session of the user has ended")

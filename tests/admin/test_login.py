@@ -142,6 +142,7 @@ def test_a_password_change_ends_the_users_sessions(admin: AdminClient) -> None:
 
 
 def test_the_users_commands_disable_enable_and_change_passwords(app: Any, admin: AdminClient) -> None:
+    create_user("second-admin", PASSWORD)  # the last active admin cannot be disabled
     runner = app.test_cli_runner()
     disabled = runner.invoke(args=["users", "disable", USERNAME])
     assert disabled.exit_code == 0, disabled.output

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 import webapp.auth
 from tests.conftest import ApiClient, app_on
-from webapp.auth import create_token, hash_token
+from webapp.auth import create_token, create_user, hash_token
 from chime.config import ConfigError, proxy_depth, public_url, web_settings
 from chime.extensions import db
 from chime.models import ApiToken
@@ -40,6 +40,7 @@ def test_health_needs_no_token(client: Any, path: str, status: int) -> None:
 
 
 def test_token_created_by_the_cli_works_and_is_stored_hashed(app: Any, client: Any) -> None:
+    create_user("admin", "a long enough password")  # a token belongs to a user: the only admin by default
     result = app.test_cli_runner().invoke(args=["create-token", "--name", "ci"])
     token = result.output.strip()
     assert result.exit_code == 0 and token.startswith("chime_")

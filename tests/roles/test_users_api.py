@@ -4,27 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from werkzeug.security import generate_password_hash
 
 from chime.extensions import db
 from chime.models import ApiToken, AuditEvent, User
+from tests.roles.conftest import PASSWORD, bearer
 from webapp import auth
-from webapp.auth import create_token, create_user, hash_token
-
-PASSWORD = "a long enough password"
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    import chime.users
-
-    monkeypatch.setattr(chime.users, "hash_password", lambda p: generate_password_hash(p, "pbkdf2:sha256:1000"))
-    monkeypatch.setattr(auth, "hash_password", lambda p: generate_password_hash(p, "pbkdf2:sha256:1000"))
-
-
-def bearer(username: str, role: str) -> dict[str, str]:
-    user = create_user(username, PASSWORD, role=role)
-    return {"Authorization": f"Bearer {create_token('test', user)}"}
+from webapp.auth import create_user, hash_token
 
 
 def events(action: str) -> list[AuditEvent]:
