@@ -20,7 +20,7 @@ from chime.timeutil import as_utc, utcnow
 DEFAULT_PER_PAGE = 25
 MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
 HOURS_IN_CHART = 24
-CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
+CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED, Status.CANCELLED)
 
 
 @dataclass

@@ -136,7 +136,7 @@ def asset(filename: str) -> str:
 
 
 OUTCOME_WORDS = {Status.SUCCESS: "succeeded", Status.FAILED: "failed", Status.RETRYING: "retrying",
-                 Status.SKIPPED: "skipped", "OTHER": "other"}
+                 Status.SKIPPED: "skipped", Status.CANCELLED: "cancelled", "OTHER": "other"}
 
 
 def outcome_phrase(counts: dict[str, int]) -> str:

@@ -27,6 +27,7 @@ from chime.schemas.health import Health, Liveness, Readiness
 from chime.schemas.job import JobRead
 from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.schemas.reconcile import ReconcileReport, ReconcileRequest
+from chime.schemas.queue import QueuedJobRead, QueueRead, WorkerRead
 from chime.schemas.stats import Stats
 from chime.schemas.task import TaskInput, TaskPatch, TaskRead
 from chime.schemas.user import TokenCreated, TokenInput, TokenRead, UserInput, UserPatch, UserRead
@@ -65,6 +66,10 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
+    "Queue": (QueueRead, "serialization"),
+    "QueuedJob": (QueuedJobRead, "serialization"),
+    "QueuedJobPage": (page_of(QueuedJobRead, "QueuedJobPage"), "serialization"),
+    "Worker": (WorkerRead, "serialization"),
     "User": (UserRead, "serialization"),
     "UserInput": (UserInput, "validation"),
     "UserPatch": (UserPatch, "validation"),
@@ -100,6 +105,7 @@ TAGS = {
     "logs": "The execution log",
     "notifications": "Notifications about runs",
     "system": "Jobs, cron preview, statistics, health",
+    "queues": "The jobs waiting on each queue (cancel one) and the workers",
     "users": "Users and their roles (admins only), and API tokens (each user their own)",
 }
 

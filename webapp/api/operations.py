@@ -145,6 +145,33 @@ class TokenFilters(Pagination):
 
 # --------------------------------------------------------------------------- the operations
 
+class QueuedJobsPage(BaseModel):
+    limit: int = Field(50, ge=1, le=200, description="Page size")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Number of jobs to skip (from the next one to run)")
+
+
+QUEUE_OPERATIONS = (  # webapp/api/queues.py
+    Operation("get", "/api/queues/", "listQueues", "queues", "List Chime's queues and how many jobs wait on each",
+              {200: Reply("The queues", {"type": "array", "items": "Queue"})}, errors=(503,)),
+    Operation("get", "/api/queues/{queue}/jobs/", "listQueuedJobs", "queues",
+              "List the jobs waiting on a queue, the next to run first, with their task and occurrence",
+              {200: Reply("A page of waiting jobs", "QueuedJobPage")}, errors=(400, 404, 503), query=QueuedJobsPage,
+              path_strings=("queue",)),
+    Operation("post", "/api/queues/{queue}/jobs/{job_id}/cancel/", "cancelQueuedJob", "queues",
+              "Cancel an occurrence waiting on its queue (or in the schedule): recorded CANCELLED, never run",
+              {200: Reply("The occurrence's CANCELLED execution", "Execution")}, errors=(404, 409, 503),
+              path_strings=("queue", "job_id")),
+    Operation("post", "/api/logs/{execution_id}/stop/", "stopRun", "logs",
+              "Stop a running run: its worker interrupts the job within seconds and records it CANCELLED",
+              {202: Reply("The stop was requested; the run (still RUNNING) ends CANCELLED shortly", "Execution",
+                          headers={"Location": "The execution: GET it until its status is CANCELLED"})},
+              errors=(404, 409, 503)),
+    Operation("get", "/api/workers/", "listWorkers", "queues",
+              "List the registered workers: state, current run, since when, job counts",
+              {200: Reply("The workers", {"type": "array", "items": "Worker"})}, errors=(503,)),
+)
+
+
 TASK = Reply("The task", "Task")
 WRITE_ERRORS = (400, 404, 409, 413, 415)
 EXECUTIONS = Reply("A page of executions", "ExecutionPage")
@@ -232,4 +259,5 @@ OPERATIONS = (
     Operation("get", "/api/openapi.json", "getOpenApi", "system", "This OpenAPI document",
               {200: Reply("The OpenAPI 3.0 document", {"type": "object"})}),
     *USER_OPERATIONS,
+    *QUEUE_OPERATIONS,
 )
