@@ -27,6 +27,16 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    dbapi_connection.create_function(UNICODE_LOWER_FUNCTION, 1, _unicode_lower, deterministic=True)
+
+
+# SQLite's own lower() and LIKE fold ASCII letters only; searches call this one (Python's str.lower),
+# so 'É' finds 'é' as on Postgres (webapp.queries).
+UNICODE_LOWER_FUNCTION = "chime_lower"
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 READ_ONLY_OPTION = "chime_read_only"

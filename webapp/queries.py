@@ -8,19 +8,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Row, Select, collate, func, or_, select, text
 
+from chime.database import READ_ONLY_OPTION, UNICODE_LOWER_FUNCTION
 from chime.extensions import db
-from chime.models import Execution, Notification, Status, Task
+from chime.models import Execution, Notification, Status, Task, task_dependencies
 from chime.timeutil import as_utc, utcnow
 
 DEFAULT_PER_PAGE = 25
 MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
+EXPORT_BATCH_ROWS = 1000  # rows an export reads per query (and holds at once)
+MAX_GRAPH_NODES = 1000  # tasks the dependency graph shows at most
+ICU_COLLATION = "und-x-icu"  # Postgres' Unicode root collation: lower() by Unicode's rules, whatever the locale
 HOURS_IN_CHART = 24
-CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED, Status.CANCELLED)
+CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
 
 
 @dataclass
@@ -84,6 +88,40 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+_icu_by_database: dict[str, bool] = {}
+
+
+def unicode_lower(column: Any) -> ColumnElement[str]:
+    """`column` lower-cased by Unicode's rules (Python's str.lower) on SQLite and Postgres alike.
+
+    SQLite's lower() folds ASCII only, so SQLite calls chime.database's function; Postgres'
+    lower() follows the database's LC_CTYPE (the C locale folds ASCII only), so it reads the
+    column in the ICU root collation when the server has ICU (standard builds do).
+    """
+    dialect = db.engine.dialect.name
+    if dialect == "sqlite":
+        return getattr(func, UNICODE_LOWER_FUNCTION)(column)
+    if dialect == "postgresql" and _postgres_has_icu():
+        return func.lower(collate(column, ICU_COLLATION))
+    return func.lower(column)
+
+
+def _postgres_has_icu() -> bool:
+    key = str(db.engine.url)
+    if key not in _icu_by_database:
+        found = db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = :name)"),
+                                  {"name": ICU_COLLATION})
+        _icu_by_database[key] = bool(found)
+    return _icu_by_database[key]
+
+
+def contains_text(search: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of `columns` contains `search` as literal text (% and _ are no wildcards), ignoring case
+    by Unicode's rules; `search` is cut to MAX_SEARCH_LENGTH_CHARS first."""
+    pattern = _like_pattern(search[:MAX_SEARCH_LENGTH_CHARS].lower())
+    return or_(*(unicode_lower(column).like(pattern, escape="\\") for column in columns))
+
+
 # --------------------------------------------------------------------------- tasks
 
 
@@ -128,6 +166,42 @@ def task_choices(exclude_id: int | None = None) -> list[tuple[int, str]]:
     return [(row.id, row.name) for row in db.session.execute(query).all()]
 
 
+@dataclass
+class TaskGraph:
+    """Tasks and their dependencies: `nodes` (rows with id, name, enabled, last_status, last_run_at),
+    at most `limit` of the `total` tasks asked for, by id; `edges` (parent id, child id) between
+    two of the nodes; `isolated` counts the tasks with neither parents nor children."""
+
+    nodes: list[Row]
+    edges: list[tuple[int, int]]
+    total: int
+    isolated: int
+    limit: int
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.nodes) < self.total
+
+
+def task_graph(include_isolated: bool = False, limit: int = MAX_GRAPH_NODES) -> TaskGraph:
+    """The dependency graph: the tasks that have a parent or a child (every task with
+    `include_isolated`), the first `limit` by id, and the dependencies among them."""
+    linked = select(task_dependencies.c.task_id).union(select(task_dependencies.c.parent_id))
+    is_linked = Task.id.in_(linked.scalar_subquery())
+    isolated = db.session.scalar(select(func.count()).select_from(Task).where(~is_linked)) or 0
+    chosen = select(Task.id) if include_isolated else select(Task.id).where(is_linked)
+    total = db.session.scalar(select(func.count()).select_from(chosen.subquery())) or 0
+    node_ids = chosen.order_by(Task.id).limit(limit).scalar_subquery()
+    nodes = db.session.execute(select(Task.id, Task.name, Task.enabled, Task.last_status, Task.last_run_at)
+                               .where(Task.id.in_(node_ids)).order_by(Task.id)).all()
+    edge_rows = db.session.execute(
+        select(task_dependencies.c.parent_id, task_dependencies.c.task_id)
+        .where(task_dependencies.c.task_id.in_(node_ids), task_dependencies.c.parent_id.in_(node_ids))
+        .order_by(task_dependencies.c.task_id, task_dependencies.c.parent_id)).all()
+    return TaskGraph(nodes=list(nodes), edges=[(row[0], row[1]) for row in edge_rows], total=total,
+                     isolated=isolated, limit=limit)
+
+
 def task_execution_page(task_id: int, page: int = 1, per_page: int = 20) -> Page:
     """The run history of one task, newest first."""
     query = select(Execution).where(Execution.task_id == task_id).order_by(Execution.id.desc())
@@ -139,6 +213,7 @@ def task_execution_page(task_id: int, page: int = 1, per_page: int = 20) -> Page
 
 @dataclass
 class ExecutionFilters:
+    search: str = ""  # literal text in the message or the task's name, any case
     task_id: int | None = None
     status: str | None = None
     trigger: str | None = None
@@ -152,19 +227,49 @@ def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEF
 
 
 def execution_query(filters: ExecutionFilters) -> Select:
-    """The execution-log query for the filters, newest first (the API and the admin share it)."""
-    query = select(Execution).order_by(Execution.id.desc())
+    """The execution-log query for the filters, newest first (the API, the admin and the export share it)."""
+    return select(Execution).where(*execution_conditions(filters)).order_by(Execution.id.desc())
+
+
+def execution_conditions(filters: ExecutionFilters) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of the log filters."""
+    conditions = []
+    if filters.search:
+        conditions.append(contains_text(filters.search, Execution.message, Execution.task_name))
     if filters.task_id is not None:
-        query = query.where(Execution.task_id == filters.task_id)
+        conditions.append(Execution.task_id == filters.task_id)
     if filters.status:
-        query = query.where(Execution.status == filters.status)
+        conditions.append(Execution.status == filters.status)
     if filters.trigger:
-        query = query.where(Execution.trigger == filters.trigger)
+        conditions.append(Execution.trigger == filters.trigger)
     if filters.since is not None:
-        query = query.where(Execution.created_at >= filters.since)
+        conditions.append(Execution.created_at >= filters.since)
     if filters.until is not None:
-        query = query.where(Execution.created_at < filters.until)
-    return query
+        conditions.append(Execution.created_at < filters.until)
+    return conditions
+
+
+def execution_batches(filters: ExecutionFilters, batch_rows: int = EXPORT_BATCH_ROWS) -> Iterator[list[Row]]:
+    """The filtered log, newest first, as lists of at most `batch_rows` rows (the export).
+
+    Each batch is one query keyed by id (`id < the last one sent`, not OFFSET, so every query is
+    as cheap as the first) in a short read-only transaction of its own: a million rows never sit in
+    memory at once, and no lock or snapshot is held while the client reads. A row deleted by
+    retention before its batch is read is left out; rows added meanwhile are newer and never in it.
+    """
+    conditions = execution_conditions(filters)
+    before_id: int | None = None
+    while True:
+        query = select(Execution.__table__).where(*conditions).order_by(Execution.id.desc()).limit(batch_rows)
+        if before_id is not None:
+            query = query.where(Execution.id < before_id)
+        with db.engine.connect().execution_options(**{READ_ONLY_OPTION: True}) as connection:
+            rows = connection.execute(query).all()
+        if rows:
+            yield rows
+        if len(rows) < batch_rows:
+            return
+        before_id = rows[-1].id
 
 
 def latest_failures(limit: int = 5) -> list[Execution]:

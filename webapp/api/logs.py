@@ -13,37 +13,48 @@ from webapp.auth import allow
 from webapp.api.common import paginate, query_args
 from chime.models import Execution, Status, Trigger
 from chime.schemas.execution import ExecutionRead
+from chime.timeutil import utcnow
 from chime.validation import MAX_ID
+from webapp.exports import EXPORT_FORMATS, export_response
 
 STATUSES = tuple(s.value for s in Status)
 TRIGGERS = tuple(t.value for t in Trigger)
 
 
-def filtered_executions(task_id: int | None = None) -> Any:
-    """Build the execution query from the log filters of the request (a task_id argument is checked
-    even where the path names the task)."""
+def log_filters(task_id: int | None = None) -> queries.ExecutionFilters:
+    """The log filters of the request (a task_id argument is checked even where the path names the task)."""
     args = query_args()
     task_id_arg = args.integer("task_id", None, 1, MAX_ID)
-    return queries.execution_query(queries.ExecutionFilters(
+    return queries.ExecutionFilters(
+        search=args.text("search", queries.MAX_SEARCH_LENGTH_CHARS),
         task_id=task_id if task_id is not None else task_id_arg,
         status=args.choice("status", STATUSES),
         trigger=args.choice("trigger", TRIGGERS),
         since=args.instant("since"),
         until=args.instant("until"),
-    ))
+    )
 
 
 @bp.get("/logs/")
 @allow(Role.VIEWER)
 def list_logs() -> Any:
-    return jsonify(paginate(filtered_executions(), ExecutionRead.dump))
+    return jsonify(paginate(queries.execution_query(log_filters()), ExecutionRead.dump))
+
+
+@bp.get("/logs/export/")
+@allow(Role.VIEWER)
+def export_logs() -> Any:
+    """The filtered log as a CSV or JSON download, streamed (webapp.exports)."""
+    args = query_args()
+    file_format = (args.choice("format", tuple(f.upper() for f in EXPORT_FORMATS)) or "CSV").lower()
+    return export_response(log_filters(), file_format, utcnow())
 
 
 @bp.get("/tasks/<int:task_id>/logs/")
 @allow(Role.VIEWER)
 def task_logs(task_id: int) -> Any:
     services.get_task(task_id)
-    return jsonify(paginate(filtered_executions(task_id), ExecutionRead.dump))
+    return jsonify(paginate(queries.execution_query(log_filters(task_id)), ExecutionRead.dump))
 
 
 @bp.get("/logs/<int:execution_id>/")

@@ -23,6 +23,7 @@ from chime.config import MAX_CONTENT_LENGTH_BYTES
 from chime.schemas.common import page_of
 from chime.schemas.cron import CronPreview
 from chime.schemas.execution import ExecutionRead, RunResult
+from chime.schemas.graph import TaskGraphRead
 from chime.schemas.health import Health, Liveness, Readiness
 from chime.schemas.job import JobRead
 from chime.schemas.notification import NotificationRead, ReadAllResult
@@ -66,6 +67,7 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
+    "TaskGraph": (TaskGraphRead, "serialization"),
     "Queue": (QueueRead, "serialization"),
     "QueuedJob": (QueuedJobRead, "serialization"),
     "QueuedJobPage": (page_of(QueuedJobRead, "QueuedJobPage"), "serialization"),
@@ -214,6 +216,8 @@ def reply(answer: Reply) -> dict[str, Any]:
     result: dict[str, Any] = {"description": answer.description}
     if answer.schema is not None:
         result["content"] = {JSON: {"schema": answer.schema}}
+    if answer.media:
+        result["content"] = {media: {"schema": schema} for media, schema in answer.media.items()}
     if answer.headers:
         result["headers"] = {name: {"description": text, "schema": {"type": "string"}}
                              for name, text in answer.headers.items()}

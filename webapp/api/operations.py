@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -24,7 +24,7 @@ from chime.triggers import (
 )
 from chime.validation import MAX_ID
 from webapp.api.common import MAX_OFFSET
-from webapp.queries import MAX_SEARCH_LENGTH_CHARS
+from webapp.queries import MAX_GRAPH_NODES, MAX_SEARCH_LENGTH_CHARS
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Reply:
     description: str
     schema: str | dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)  # header name -> description
+    media: dict[str, str | dict[str, Any]] = field(default_factory=dict)  # other bodies than JSON: type -> schema
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,10 @@ class TaskFilters(Pagination):
         f"the first {MAX_SEARCH_LENGTH_CHARS} characters are used)"))
 
 
-class TaskLogFilters(Pagination):
+class LogSelection(BaseModel):
+    search: str = Field(None, pattern=NO_NUL, description=(
+        "Only executions whose message or task name contains this text (case-insensitive by Unicode's rules, "
+        f"literal: % and _ are no wildcards; the first {MAX_SEARCH_LENGTH_CHARS} characters are used)"))
     status: Status = Field(None, description="Only executions with this status (case-insensitive)")
     trigger: Trigger = Field(None, description="Only executions started by this trigger (case-insensitive)")
     since: datetime = Field(None, description=(
@@ -87,8 +91,24 @@ class TaskLogFilters(Pagination):
     until: datetime = Field(None, description="Only executions created before this instant (ISO-8601; UTC if no offset)")
 
 
+class TaskLogFilters(Pagination, LogSelection):
+    pass
+
+
 class LogFilters(TaskLogFilters):
     task_id: int = Field(None, ge=1, le=MAX_ID, description="Only this task's")
+
+
+class LogExportQuery(LogSelection):
+    task_id: int = Field(None, ge=1, le=MAX_ID, description="Only this task's")
+    format: Literal["csv", "json"] = Field("csv", description=(
+        "csv (a header line, then one line per execution; text starting with = + - @ or a tab gets a leading ' "
+        "so a spreadsheet does not run it as a formula) or json (one array of Execution)"))
+
+
+class GraphQuery(BaseModel):
+    isolated: bool = Field(None, description="Also the tasks with neither parents nor children (default: false)")
+    limit: int = Field(MAX_GRAPH_NODES, ge=1, le=MAX_GRAPH_NODES, description="At most this many tasks, by id")
 
 
 class NotificationFilters(Pagination):
@@ -218,11 +238,21 @@ OPERATIONS = (
               "Enable a disabled task or disable an enabled one", {200: TASK}, errors=(404,)),
     Operation("post", "/api/tasks/{task_id}/run/", "runTask", "tasks", "Queue one manual run now, enabled or not",
               {202: Reply("The run was queued", "RunResult")}, errors=(404, 503)),
+    Operation("get", "/api/tasks/graph/", "getTaskGraph", "tasks",
+              "The dependency graph: tasks with their latest outcome, and which task waits for which",
+              {200: Reply("The graph (tasks without dependencies only counted unless isolated=true)", "TaskGraph")},
+              errors=(400,), query=GraphQuery),
     Operation("get", "/api/tasks/{task_id}/logs/", "listTaskLogs", "logs",
               "List the executions of one task, newest first", {200: EXECUTIONS}, errors=(400, 404),
               query=TaskLogFilters),
     Operation("get", "/api/logs/", "listLogs", "logs", "List executions, newest first", {200: EXECUTIONS},
               errors=(400,), query=LogFilters),
+    Operation("get", "/api/logs/export/", "exportLogs", "logs",
+              "Download the filtered log, newest first, as CSV or JSON (streamed: any number of rows)",
+              {200: Reply("The executions, as an attachment", headers={"Content-Disposition": "attachment; filename=..."},
+                          media={"text/csv": {"type": "string"},
+                                 "application/json": {"type": "array", "items": "Execution"}})},
+              errors=(400,), query=LogExportQuery),
     Operation("get", "/api/logs/{execution_id}/", "getLog", "logs", "Get one execution",
               {200: Reply("The execution", "Execution")}, errors=(404,)),
     Operation("get", "/api/notifications/", "listNotifications", "notifications", "List notifications, newest first",
