@@ -33,7 +33,7 @@ from chime.extensions import db
 from chime.models import Execution, ScheduleType, Status, Task, Trigger
 from chime.services import first_occurrence, notify, save_next_run_times, schedule_of
 from chime.schemas.reconcile import ReconcileCounts
-from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, alive_key, queue_key
+from chime.redis_keys import LIVENESS_SINCE_KEY, QUEUE_NAMES, RECONCILER_LOCK_KEY, alive_key, queue_key, stop_key
 from chime.timeutil import as_utc, isoformat, utcnow
 
 log = logging.getLogger(__name__)
@@ -432,12 +432,14 @@ def close_lost_executions(connection: Redis, now: datetime, counts: Counter[str]
     lost = {execution_id: reason for execution_id, reason in lost.items() if reason}
     if not lost:
         return
+    stopped_by = stop_requests(connection, list(lost))  # an operator's stop: closed CANCELLED, never retried
     # Serialised with the executor recording the outcome (FOR UPDATE): only one of them wins. Tasks are
     # locked before executions, in id order, as the executor and a task's deletion lock them.
     db.session.execute(select(Task.id).where(Task.id.in_(
         select(Execution.task_id).where(Execution.id.in_(lost)))).order_by(Task.id)
         .with_for_update(key_share=True)).all()
-    closed = [close_lost(execution, now, lost[execution.id]) for execution in db.session.scalars(
+    closed = [close_lost(execution, now, lost[execution.id], stopped_by.get(execution.id))
+              for execution in db.session.scalars(
         select(Execution).where(Execution.id.in_(lost), Execution.status == Status.RUNNING.value)
         .order_by(Execution.id).with_for_update(key_share=True))]
     db.session.commit()
@@ -484,11 +486,20 @@ def running_executions(started_before: datetime) -> list[tuple[int, datetime, in
         db.session.rollback()
 
 
-def close_lost(execution: Execution, now: datetime, reason: lifecycle.FailReason
+def stop_requests(connection: Redis, execution_ids: list[int]) -> dict[int, str]:
+    """Who asked each of these runs to stop (chime.run_control), for those an operator asked."""
+    values = connection.mget([stop_key(execution_id) for execution_id in execution_ids])
+    return {execution_id: value.decode(errors="replace") for execution_id, value in zip(execution_ids, values)
+            if value is not None}
+
+
+def close_lost(execution: Execution, now: datetime, reason: lifecycle.FailReason, stopped_by: str | None = None
                ) -> tuple[int | None, str, occ.Occurrence | None, datetime | None]:
-    """Close one run as lost and decide its retry by the task's policy (the caller schedules it)."""
+    """Close one run as lost and decide its retry by the task's policy (the caller schedules it); a run an
+    operator asked to stop (`stopped_by`) is closed CANCELLED instead, with no retry."""
     task = execution.task
-    ending = lifecycle.end_of_run(lifecycle.lost(reason), execution, task, now)
+    outcome = lifecycle.stopped(stopped_by) if stopped_by is not None else lifecycle.lost(reason)
+    ending = lifecycle.end_of_run(outcome, execution, task, now)
     lifecycle.close_run(execution, task, ending)
     log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, ending.message)
     if task is None:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ import pytest
 
 import jobs.registry as registry
 from chime import occurrence as occ
-from chime import run_control, services
+from chime import lifecycle, run_control, services
 from chime.errors import ConflictError
 from chime.extensions import db
+from chime.models import Task
 from chime.redis_keys import queue_key, stop_key
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
@@ -187,3 +189,24 @@ def test_a_stop_of_a_run_that_has_ended_is_refused(engine: InProcessEngine, conn
     with pytest.raises(ConflictError, match="not running"), unit_of_work():
         run_control.request_stop(run.id)
     assert connection.exists(stop_key(run.id)) == 0
+
+
+def test_a_run_asked_to_stop_whose_worker_died_is_closed_cancelled_by_the_reconciler_not_retried(
+        engine: InProcessEngine, connection: Any) -> None:
+    task_id = create(name="silent", schedule_type="ONE_TIME", interval_seconds=None, run_at=in_seconds(3600),
+                     max_retries=3)
+    now = utcnow()
+    with unit_of_work():
+        row = lifecycle.claim(db.session.get(Task, task_id), scheduled_for=now - timedelta(seconds=60), attempt=1,
+                              trigger="MANUAL", now=now - timedelta(seconds=60), worker="gone", job_id="chime-x-m")
+        db.session.add(row)
+    run_id = row.id
+    with unit_of_work():
+        run_control.request_stop(run_id)  # its worker died: nobody reads the stop key but the reconciler
+    connection.set("chime:liveness:since", f"{connection.info('server')['run_id']}@{(now - timedelta(hours=1)).timestamp()}")
+
+    report = reconcile(connection, now=now)
+
+    assert report["executions_lost"] == 1
+    [run] = executions(task_id)
+    assert (run.status, run.retry_at, run.message) == ("CANCELLED", None, "stopped by chime")
