@@ -8,19 +8,30 @@ bookkeeping (status, next run time).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Select, select
 
 from chime.enums import Role, Source
 from chime.extensions import db
 from chime.models import AuditEvent
 
 MASK = "********"
-# A field whose name contains one of these is a secret: its value never reaches the audit trail.
-SECRET_MARKERS = ("password", "secret", "token", "api_key", "apikey", "authorization")
+# A field whose name contains one of these (in any case, at any depth: a header of an http_request's
+# args too) is a secret: its value never reaches the audit trail.
+SECRET_MARKERS = ("password", "passwd", "secret", "token", "api_key", "api-key", "apikey", "authorization",
+                  "cookie", "credential", "private_key", "private-key", "signature")
+# The password of a URL's user info (https://user:pw@host): masked inside any text value.
+URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:)[^/?#@\s]+(?P<at>@)")
+OBJECT_TYPES = ("task", "execution", "user", "token", "channel")
+ACTION_PATTERN = re.compile(r"[a-z][a-z_]{0,39}")  # create, update, run_now, bulk_enable...
+MAX_FILTER_TEXT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,10 @@ def masked(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def _masked_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return masked(value)
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_masked_value(item) for item in value]
+    if isinstance(value, str) and "@" in value:
+        return URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
     return value
 
 
@@ -99,3 +112,49 @@ def record(action: str, object_type: str, object_id: object = None, object_name:
     )
     db.session.add(event)
     return event
+
+
+# --------------------------------------------------------------------------- reading the trail
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the API and the admin may search the trail by (None or "": no filter)."""
+
+    object_type: str | None = None
+    object_id: str | None = None
+    actor: str = ""  # the actor's name contains this
+    action: str | None = None
+    source: str | None = None
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    search: str = ""  # the object's or the actor's name contains this
+
+
+def _contains(text: str) -> str:
+    cut = text[:MAX_FILTER_TEXT_CHARS]
+    return "%" + cut.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def audit_query(filters: AuditFilters) -> Select:
+    """The audit events matching the filters, newest first: the one search of the API and the admin."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if filters.object_type:
+        query = query.where(AuditEvent.object_type == filters.object_type)
+    if filters.object_id:
+        query = query.where(AuditEvent.object_id == filters.object_id)
+    if filters.actor:
+        query = query.where(AuditEvent.actor_name.ilike(_contains(filters.actor), escape="\\"))
+    if filters.action:
+        query = query.where(AuditEvent.action == filters.action)
+    if filters.source:
+        query = query.where(AuditEvent.source == filters.source)
+    if filters.since is not None:
+        query = query.where(AuditEvent.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(AuditEvent.created_at < filters.until)
+    if filters.search:
+        pattern = _contains(filters.search)
+        query = query.where(AuditEvent.object_name.ilike(pattern, escape="\\")
+                            | AuditEvent.actor_name.ilike(pattern, escape="\\"))
+    return query

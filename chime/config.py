@@ -12,6 +12,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"  # or redis+sentinel://…, see c
 DEFAULT_RECONCILE_INTERVAL_SECONDS = 60
 DEFAULT_RETENTION_INTERVAL_SECONDS = 3600  # the log-retention prune runs hourly
 DEFAULT_LOG_RETENTION_DAYS = 30
+DEFAULT_AUDIT_RETENTION_DAYS = 365  # audit events are kept this long; 0 keeps them forever
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 500
 MAX_CONTENT_LENGTH_BYTES = 1024 * 1024
@@ -107,6 +108,8 @@ def settings_from_env(env: Mapping[str, str], instance_path: str) -> dict[str, A
         "RETENTION_INTERVAL_SECONDS": whole_number(env, "RETENTION_INTERVAL_SECONDS",
                                                    DEFAULT_RETENTION_INTERVAL_SECONDS, minimum=1),
         "LOG_RETENTION_DAYS": whole_number(env, "LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS),  # <= 0: off
+        "AUDIT_RETENTION_DAYS": whole_number(env, "CHIME_AUDIT_RETENTION_DAYS", DEFAULT_AUDIT_RETENTION_DAYS,
+                                             minimum=0),  # 0: kept forever
         "METRICS_PER_TASK": is_true(env.get("CHIME_METRICS_PER_TASK")),  # a task_id label: grows with the tasks
         "JOB_MODULES": job_modules(env.get("CHIME_JOB_MODULES", "")),  # imported at start-up (chime.job_modules)
         "MAX_CONTENT_LENGTH": MAX_CONTENT_LENGTH_BYTES,

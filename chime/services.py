@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 
-from chime import lifecycle
+from chime import audit, lifecycle
 from chime import occurrence as occ
 from chime.triggers import Schedule, first_fire_at, missed_fire_times
 from chime.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
@@ -26,7 +26,7 @@ from chime.extensions import db, get_redis
 from chime.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
 from chime.timeutil import utcnow
 from chime.unit_of_work import after_commit, unit_of_work
-from chime.schemas.task import WRITABLE, validate_task
+from chime.schemas.task import WRITABLE, task_to_dict, validate_task
 
 log = logging.getLogger(__name__)
 Row = TypeVar("Row")
@@ -59,6 +59,12 @@ def current_fields(task: Task) -> dict[str, Any]:
     return fields
 
 
+def audit_fields(task: Task) -> dict[str, Any]:
+    """The task's definition as the audit trail keeps it: its writable fields, JSON-ready as the API shows them."""
+    shown = task_to_dict(task)
+    return {name: value for name, value in shown.items() if name in WRITABLE}
+
+
 def schedule_of(task: Task) -> Schedule:
     """Return the pure schedule description of a task."""
     return Schedule(
@@ -73,33 +79,44 @@ def schedule_of(task: Task) -> Schedule:
     )
 
 
-def create_task(payload: Any, *, allow_shell: bool, now: datetime | None = None) -> Task:
-    """Validate and store a new task, then schedule its first occurrence."""
+def create_task(payload: Any, *, allow_shell: bool, now: datetime | None = None,
+                audit_details: Mapping[str, Any] | None = None) -> Task:
+    """Validate and store a new task, then schedule its first occurrence; audited as `create`
+    (`audit_details`, e.g. {"via": "import"}, say how it came)."""
     fields = validate_task(payload, allow_shell=allow_shell)
     task = Task(created_at=now or utcnow())
     _apply(task, fields)
     _save(task)
     sync_schedule(task, now=now)
+    audit.record("create", "task", task.id, task.name, after=audit_fields(task), details=audit_details)
     return task
 
 
-def update_task(task: Task, payload: Any, *, partial: bool, allow_shell: bool) -> Task:
-    """Validate and apply a PUT (partial=False) or PATCH; replace the pending occurrence."""
+def update_task(task: Task, payload: Any, *, partial: bool, allow_shell: bool,
+                audit_details: Mapping[str, Any] | None = None) -> Task:
+    """Validate and apply a PUT (partial=False) or PATCH; replace the pending occurrence; audited as
+    `update` with the changed fields before and after."""
     fields = validate_task(payload, current=current_fields(task) if partial else None, allow_shell=allow_shell)
+    before = audit_fields(task)
     _apply(task, fields)
     task.version = (task.version or 1) + 1
     task.updated_at = utcnow()
     _save(task)
     sync_schedule(task)
+    old, new = audit.changed_fields(before, audit_fields(task))
+    audit.record("update", "task", task.id, task.name, before=old, after=new, details=audit_details)
     return task
 
 
 def toggle_task(task: Task, enabled: bool | None = None) -> Task:
-    """Flip (or set) `enabled` and add or remove the pending occurrence."""
+    """Flip (or set) `enabled` and add or remove the pending occurrence; audited as `enable`/`disable`."""
+    was_enabled = bool(task.enabled)
     task.enabled = (not task.enabled) if enabled is None else enabled
     task.version = (task.version or 1) + 1
     task.updated_at = utcnow()
     sync_schedule(task)
+    audit.record("enable" if task.enabled else "disable", "task", task.id, task.name,
+                 before={"enabled": was_enabled}, after={"enabled": bool(task.enabled)})
     return task
 
 
@@ -108,6 +125,7 @@ def delete_task(task: Task) -> None:
     if task.children:
         names = ", ".join(f"{child.name!r} (id {child.id})" for child in task.children)
         raise ConflictError(f"Task {task.id} cannot be deleted: tasks depend on it: {names}")
+    audit.record("delete", "task", task.id, task.name, before=audit_fields(task))
     task_id = task.id
     db.session.delete(task)
     db.session.flush()
@@ -115,13 +133,20 @@ def delete_task(task: Task) -> None:
 
 
 def run_task_now(task: Task, *, now: datetime | None = None) -> str:
-    """Enqueue one MANUAL run at once, enabled or not; return the RQ job id."""
+    """Enqueue one MANUAL run at once, enabled or not; return the RQ job id.
+
+    Audited as `run_now` once queued: the run cannot be taken back, so its event commits at once
+    (or with the caller's unit of work, when there is one).
+    """
     now = now or utcnow()
     occurrence = occ.Occurrence.of(task, now, trigger=Trigger.MANUAL.value)
     try:
-        return occ.push_now(get_redis(), occurrence, now) or occurrence.job_id
+        job_id = occ.push_now(get_redis(), occurrence, now) or occurrence.job_id
     except RedisError as error:
         raise UnavailableError("Redis is unavailable, so the task could not be queued; nothing was changed") from error
+    with unit_of_work():
+        audit.record("run_now", "task", task.id, task.name, details={"job_id": job_id})
+    return job_id
 
 
 def first_occurrence(task: Task, now: datetime, *, has_run: bool | None = None) -> occ.Occurrence | None:

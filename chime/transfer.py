@@ -8,7 +8,8 @@ An import first checks every entry the way the API does (``validate_task``), plu
 whole file can get wrong (duplicate names, unknown or cyclic dependencies, names already taken),
 and reports every problem at once. Only a clean file is applied: parents before children, each
 entry through :mod:`chime.services` like an API call, all in ONE transaction (the caller's unit of
-work, :mod:`chime.unit_of_work`): if an entry fails (another writer took a name meanwhile, say),
+work, :mod:`chime.unit_of_work`; each created or updated task leaves one audit event saying
+``{"via": "import"}``): if an entry fails (another writer took a name meanwhile, say),
 nothing of the file is kept, and Redis is only touched once the whole file is committed.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from chime.models import Task
 from chime.schemas.task import MAX_DEPENDENCIES, TaskInput, task_to_dict, validate_task
 
 FORMAT_VERSION = 1
+IMPORT_DETAILS = {"via": "import"}  # what an imported task's create/update audit event says of its origin
 EXPORT_FIELDS = tuple(TaskInput.model_fields)  # what a task's input is, in the schema's (the API's) order
 
 
@@ -374,12 +376,12 @@ def _apply_one(entry: Entry, ids: dict[str, int], allow_shell: bool) -> Outcome:
     payload = {**entry.payload, "depends_on": [ids[name] for name in entry.depends_on]}
     task = db.session.get(Task, entry.existing.id) if entry.existing is not None else None
     if task is None:
-        task = services.create_task(payload, allow_shell=allow_shell)
+        task = services.create_task(payload, allow_shell=allow_shell, audit_details=IMPORT_DETAILS)
         ids[task.name] = task.id
         return Outcome("created", task.name, task.id)
     if _unchanged(entry, task, ids, allow_shell):
         return Outcome("unchanged", task.name, task.id)
-    services.update_task(task, payload, partial=False, allow_shell=allow_shell)
+    services.update_task(task, payload, partial=False, allow_shell=allow_shell, audit_details=IMPORT_DETAILS)
     return Outcome("updated", task.name, task.id)
 
 

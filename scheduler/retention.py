@@ -9,6 +9,9 @@ Two kinds of rows are kept whatever their age:
   how the services and the reconciler know the task already ran, so pruning it would make the
   reconciler run the task again.
 Unread notifications are never pruned.
+
+Audit events have their own, longer retention (AUDIT_RETENTION_DAYS, 365 by default; 0 keeps them
+forever), pruned by the same hourly job and by `flask prune-logs`, in the same batches.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, select, update
 
 from chime.extensions import db
-from chime.models import Execution, Notification, ScheduleType, Status, Task, Trigger
+from chime.models import AuditEvent, Execution, Notification, ScheduleType, Status, Task, Trigger
 from chime.timeutil import as_utc, isoformat
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,21 @@ def prune(now: datetime, retention_days: int, batch_size: int = DEFAULT_BATCH_SI
     executions = _delete_in_batches(_old_execution_ids(cutoff), Execution, batch_size,
                                     before_delete=_detach_notifications)
     return {"executions_deleted": executions, "notifications_deleted": notifications, "cutoff": isoformat(cutoff)}
+
+
+def prune_audit(now: datetime, retention_days: int, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, Any]:
+    """Delete audit events created before `now - retention_days` (0 days: none, they are kept forever).
+
+    Returns {"audit_events_deleted", "audit_cutoff"} (the cutoff as ISO-8601, None when kept forever).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if retention_days == 0:
+        return {"audit_events_deleted": 0, "audit_cutoff": None}
+    cutoff = cutoff_for(now, retention_days)
+    ids_query = select(AuditEvent.id).where(AuditEvent.created_at < cutoff)
+    return {"audit_events_deleted": _delete_in_batches(ids_query, AuditEvent, batch_size),
+            "audit_cutoff": isoformat(cutoff)}
 
 
 def _old_read_notification_ids(cutoff: datetime) -> Any:
@@ -95,9 +113,11 @@ def _delete_in_batches(ids_query: Any, model: Any, batch_size: int, before_delet
 
 
 def run_prune() -> dict[str, Any]:
-    """RQ job entry point (scheduled hourly by the dispatcher): prune by LOG_RETENTION_DAYS.
+    """RQ job entry point (scheduled hourly by the dispatcher): prune by LOG_RETENTION_DAYS, and the
+    audit trail by AUDIT_RETENTION_DAYS.
 
-    LOG_RETENTION_DAYS of 0 or less turns the scheduled prune off.
+    LOG_RETENTION_DAYS of 0 or less turns the log prune off; AUDIT_RETENTION_DAYS of 0 keeps every
+    audit event.
     """
     from scheduler.worker import worker_app
     from chime.timeutil import utcnow
@@ -105,10 +125,12 @@ def run_prune() -> dict[str, Any]:
     app = worker_app()
     with app.app_context():
         try:
+            now = utcnow()
+            audit = prune_audit(now, int(app.config["AUDIT_RETENTION_DAYS"]))
             days = int(app.config["LOG_RETENTION_DAYS"])
             if days <= 0:
-                return {"skipped": True, "reason": "LOG_RETENTION_DAYS is 0 or less: log retention is off"}
-            report = prune(utcnow(), days)
+                return {"skipped": True, "reason": "LOG_RETENTION_DAYS is 0 or less: log retention is off", **audit}
+            report = {**prune(now, days), **audit}
             log.info("Log retention (%s days): %s", days, report)
             return report
         finally:

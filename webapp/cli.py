@@ -1,9 +1,12 @@
 """Command-line tools: `flask --app wsgi <command>`."""
 from __future__ import annotations
 
+import functools
+import getpass
 import json
+import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,6 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from webapp.auth import ensure_first_admin
 from chime import users
 from chime.enums import Role
+from chime.audit import Actor, acting_as
+from chime.enums import Role, Source
 from chime.errors import ChimeError
 from chime.extensions import db
 from chime.unit_of_work import unit_of_work
@@ -34,6 +39,58 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
     app.cli.add_command(users_group)
+    run_as_cli_actor(app.cli)
+
+
+# -- who acts -----------------------------------------------------------------------------------
+
+CLI_ACTOR_MARK = "chime_cli_actor"
+
+
+def cli_actor() -> Actor:
+    """The audit trail's name for whoever runs a command: the CLI, as the operating-system user."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (a bare container)
+        login = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return Actor(name=f"cli:{login}", source=Source.CLI, role=Role.ADMIN)
+
+
+def run_as_cli_actor(group: click.Group) -> None:
+    """Make every command of `group` -- at any depth, and whenever it was added -- run as the CLI actor.
+
+    The commands are wrapped as the group hands them out (get_command is how `flask` and the test
+    runner both find a command), so a command another module adds later is covered too.
+    """
+    find = group.get_command
+
+    def get_command(ctx: click.Context, name: str) -> click.Command | None:
+        command = find(ctx, name)
+        if command is not None:
+            _wrap_callbacks(command)
+        return command
+
+    group.get_command = get_command  # type: ignore[method-assign]
+
+
+def _wrap_callbacks(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _wrap_callbacks(sub)
+    callback = command.callback
+    if callback is None or getattr(callback, CLI_ACTOR_MARK, False):
+        return
+    command.callback = _acting_as_cli(callback)
+
+
+def _acting_as_cli(callback: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(callback)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with acting_as(cli_actor()):
+            return callback(*args, **kwargs)
+
+    setattr(wrapped, CLI_ACTOR_MARK, True)
+    return wrapped
     app.cli.add_command(jobs_command)
 
 
@@ -234,13 +291,17 @@ def jobs_command(as_json: bool) -> None:
               help="Delete entries older than this many days (default: LOG_RETENTION_DAYS, 30 unless set).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Rows deleted per transaction.")
-def prune_logs_command(days: int | None, batch_size: int) -> None:
-    """Delete old execution-log entries and old READ notifications, in batches.
+@click.option("--audit-days", type=click.IntRange(min=0), default=None,
+              help="Delete audit events older than this many days (default: CHIME_AUDIT_RETENTION_DAYS, "
+                   "365 unless set; 0 keeps them all).")
+def prune_logs_command(days: int | None, batch_size: int, audit_days: int | None) -> None:
+    """Delete old execution-log entries and old READ notifications, in batches; and audit events
+    past their own retention.
 
     Unread notifications, RUNNING executions and the run that marks a ONE_TIME task as done are kept.
     The scheduler also runs this every hour (job chime-prune-logs) unless LOG_RETENTION_DAYS <= 0.
     """
-    from scheduler.retention import prune
+    from scheduler.retention import prune, prune_audit
     from chime.timeutil import utcnow
 
     if days is None:
@@ -250,6 +311,11 @@ def prune_logs_command(days: int | None, batch_size: int) -> None:
     report = prune(utcnow(), days, batch_size=batch_size)
     click.echo(f"Deleted {report['executions_deleted']} execution(s) and {report['notifications_deleted']} "
                f"read notification(s) created before {report['cutoff']} ({days} days).")
+    audit_days = int(current_app.config["AUDIT_RETENTION_DAYS"]) if audit_days is None else audit_days
+    if audit_days > 0:
+        audit = prune_audit(utcnow(), audit_days, batch_size=batch_size)
+        click.echo(f"Deleted {audit['audit_events_deleted']} audit event(s) created before {audit['audit_cutoff']} "
+                   f"({audit_days} days).")
 
 
 # -- export / import ----------------------------------------------------------------------------

@@ -6,4 +6,6 @@ from webapp.admin import engine, logs, notifications, tasks, views  # noqa: F401
 from webapp.admin import queues  # noqa: F401  (routes)
 from webapp.admin import users  # noqa: F401  (routes)
 
+from webapp.admin import audit  # noqa: F401  (routes)
+
 __all__ = ["bp"]

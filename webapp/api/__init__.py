@@ -7,4 +7,6 @@ from webapp.api import queues  # noqa: F401  (routes)
 from webapp.api import users  # noqa: F401  (routes)
 from webapp.api import graph  # noqa: F401  (routes)
 
+from webapp.api import audit  # noqa: F401  (routes)
+
 __all__ = ["bp"]

@@ -20,6 +20,7 @@ from rq.job import JOB_ID_PATTERN
 
 import jobs.registry as registry
 from chime.config import MAX_CONTENT_LENGTH_BYTES
+from chime.schemas.audit import AuditEventRead
 from chime.schemas.common import page_of
 from chime.schemas.cron import CronPreview
 from chime.schemas.execution import ExecutionRead, RunResult
@@ -67,6 +68,8 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
+    "AuditEvent": (AuditEventRead, "serialization"),
+    "AuditEventPage": (page_of(AuditEventRead, "AuditEventPage"), "serialization"),
     "TaskGraph": (TaskGraphRead, "serialization"),
     "Queue": (QueueRead, "serialization"),
     "QueuedJob": (QueuedJobRead, "serialization"),
@@ -107,6 +110,7 @@ TAGS = {
     "logs": "The execution log",
     "notifications": "Notifications about runs",
     "system": "Jobs, cron preview, statistics, health",
+    "audit": "The audit trail: every change and operator action, who did it, when and from where",
     "queues": "The jobs waiting on each queue (cancel one) and the workers",
     "users": "Users and their roles (admins only), and API tokens (each user their own)",
 }

@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from chime.audit import ACTION_PATTERN as AUDIT_ACTION, OBJECT_TYPES as AUDIT_OBJECT_TYPES
 from chime.config import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT
-from chime.models import ScheduleType, Status, Trigger
+from chime.models import ScheduleType, Source, Status, Trigger
 from chime.schemas.cron import DEFAULT_PREVIEW_COUNT, DEFAULT_TIMEZONE
 from chime.schemas.task import NO_NUL, TIMEZONE_PATTERN
 from chime.triggers import (
@@ -113,6 +114,24 @@ class GraphQuery(BaseModel):
 
 class NotificationFilters(Pagination):
     unread: bool = Field(None, description="Only unread (true) or read (false) notifications")
+
+
+class TaskAuditFilters(Pagination):
+    actor: str = Field(None, pattern=NO_NUL, description="Only events whose actor's name contains this text "
+                                                         "(case-insensitive, literal)")
+    action: str = Field(None, pattern=f"^{AUDIT_ACTION.pattern}$", description=(
+        "Only this action (create, update, delete, enable, disable, run_now, pause, retry, ...)"))
+    source: Source = Field(None, description="Only events from there: admin, api, cli or engine")
+    since: datetime = Field(None, description="Only events at or after this instant (ISO-8601; UTC if no offset)")
+    until: datetime = Field(None, description="Only events before this instant (ISO-8601; UTC if no offset)")
+    search: str = Field(None, pattern=NO_NUL, description=(
+        "Only events whose object's or actor's name contains this text (case-insensitive, literal)"))
+
+
+class AuditFilters(TaskAuditFilters):
+    object_type: Literal[AUDIT_OBJECT_TYPES] = Field(None, description="Only events about this kind of object")
+    object_id: str = Field(None, max_length=64, pattern=NO_NUL, description="Only events about the object with "
+                                                                           "this id (with object_type)")
 
 
 class CronPreviewQuery(BaseModel):
@@ -255,6 +274,12 @@ OPERATIONS = (
               errors=(400,), query=LogExportQuery),
     Operation("get", "/api/logs/{execution_id}/", "getLog", "logs", "Get one execution",
               {200: Reply("The execution", "Execution")}, errors=(404,)),
+    Operation("get", "/api/audit/", "listAudit", "audit",
+              "Search the audit trail (who changed what, when, from where), newest first",
+              {200: Reply("A page of audit events", "AuditEventPage")}, errors=(400,), query=AuditFilters),
+    Operation("get", "/api/tasks/{task_id}/audit/", "listTaskAudit", "audit",
+              "A task's change history (and the operator actions on it), newest first",
+              {200: Reply("A page of audit events", "AuditEventPage")}, errors=(400, 404), query=TaskAuditFilters),
     Operation("get", "/api/notifications/", "listNotifications", "notifications", "List notifications, newest first",
               {200: Reply("A page of notifications", "NotificationPage")}, errors=(400,), query=NotificationFilters),
     Operation("post", "/api/notifications/{notification_id}/read/", "markNotificationRead", "notifications",

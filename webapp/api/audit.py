@@ -1,0 +1,31 @@
+"""Routes for the audit trail: every change and operator action, overall and per task."""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from flask import jsonify
+
+from chime import services
+from chime.audit import audit_query
+from chime.enums import Role
+from chime.schemas.audit import AuditEventRead
+from webapp.api.blueprint import bp
+from webapp.api.common import paginate, query_args
+from webapp.audit_filters import audit_filters
+from webapp.auth import allow
+
+
+@bp.get("/audit/")
+@allow(Role.VIEWER)
+def list_audit() -> Any:
+    return jsonify(paginate(audit_query(audit_filters(query_args())), AuditEventRead.dump))
+
+
+@bp.get("/tasks/<int:task_id>/audit/")
+@allow(Role.VIEWER)
+def task_audit(task_id: int) -> Any:
+    """One task's change history (its object_type and object_id are the path's; the other filters apply)."""
+    services.get_task(task_id)
+    filters = replace(audit_filters(query_args()), object_type="task", object_id=str(task_id))
+    return jsonify(paginate(audit_query(filters), AuditEventRead.dump))
