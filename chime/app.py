@@ -28,6 +28,7 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None = None) -> Flask
     from chime.database import init_db
     from chime.extensions import init_redis
     from chime.job_modules import load_job_modules
+    from chime.live import install as publish_live_changes
     from chime.logs import configure_logging
 
     app.config.from_mapping(settings_from_env(os.environ, app.instance_path))
@@ -38,6 +39,7 @@ def configure(app: Flask, test_config: Mapping[str, Any] | None = None) -> Flask
     os.makedirs(app.instance_path, exist_ok=True)
     init_db(app)
     init_redis(app)
+    publish_live_changes()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
     return app
 

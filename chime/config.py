@@ -19,6 +19,7 @@ MAX_CONTENT_LENGTH_BYTES = 1024 * 1024
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 MAX_PROXY_DEPTH = 10
+DEFAULT_LIVE_MAX_STREAMS = 80  # open live streams per web process; keep below gunicorn's --threads (Procfile)
 
 
 class ConfigError(RuntimeError):
@@ -127,6 +128,7 @@ def web_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": env.get("CHIME_ENV", env.get("FLASK_ENV", "development")) == "production",
         "PROXY_FIX_X_FOR": proxy_depth(env.get("CHIME_PROXY_FIX_X_FOR", "")),
         "PUBLIC_URL": public_url(env.get("CHIME_PUBLIC_URL", "")),
+        "LIVE_MAX_STREAMS": whole_number(env, "CHIME_LIVE_MAX_STREAMS", DEFAULT_LIVE_MAX_STREAMS, minimum=0),
     }
 
 

@@ -44,6 +44,7 @@ TASK_EXECUTIONS_METRIC_KEY = "chime:metrics:executions"   # hash: "<task_id>|<st
 REPAIRS_METRIC_KEY = "chime:metrics:reconcile_repairs"    # hash: repair kind -> count
 HISTOGRAM_METRIC_KEY = "chime:metrics:histogram:{name}"   # hash: "le:<bound>" | "sum" | "count"
 THROTTLE_KEY_PREFIX = "chime:throttle"                    # Flask-Limiter's counters of failed sign-ins
+LIVE_CHANNEL = "chime:live"  # pub/sub: "something changed" events for the admin's live stream (chime.live)
 
 # Job ids rq-scheduler's `repeat` kept in SCHEDULED_KEY for the periodic jobs before Chime's dispatcher
 # scheduled them itself; the dispatcher removes them (an upgraded engine must not run both).

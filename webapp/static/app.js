@@ -127,8 +127,7 @@
         .then(function () { busy = false; });
     }
 
-    setInterval(poll, POLL_MS);
-    document.addEventListener("visibilitychange", function () { if (!document.hidden) poll(); });
+    return poll;
   }
 
   /* ------------------------------------------------------------ live tables */
@@ -473,16 +472,101 @@
       });
   }
 
-  /* Poll every live part of the page every POLL_MS, but not while the tab is hidden. */
+  /* Server-rendered parts of the page ([data-live-fragment="name"]) are refreshed by fetching the page
+     again and swapping in the new version of each part that changed (a part left unchanged keeps focus). */
+  function liveFragments() {
+    var parts = document.querySelectorAll("[data-live-fragment]");
+    if (!parts.length) return null;
+    var served = SERVED, busy = false;
+
+    function apply(html) {
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      document.querySelectorAll("[data-live-fragment]").forEach(function (el) {
+        var name = el.dataset.liveFragment;
+        var next = fresh.querySelector('[data-live-fragment="' + name + '"]');
+        if (!next || served[name] === next.innerHTML) return;
+        served[name] = next.innerHTML;
+        el.innerHTML = next.innerHTML;
+        if (next.hidden !== el.hidden) el.hidden = next.hidden;
+        renderTimes(el);
+      });
+      scrollCharts();
+    }
+
+    return function refresh() {
+      if (busy) return;
+      busy = true;
+      fetch(window.location.href, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+        .then(function (response) {
+          var type = response.headers.get("Content-Type") || "";
+          return response.ok && !response.redirected && type.indexOf("text/html") !== -1 ? response.text() : null;
+        })
+        .then(function (html) { if (html) apply(html); })
+        .catch(function () { /* try again on the next event or tick */ })
+        .then(function () { busy = false; });
+    };
+  }
+
+  /* Every live part of the page follows the server's push stream (Server-Sent Events from /events):
+     an event refreshes the parts within about a second. Without EventSource, or when the stream
+     fails again and again (or the server is at its maximum of streams), the page polls every POLL_MS
+     instead and tries the stream again after PUSH_RETRY_MS. */
+  var PUSH_SAFETY_MS = 30000, PUSH_RETRY_MS = 60000, PUSH_FAILURES = 3, BATCH_MS = 150;
+
   function startLive() {
-    var polls = [];
-    document.querySelectorAll("[data-live-runs]").forEach(function (box) { var p = liveRuns(box); if (p) polls.push(p); });
-    document.querySelectorAll("[data-live-task]").forEach(function (box) { polls.push(liveTask(box)); });
-    document.querySelectorAll("[data-live-engine]").forEach(function (box) { polls.push(liveEngine(box)); });
-    if (!polls.length) return;
-    function tick() { if (!document.hidden) polls.forEach(function (poll) { poll(); }); }
-    setInterval(tick, POLL_MS);
-    document.addEventListener("visibilitychange", tick);
+    var updates = [];
+    document.querySelectorAll("[data-live-runs]").forEach(function (box) { var p = liveRuns(box); if (p) updates.push(p); });
+    document.querySelectorAll("[data-live-task]").forEach(function (box) { updates.push(liveTask(box)); });
+    document.querySelectorAll("[data-live-engine]").forEach(function (box) { updates.push(liveEngine(box)); });
+    var fragments = liveFragments();
+    if (fragments) updates.push(fragments);
+    var bell = startBell();
+    if (bell) updates.push(bell);
+    if (!updates.length) return;
+
+    var pending = null, pollTimer = null, source = null, failures = 0;
+    var streamUrl = (document.querySelector("[data-live-stream]") || {}).dataset;
+    streamUrl = streamUrl && streamUrl.liveStream;
+    document.documentElement.dataset.live = "starting";
+
+    function refresh() {
+      pending = null;
+      if (!document.hidden) updates.forEach(function (update) { update(); });
+    }
+    function soon() { if (!pending) pending = setTimeout(refresh, BATCH_MS); }
+
+    function poll(ms) {
+      if (pollTimer) clearInterval(pollTimer);
+      pollTimer = setInterval(refresh, ms);
+    }
+
+    function fallBack() {
+      if (source) source.close();
+      source = null;
+      document.documentElement.dataset.live = "polling";
+      poll(POLL_MS);
+      if (streamUrl && window.EventSource) setTimeout(push, PUSH_RETRY_MS);
+    }
+
+    function push() {
+      failures = 0;
+      source = new EventSource(streamUrl);
+      source.addEventListener("open", function () {
+        failures = 0;
+        document.documentElement.dataset.live = "push";
+        poll(PUSH_SAFETY_MS);
+        soon(); // catch up on whatever happened while the stream was not open
+      });
+      source.addEventListener("change", soon);
+      source.addEventListener("engine", soon);
+      source.addEventListener("error", function () {
+        failures += 1;
+        if (source && (source.readyState === EventSource.CLOSED || failures >= PUSH_FAILURES)) fallBack();
+      });
+    }
+
+    if (streamUrl && window.EventSource) push(); else fallBack();
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) soon(); });
   }
 
   /* On narrow screens the chart scrolls sideways: show the latest hours first. */
@@ -495,11 +579,17 @@
     if (summary) summary.focus();
   }
 
+  /* The fragments as the server sent them, before renderTimes rewrote their times. */
+  var SERVED = {};
+  function captureFragments() {
+    document.querySelectorAll("[data-live-fragment]").forEach(function (el) { SERVED[el.dataset.liveFragment] = el.innerHTML; });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    captureFragments();
     showZone();
     renderTimes(document);
     setInterval(function () { renderTimes(document); }, 30000);
-    startBell();
     startLive();
     scrollCharts();
     focusErrors();

@@ -1,0 +1,112 @@
+"""Change events for the admin's live stream: one Redis PUBLISH after each commit that changed a run,
+a notification or a task.
+
+Every process (web, worker, scheduler, CLI) commits through the one SQLAlchemy session class, so two
+session events cover every writer: `after_flush` notes which kinds of rows changed, `after_commit`
+publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on LIVE_CHANNEL. A rolled-back
+transaction publishes nothing. Publishing is best effort: it never raises into the commit, never waits
+long (a dedicated client without retries and with a short timeout) and, after a failure, stays quiet
+for PAUSE_AFTER_FAILURE_SECONDS instead of trying (and failing) again on every commit. The web
+process turns these messages into Server-Sent Events (webapp.live).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from chime.redis_keys import LIVE_CHANNEL
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_SECONDS = 0.5
+PAUSE_AFTER_FAILURE_SECONDS = 5.0
+MAX_TASK_IDS = 20  # more changed tasks than this in one commit: the event says "many" (no ids)
+CHANGED = "chime.live.changed"  # session.info: kind -> set of task ids (None: some row without one)
+KINDS = {"Execution": "run", "Notification": "notification", "Task": "task"}
+
+_clients: dict[str, Any] = {}
+_paused_until = 0.0
+_lock = threading.Lock()
+
+
+def install() -> None:
+    """Listen to every session's flushes and commits (once per process)."""
+    if not event.contains(Session, "after_flush", note_changes):
+        event.listen(Session, "after_flush", note_changes)
+        event.listen(Session, "after_commit", publish_changes)
+        event.listen(Session, "after_rollback", forget_changes)
+
+
+def note_changes(session: Session, _context: Any) -> None:
+    """Remember the kinds of rows (and their tasks) this flush wrote, for the commit to announce."""
+    changed = session.info.setdefault(CHANGED, {})
+    for row in (*session.new, *session.dirty, *session.deleted):
+        kind = KINDS.get(type(row).__name__)
+        if kind is not None:
+            task_id = row.id if kind == "task" else getattr(row, "task_id", None)
+            changed.setdefault(kind, set()).add(task_id)
+
+
+def forget_changes(session: Session) -> None:
+    session.info.pop(CHANGED, None)
+
+
+def publish_changes(session: Session) -> None:
+    """After a commit that changed runs, notifications or tasks: one PUBLISH (errors logged, ignored)."""
+    changed = session.info.pop(CHANGED, None)
+    if changed:
+        publish(change_event(changed))
+
+
+def change_event(changed: dict[str, set[int | None]]) -> dict[str, Any]:
+    """The message: which kinds changed and, when few, for which tasks (the task page filters on them)."""
+    task_ids = sorted({task_id for ids in changed.values() for task_id in ids if task_id is not None})
+    return {"kinds": sorted(changed), "task_ids": task_ids if len(task_ids) <= MAX_TASK_IDS else None}
+
+
+def publish(message: dict[str, Any]) -> None:
+    """PUBLISH `message` on LIVE_CHANNEL with this app's Redis; quietly skipped without an app or Redis."""
+    global _paused_until
+    url = _redis_url()
+    if url is None or time.monotonic() < _paused_until:
+        return
+    try:
+        _client(url).publish(LIVE_CHANNEL, json.dumps(message, separators=(",", ":")))
+    except Exception as error:  # a live update is a courtesy: it never fails or slows the writer
+        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+        log.warning("Live update not published (%s); the admin catches up by polling", error)
+
+
+def _redis_url() -> str | None:
+    from flask import current_app, has_app_context
+
+    return current_app.config.get("REDIS_URL") if has_app_context() else None
+
+
+def _client(url: str) -> Any:
+    """One publishing client per Redis URL and process: short timeouts, no retries."""
+    with _lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = _connect(url)
+        return client
+
+
+def _connect(url: str) -> Any:
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from chime.extensions import connect_redis
+    from chime.redis_url import is_sentinel_url
+
+    if is_sentinel_url(url):
+        return connect_redis(url, PUBLISH_TIMEOUT_SECONDS)
+    return Redis.from_url(url, socket_timeout=PUBLISH_TIMEOUT_SECONDS, socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
+                          retry=Retry(NoBackoff(), 0))
