@@ -31,6 +31,7 @@ RETRY_MILLISECONDS = 3000       # the browser's reconnect delay after a dropped 
 STREAM_LIFETIME_SECONDS = 300   # a stream ends after this; the browser reconnects (sessions re-checked)
 BUSY_RETRY_AFTER_SECONDS = 30   # the Retry-After of a 503 when the process holds its maximum of streams
 INBOX_SIZE = 100                # events a slow stream may fall behind by before the hub drops them
+END = "end"                     # not an event: tells a stream to finish (see end_all_streams)
 
 
 class Hub:
@@ -71,6 +72,10 @@ class Hub:
                 inbox.put_nowait((kind, data))
             except queue.Full:  # that browser is far behind: it refreshes on the next event anyway
                 pass
+
+    def end_streams(self) -> None:
+        """Ask every open stream to end now (the process is stopping; browsers reconnect elsewhere)."""
+        self.send(END, "")
 
     def still_needed(self) -> bool:
         """False once the last stream closed: the thread then ends (under the lock, so none is missed)."""
@@ -148,6 +153,8 @@ class EventStream:
             except queue.Empty:
                 yield b": heartbeat\n\n"
                 continue
+            if kind == END:
+                return
             yield f"event: {kind}\ndata: {data}\n\n".encode()
 
     def close(self) -> None:
@@ -165,3 +172,11 @@ def hub_for(redis_url: str) -> Hub:
         if hub is None:
             hub = _hubs[redis_url] = Hub(redis_url)
         return hub
+
+
+def end_all_streams() -> None:
+    """End every open stream of this process: gunicorn's graceful stop then waits for none of them."""
+    with _hubs_lock:
+        hubs = list(_hubs.values())
+    for hub in hubs:
+        hub.end_streams()
