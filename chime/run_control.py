@@ -39,6 +39,9 @@ def cancel_waiting(queue: str, job_id: str, now: datetime) -> Execution:
     if due is None or task is None:
         raise NotFoundError("waiting job", job_id)
     connection = get_redis()
+    origin = connection.hget(job_key(job_id), "origin")
+    if origin is not None and origin.decode(errors="replace") != queue:
+        raise NotFoundError(f"waiting job of queue {queue!r}", job_id)
     outcome = lifecycle.cancelled_waiting(audit.current_actor().label)
     execution = lifecycle.cancelled_row(task, due.scheduled_for, outcome, trigger=_trigger_of(connection, due),
                                         attempt=due.attempt, now=now, job_id=job_id)

@@ -106,9 +106,14 @@ def test_a_job_a_worker_has_taken_is_not_cancelled_but_must_be_stopped(api: Any,
     assert db.session.scalars(select(Execution)).all() == []
 
 
-def test_a_job_that_is_not_an_occurrence_cannot_be_cancelled(api: Any) -> None:
+def test_a_job_that_is_not_an_occurrence_or_not_of_that_queue_cannot_be_cancelled(
+        api: Any, redis_client: Any) -> None:
+    job_id = services.run_task_now(new_task())
+
     assert api.post("/api/queues/default/jobs/not-a-chime-job/cancel/").status_code == 404
-    assert api.post("/api/queues/elsewhere/jobs/chime-1-1-1/cancel/").status_code == 404
+    assert api.post(f"/api/queues/elsewhere/jobs/{job_id}/cancel/").status_code == 404
+    assert api.post(f"/api/queues/high/jobs/{job_id}/cancel/").status_code == 404
+    assert queued(redis_client) == [job_id]
 
 
 def test_a_viewer_sees_the_queues_but_cannot_cancel(client: Any, redis_client: Any) -> None:

@@ -210,3 +210,18 @@ def test_a_run_asked_to_stop_whose_worker_died_is_closed_cancelled_by_the_reconc
     assert report["executions_lost"] == 1
     [run] = executions(task_id)
     assert (run.status, run.retry_at, run.message) == ("CANCELLED", None, "stopped by chime")
+
+
+def test_a_parent_whose_latest_run_was_cancelled_has_not_succeeded_so_its_child_is_skipped(
+        engine: InProcessEngine, connection: Any) -> None:
+    parent = create(name="extract", interval_seconds=60)
+    child = create(name="load", schedule_type="ONE_TIME", interval_seconds=None, run_at=in_seconds(3600),
+                   depends_on=[parent])
+    cancel("default", occ.pending_job_id(connection, parent))
+
+    run_now(child)
+    engine.work()
+
+    [run] = executions(child)
+    assert (run.status, run.message) == (
+        "SKIPPED", f"dependency 'extract' (task {parent}) has not succeeded: latest run CANCELLED")
