@@ -225,3 +225,23 @@ def test_a_parent_whose_latest_run_was_cancelled_has_not_succeeded_so_its_child_
     [run] = executions(child)
     assert (run.status, run.message) == (
         "SKIPPED", f"dependency 'extract' (task {parent}) has not succeeded: latest run CANCELLED")
+
+
+def test_a_cancelled_retry_is_not_enqueued_again_by_the_reconciler_once_it_is_due(
+        engine: InProcessEngine, connection: Any) -> None:
+    task_id = create(name="flaky", job="fail", args={"message": "boom"}, schedule_type="ONE_TIME",
+                     interval_seconds=None, run_at=in_seconds(3600), max_retries=2, retry_backoff_seconds=60)
+    run_now(task_id)
+    engine.work()
+    [failed] = executions(task_id)
+    retry_id = next(m.decode() for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1)
+                    if occ.parse_job_id(m.decode()).attempt == 2)
+
+    cancel("default", retry_id)
+    report = reconcile(connection, now=failed.retry_at + timedelta(minutes=5))
+
+    assert report["retries_enqueued"] == 0
+    assert retry_id not in {m.decode() for m in connection.zrange(occ.SCHEDULED_KEY, 0, -1)}
+    assert queued_ids(connection) == []
+    assert [(r.attempt, r.status, r.trigger) for r in executions(task_id)] == [
+        (1, "RETRYING", "MANUAL"), (2, "CANCELLED", "RETRY")]
