@@ -24,7 +24,7 @@ EXPORT_BATCH_ROWS = 1000  # rows an export reads per query (and holds at once)
 MAX_GRAPH_NODES = 1000  # tasks the dependency graph shows at most
 ICU_COLLATION = "und-x-icu"  # Postgres' Unicode root collation: lower() by Unicode's rules, whatever the locale
 HOURS_IN_CHART = 24
-CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED)
+CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED, Status.CANCELLED)
 
 
 @dataclass
