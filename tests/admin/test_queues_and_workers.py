@@ -116,3 +116,13 @@ def test_a_viewer_sees_no_stop_button(client: Any) -> None:
 
     assert "Stop this run" not in viewer.html(f"/logs/{run.id}")
     assert viewer.post(f"/logs/{run.id}/stop").status_code == 403
+
+
+def test_the_dashboard_counts_cancelled_runs_as_their_own_outcome(admin: AdminClient) -> None:
+    task = make()
+    add_execution(task, "CANCELLED", minutes_ago=30)
+    add_execution(task, "SUCCESS", minutes_ago=30)
+
+    html = admin.html("/")
+
+    assert "Cancelled (1)" in html and "Success (1)" in html
