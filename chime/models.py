@@ -170,6 +170,7 @@ class User(db.Model):
     # every cookie issued before (a copied or replayed one too) stops working at once.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     role: Mapped[Role] = mapped_column(enum_column(Role, 16), default=Role.VIEWER, server_default=Role.VIEWER.value)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # written once per sign-in
 
 
 class ApiToken(db.Model):

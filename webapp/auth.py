@@ -242,6 +242,8 @@ def login_user(user: User) -> None:
     session["logged_in_at"] = utcnow().isoformat()
     session.permanent = True
     g.user = user
+    user.last_login_at = utcnow()  # one write per sign-in, shown in the users list
+    db.session.commit()
 
 
 def logout_user() -> None:

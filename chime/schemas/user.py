@@ -64,6 +64,7 @@ class UserRead(Sent):
     role: Role
     active: bool = Field(description="A disabled user cannot sign in and their tokens are refused")
     created_at: Instant
+    last_login_at: Instant | None = Field(description="When they last signed in to the admin (null: never)")
 
 
 class TokenRead(Sent):

@@ -19,6 +19,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.add_column(sa.Column("role", sa.String(length=16), server_default="admin", nullable=False))
+        batch_op.add_column(sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("users", schema=None) as batch_op:
         batch_op.alter_column("role", server_default="viewer", existing_type=sa.String(length=16))
 
@@ -81,4 +82,5 @@ def downgrade():
         batch_op.drop_index("ix_api_tokens_user_id")
         batch_op.drop_column("user_id")
     with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("last_login_at")
         batch_op.drop_column("role")

@@ -8,7 +8,7 @@ from chime.extensions import db
 from chime.models import ApiToken, AuditEvent, User
 from webapp import auth
 from webapp.auth import create_token, create_user
-from tests.roles.conftest import PASSWORD
+from tests.roles.conftest import PASSWORD, bearer
 
 NEW_TOKEN = re.compile(r"data-token-value>([^<]+)<")
 
@@ -141,3 +141,14 @@ def test_a_blank_token_name_is_a_400(signed_in: Any) -> None:
     refused = viewer.post("/tokens", {"name": "  "})
 
     assert refused.status_code == 400 and db.session.query(ApiToken).count() == 0
+
+
+def test_the_users_list_shows_when_each_user_last_signed_in(signed_in: Any, client: Any) -> None:
+    admin = signed_in("root", "admin")
+    create_user("never", PASSWORD, role="viewer")
+
+    assert user_named("root").last_login_at is not None and user_named("never").last_login_at is None
+    listed = {u["username"]: u["last_login_at"] for u in
+              client.get("/api/users/", headers=bearer("api-admin", "admin")).get_json()["results"]}
+    assert listed["root"] is not None and listed["never"] is None
+    assert "Never" in admin.html("/users")
