@@ -488,6 +488,7 @@
         served[name] = next.innerHTML;
         el.innerHTML = next.innerHTML;
         if (next.hidden !== el.hidden) el.hidden = next.hidden;
+        el.querySelectorAll("table").forEach(labelTable);
         renderTimes(el);
       });
       scrollCharts();
@@ -569,6 +570,28 @@
     document.addEventListener("visibilitychange", function () { if (!document.hidden) soon(); });
   }
 
+  /* Phone width: app.css stacks table rows as cards, each cell led by its column's name. Copy the
+     header texts into the cells' data-label, now and whenever rows are added (live tables). */
+  function labelTable(table) {
+    var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) { return th.textContent.trim(); });
+    table.querySelectorAll("tbody tr").forEach(function (tr) {
+      var column = 0;
+      Array.prototype.forEach.call(tr.children, function (td) {
+        if (heads[column] && !td.hasAttribute("data-label") && !td.classList.contains("empty")) td.dataset.label = heads[column];
+        column += td.colSpan || 1;
+      });
+    });
+  }
+
+  function labelTables() {
+    document.querySelectorAll(".table-wrap > table").forEach(function (table) {
+      labelTable(table);
+      if (window.MutationObserver) {
+        new MutationObserver(function () { labelTable(table); }).observe(table, { childList: true, subtree: true });
+      }
+    });
+  }
+
   /* On narrow screens the chart scrolls sideways: show the latest hours first. */
   function scrollCharts() {
     document.querySelectorAll(".chart-wrap").forEach(function (wrap) { wrap.scrollLeft = wrap.scrollWidth; });
@@ -587,6 +610,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     captureFragments();
+    labelTables();
     showZone();
     renderTimes(document);
     setInterval(function () { renderTimes(document); }, 30000);
