@@ -64,10 +64,19 @@ def audit_events_of(object_type: str, object_id: object, limit: int = HISTORY_SH
 
 
 def audit_changes(event: AuditEvent) -> list[Change]:
-    """In templates: an event's fields before and after, secrets masked, each value as short text."""
+    """In templates: an event's fields before and after, secrets masked, each value as short text.
+
+    A create (after only) or a delete (before only) leaves out the fields that held nothing.
+    """
     before, after = masked(event.before) or {}, masked(event.after) or {}
+    if not before or not after:
+        before, after = _filled(before), _filled(after)
     fields = list(dict.fromkeys([*before, *after]))
     return [Change(name, _shown(before, name), _shown(after, name)) for name in fields]
+
+
+def _filled(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value not in (None, "", [], {})}
 
 
 def _shown(values: dict[str, Any], name: str) -> str | None:
