@@ -109,8 +109,9 @@ def unicode_lower(column: Any) -> ColumnElement[str]:
 def _postgres_has_icu() -> bool:
     key = str(db.engine.url)
     if key not in _icu_by_database:
-        found = db.session.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = :name)"),
-                                  {"name": ICU_COLLATION})
+        with db.engine.connect() as connection:  # its own: not the request's transaction (an export streams)
+            found = connection.scalar(text("SELECT EXISTS (SELECT 1 FROM pg_collation WHERE collname = :name)"),
+                                      {"name": ICU_COLLATION})
         _icu_by_database[key] = bool(found)
     return _icu_by_database[key]
 

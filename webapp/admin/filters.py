@@ -52,6 +52,7 @@ def execution_filters(args: MultiDict, now: datetime) -> ExecutionFilters:
     if since is None and args.get("range") in RANGES:
         since = now - RANGES[args["range"]]
     return ExecutionFilters(
+        search=read.text("q", MAX_SEARCH_LENGTH_CHARS),
         task_id=read.integer("task", None, 1, MAX_ID),
         status=read.choice("status", STATUSES),
         trigger=read.choice("trigger", TRIGGERS),

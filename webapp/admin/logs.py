@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request
+from flask import render_template, request, url_for
 
 from chime import services
 from chime.models import Execution
@@ -13,6 +13,7 @@ from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.auth import allow
 from chime.timeutil import utcnow
+from webapp.exports import EXPORT_FORMATS, export_response
 
 
 @bp.get("/logs")
@@ -21,8 +22,20 @@ def log_list() -> Any:
     now = utcnow()
     filters = execution_filters(request.args, now)
     page = queries.execution_page(filters, page_arg(request.args))
+    kept = {name: value for name, value in request.args.items() if name != "page"}
+    export_urls = {name: url_for("admin.log_export", **kept, format=name) for name in EXPORT_FORMATS}
     return render_template("logs/list.html", page=page, filters=filters, now=now,
-                           tasks=queries.task_choices(), ranges=RANGES)
+                           tasks=queries.task_choices(), ranges=RANGES, export_urls=export_urls)
+
+
+@bp.get("/logs/export")
+@allow(Role.VIEWER)
+def log_export() -> Any:
+    """The runs the list's filters select, all of them, as a CSV or JSON download (webapp.exports)."""
+    now = utcnow()
+    file_format = request.args.get("format", "csv")
+    return export_response(execution_filters(request.args, now), file_format if file_format in EXPORT_FORMATS
+                           else "csv", now)
 
 
 @bp.get("/logs/<int:execution_id>")
