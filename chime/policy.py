@@ -88,3 +88,8 @@ def _check_misfire_arguments(
         raise ValueError("grace_seconds must not be negative.")
     if latest_due_at < scheduled_at:
         raise ValueError("latest_due_at must not be before scheduled_at.")
+
+
+def should_resume(*, resume_at: datetime | None, enabled: bool, now: datetime) -> bool:
+    """Tell whether a paused task resumes by itself now: it is still disabled and its resume time has come."""
+    return resume_at is not None and not enabled and resume_at <= now

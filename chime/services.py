@@ -126,6 +126,12 @@ def delete_task(task: Task) -> None:
         names = ", ".join(f"{child.name!r} (id {child.id})" for child in task.children)
         raise ConflictError(f"Task {task.id} cannot be deleted: tasks depend on it: {names}")
     audit.record("delete", "task", task.id, task.name, before=audit_fields(task))
+    remove_task(task)
+
+
+def remove_task(task: Task) -> None:
+    """Delete a task (its dependants' links to it go too) and drop its pending occurrence once committed;
+    the callers check and audit (delete_task, chime.controls' detach and bulk delete)."""
     task_id = task.id
     db.session.delete(task)
     db.session.flush()
@@ -181,6 +187,8 @@ def sync_schedule(task: Task, *, now: datetime | None = None) -> None:
     """Set the task's next_run_at; once the caller commits, make Redis hold exactly the pending
     occurrence the task should have."""
     now = now or utcnow()
+    if task.enabled:  # an enabled task is never paused: enabling it, however, ends its pause
+        task.paused_reason = task.paused_by = task.paused_at = task.resume_at = None
     occurrence = first_occurrence(task, now)
     task.next_run_at = occurrence.scheduled_for if occurrence else None
     db.session.flush()

@@ -41,6 +41,8 @@ from chime.database import begin_read_only, wait_briefly_for_row_locks
 from chime.services import notify, record_skip, save_next_run_times, schedule_of
 from chime.redis_keys import LEGACY_PERIODIC_JOB_IDS, SCHEDULER_LOCK_KEY
 from chime.timeutil import utcnow
+from chime.controls import resume_due_tasks
+from chime.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,21 @@ class ChimeScheduler:
             if not was_active:
                 periodic.remove_legacy_entries(self.connection)
             self.save_next_run_at_quietly()
+            self.resume_due_quietly()
             periodic.push_due(self.connection, periodic.periodic_jobs(self.app.config), utcnow())
+
+    def resume_due_quietly(self) -> None:
+        """Resume the paused tasks whose resume_at has come (one indexed query, nothing found almost always);
+        a failure is retried at the next housekeeping, a second later, and never delays dispatching."""
+        try:
+            with unit_of_work():
+                wait_briefly_for_row_locks()
+                resumed = resume_due_tasks(utcnow())
+        except SQLAlchemyError as error:
+            log.warning("Scheduler %s could not resume paused tasks yet (%s)", self.name, str(error).splitlines()[0])
+            return
+        if resumed:
+            log.info("Scheduler %s resumed paused task(s) %s", self.name, resumed)
 
     def wait(self, seconds: float) -> None:
         """Sleep until `seconds` pass or a task change pushes the wake-up list.

@@ -262,6 +262,35 @@ def tasks_disable_command(task_id: int) -> None:
     _toggle(task_id, False)
 
 
+@tasks_group.command("pause", short_help="Pause a task with a reason, optionally until a given time.")
+@click.argument("task_id", metavar="ID", type=int)
+@click.option("--reason", required=True, help="Why (shown on the task and in the list).")
+@click.option("--until", "until", default=None, metavar="ISO",
+              help="When it resumes by itself: ISO 8601 with a UTC offset, e.g. 2030-01-31T09:00:00+01:00.")
+def tasks_pause_command(task_id: int, reason: str, until: str | None) -> None:
+    """Pause task ID: disable it with a reason (and resume it by itself at --until)."""
+    from chime.controls import pause_task
+
+    task = load_task(task_id)
+    with chime_errors(), unit_of_work():
+        pause_task(task, {"reason": reason, "resume_at": until})
+    resumes = task.resume_at.isoformat() if task.resume_at else "when someone resumes it"
+    click.echo(f"Task {task.id} {task.name!r} paused; resumes: {resumes}")
+
+
+@tasks_group.command("resume")
+@click.argument("task_id", metavar="ID", type=int)
+def tasks_resume_command(task_id: int) -> None:
+    """Resume task ID: end its pause, enable it and schedule its next run."""
+    from chime.controls import resume_task
+
+    task = load_task(task_id)
+    with chime_errors(), unit_of_work():
+        resume_task(task)
+    next_run = task.next_run_at.isoformat() if task.next_run_at else "none"
+    click.echo(f"Task {task.id} {task.name!r} resumed; next run: {next_run}")
+
+
 # -- jobs -------------------------------------------------------------------------------------
 
 def parameters_text(spec: Any) -> str:

@@ -298,6 +298,13 @@ class TaskServerFields(BaseModel):
     last_status: Annotated[Status | None, Field(json_schema_extra=READ_ONLY)]
     created_at: Annotated[Instant, Field(json_schema_extra=READ_ONLY)]
     updated_at: Annotated[Instant, Field(json_schema_extra=READ_ONLY)]
+    paused_reason: Annotated[str | None, Field(
+        description="Why the task is paused (a paused task is disabled); null when it is not",
+        json_schema_extra=READ_ONLY)]
+    paused_by: Annotated[str | None, Field(description="Who paused it", json_schema_extra=READ_ONLY)]
+    paused_at: Annotated[Instant | None, Field(json_schema_extra=READ_ONLY)]
+    resume_at: Annotated[Instant | None, Field(description="When the paused task resumes by itself, if set",
+                                               json_schema_extra=READ_ONLY)]
 
 
 def _without_none(annotation: Any) -> Any:

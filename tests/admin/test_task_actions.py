@@ -98,11 +98,12 @@ def test_delete_asks_for_confirmation_first(admin: AdminClient, redis_client: An
     assert "Task “doomed” deleted." in admin.html("/tasks")
 
 
-def test_delete_is_refused_with_409_when_tasks_depend_on_it(admin: AdminClient) -> None:
+def test_delete_without_removing_the_dependency_is_refused_with_409_when_tasks_depend_on_it(
+        admin: AdminClient) -> None:
     parent = make("parent")
     make("child", depends_on=[parent.id])
-    assert "Deleting it will be refused" in admin.html(f"/tasks/{parent.id}/delete")
-    response = admin.post(f"/tasks/{parent.id}/delete")
+    assert "Remove the dependency and delete" in admin.html(f"/tasks/{parent.id}/delete")
+    response = admin.post(f"/tasks/{parent.id}/delete")  # a form without detach (e.g. a dependant added since)
     assert response.status_code == 409
     assert "cannot be deleted: tasks depend on it" in response.get_data(as_text=True)
     db.session.expire_all()

@@ -205,7 +205,8 @@ def test_a_patch_switching_the_schedule_type_clears_the_other_types_fields() -> 
 def stored_task(**fields: Any) -> SimpleNamespace:
     at = datetime(2031, 1, 1, 12, 0, tzinfo=timezone.utc)
     values = {**validate_task(PING), "id": 5, "status": Status.PENDING, "next_run_at": at, "last_run_at": None,
-              "last_status": None, "created_at": at, "updated_at": at, **fields}
+              "last_status": None, "created_at": at, "updated_at": at, "paused_reason": None, "paused_by": None,
+              "paused_at": None, "resume_at": None, **fields}
     values.pop("depends_on")
     return SimpleNamespace(**values, parents=[SimpleNamespace(id=2)])
 
@@ -216,7 +217,8 @@ def test_a_task_reads_back_with_every_field_of_the_api_and_instants_with_a_utc_o
                           "interval_seconds", "timezone", "start_at", "end_at", "enabled", "max_retries",
                           "retry_backoff_seconds", "timeout_seconds", "depends_on", "overlap",
                           "misfire_grace_seconds", "queue", "notify", "status", "next_run_at", "last_run_at",
-                          "last_status", "created_at", "updated_at"}
+                          "last_status", "created_at", "updated_at", "paused_reason", "paused_by", "paused_at",
+                          "resume_at"}
     assert (shown["next_run_at"], shown["run_at"], shown["depends_on"]) == ("2031-01-01T12:00:00+00:00", None, [2])
     assert (shown["schedule_type"], shown["overlap"], shown["status"]) == ("INTERVAL", "SKIP", "PENDING")
 

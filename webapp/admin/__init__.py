@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from webapp.admin.blueprint import bp
-from webapp.admin import engine, logs, notifications, tasks, views  # noqa: F401  (routes)
+from webapp.admin import engine, logs, notifications, task_controls, tasks, views  # noqa: F401  (routes)
 from webapp.admin import graph  # noqa: F401  (routes)
 from webapp.admin import queues  # noqa: F401  (routes)
 from webapp.admin import users  # noqa: F401  (routes)

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from chime.triggers import ScheduleError, fire_times
-from chime import services
+from chime import controls, services
 from webapp import queries
 from webapp.admin import forms
 from chime.enums import Role
@@ -137,6 +137,8 @@ def task_delete(task_id: int) -> Any:
     name = task.name
     try:
         with unit_of_work():
+            if request.form.get("detach") == "yes":  # "Remove the dependency and delete": one transaction
+                controls.detach_dependants(task)
             services.delete_task(task)
     except ConflictError as error:
         return render_template("tasks/delete.html", task=task, error=error.message), 409

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from webapp.api.blueprint import bp
-from webapp.api import logs, meta, notifications, reconcile, stats, tasks  # noqa: F401  (routes)
+from webapp.api import logs, meta, notifications, reconcile, stats, task_controls, tasks  # noqa: F401  (routes)
 from webapp.api import queues  # noqa: F401  (routes)
 from webapp.api import users  # noqa: F401  (routes)
 from webapp.api import graph  # noqa: F401  (routes)

@@ -31,6 +31,7 @@ from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.schemas.reconcile import ReconcileReport, ReconcileRequest
 from chime.schemas.queue import QueuedJobRead, QueueRead, WorkerRead
 from chime.schemas.stats import Stats
+from chime.schemas.control import BulkInput, BulkResult, CloneInput, PauseInput
 from chime.schemas.task import TaskInput, TaskPatch, TaskRead
 from chime.schemas.user import TokenCreated, TokenInput, TokenRead, UserInput, UserPatch, UserRead
 from chime.validation import MAX_ID
@@ -68,6 +69,10 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "Liveness": (Liveness, "serialization"),
     "Readiness": (Readiness, "serialization"),
     "Health": (Health, "serialization"),
+    "PauseInput": (PauseInput, "validation"),
+    "BulkInput": (BulkInput, "validation"),
+    "BulkResult": (BulkResult, "serialization"),
+    "CloneInput": (CloneInput, "validation"),
     "AuditEvent": (AuditEventRead, "serialization"),
     "AuditEventPage": (page_of(AuditEventRead, "AuditEventPage"), "serialization"),
     "TaskGraph": (TaskGraphRead, "serialization"),

@@ -240,6 +240,41 @@ USER_OPERATIONS = (
 )
 
 
+class DeleteTaskQuery(BaseModel):
+    detach: bool = Field(None, description=(
+        "true: first remove the task from the dependencies of the tasks that depend on it (each one an "
+        "audited update), then delete it, in one transaction. Without it, such a task is a 409 naming them"))
+
+
+PAUSE_EXAMPLES = {
+    "until": ("Pause until a given instant", {"reason": "database migration", "resume_at": "2031-06-01T09:00:00Z"}),
+    "open": ("Pause until someone resumes it", {"reason": "the partner API is down"}),
+}
+BULK_EXAMPLES = {
+    "pause": ("Pause three tasks", {"action": "pause", "ids": [1, 2, 3], "reason": "maintenance window"}),
+    "run_now": ("Run two tasks now", {"action": "run_now", "ids": [4, 5]}),
+    "delete": ("Delete two tasks (admins only)", {"action": "delete", "ids": [6, 7]}),
+}
+CLONE_EXAMPLES = {"default": ("Name it '<name> (copy)'", {}), "named": ("Name the copy", {"name": "nightly-2"})}
+CONTROL_OPERATIONS = (
+    Operation("post", "/api/tasks/{task_id}/pause/", "pauseTask", "tasks",
+              "Pause a task: disable it with a reason, optionally until resume_at (then it resumes by itself)",
+              {200: TASK}, errors=(400, 403, 404, 413, 415),
+              body=Body("PauseInput", "Why, and until when", PAUSE_EXAMPLES)),
+    Operation("post", "/api/tasks/{task_id}/resume/", "resumeTask", "tasks",
+              "Resume a task: clear its pause and enable it", {200: TASK}, errors=(403, 404)),
+    Operation("post", "/api/tasks/bulk/", "bulkTasks", "tasks",
+              "Enable, disable, pause, resume, run now or delete many tasks, all or nothing (delete needs the "
+              "admin role; at most 500 ids; unknown ids are a 400 naming them, a task others depend on a 409)",
+              {200: Reply("What was done to each task", "BulkResult")}, errors=(400, 403, 409, 413, 415, 503),
+              body=Body("BulkInput", "The action and the tasks", BULK_EXAMPLES)),
+    Operation("post", "/api/tasks/{task_id}/clone/", "cloneTask", "tasks",
+              "Copy a task's definition (dependencies too) into a new task, created disabled",
+              {201: Reply("The copy", "Task", headers={"Location": "URL of the copy"})},
+              errors=(400, 403, 404, 409, 413, 415),
+              body=Body("CloneInput", "The copy's name (optional; the body may be empty)", CLONE_EXAMPLES)),
+)
+
 OPERATIONS = (
     Operation("get", "/api/tasks/", "listTasks", "tasks", "List tasks", {200: Reply("A page of tasks", "TaskPage")},
               errors=(400,), query=TaskFilters),
@@ -251,8 +286,9 @@ OPERATIONS = (
               "Replace a task (omitted fields get their defaults)", {200: TASK}, errors=WRITE_ERRORS, body=WHOLE_TASK),
     Operation("patch", "/api/tasks/{task_id}/", "updateTask", "tasks", "Change some fields of a task", {200: TASK},
               errors=WRITE_ERRORS, body=Body("TaskPatch", "The fields to change", PATCH_EXAMPLES)),
-    Operation("delete", "/api/tasks/{task_id}/", "deleteTask", "tasks", "Delete a task no other task depends on",
-              {204: Reply("Deleted")}, errors=(404, 409)),
+    Operation("delete", "/api/tasks/{task_id}/", "deleteTask", "tasks",
+              "Delete a task (one that others depend on: with ?detach=true, else a 409 naming them)",
+              {204: Reply("Deleted")}, errors=(400, 404, 409), query=DeleteTaskQuery),
     Operation("post", "/api/tasks/{task_id}/toggle/", "toggleTask", "tasks",
               "Enable a disabled task or disable an enabled one", {200: TASK}, errors=(404,)),
     Operation("post", "/api/tasks/{task_id}/run/", "runTask", "tasks", "Queue one manual run now, enabled or not",
@@ -313,6 +349,7 @@ OPERATIONS = (
               {200: Reply("The process answers", "Liveness")}, public=True),
     Operation("get", "/api/openapi.json", "getOpenApi", "system", "This OpenAPI document",
               {200: Reply("The OpenAPI 3.0 document", {"type": "object"})}),
+    *CONTROL_OPERATIONS,
     *USER_OPERATIONS,
     *QUEUE_OPERATIONS,
 )

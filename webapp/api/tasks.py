@@ -5,7 +5,7 @@ from typing import Any
 
 from flask import current_app, jsonify, url_for
 
-from chime import services
+from chime import controls, services
 from chime.enums import Role
 from webapp.api.blueprint import bp
 from webapp.auth import allow
@@ -74,8 +74,17 @@ def patch_task(task_id: int) -> Any:
 @bp.delete("/tasks/<int:task_id>/")
 @allow(Role.ADMIN)
 def delete_task(task_id: int) -> Any:
+    """Delete a task; one others depend on is a 409 naming them, unless ?detach=true removes those
+    dependencies first (in the same transaction)."""
+    detach = query_args().boolean("detach") or False
     with unit_of_work():
-        services.delete_task(services.get_task(task_id))
+        task = services.get_task(task_id)
+        if task.children and not detach:
+            raise controls.dependants_conflict(task, (
+                f"Remove it from their dependencies first, or send DELETE {url_for('api.delete_task', task_id=task.id)}"
+                "?detach=true to remove those dependencies and delete it in one step."))
+        controls.detach_dependants(task)
+        services.delete_task(task)
     return "", 204
 
 
