@@ -5,41 +5,27 @@ SQLite database: first GET /api/health/ and GET /api/tasks/ alone, then the same
 signed-in browsers hold /events open (a worker and the scheduler run, so health is 200) and a change event is published every 100 ms (so every stream
 is busy writing). Prints p50/p90/p99 per phase and writes bench/results/sse_streams.json.
 
-    .venv/bin/python bench/sse_streams.py --streams 50 --requests 400
+    .venv/bin/python bench/sse_streams.py --streams 50 --requests 1000   (from the repo root)
 """
 from __future__ import annotations
 
 import argparse
 import http.client
-import re
-import socket
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-import requests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Env, log, print_table, procfile_command, summary_ms, wait_for, write_results
-from chime.redis_keys import LIVE_CHANNEL
+from bench.common import Env, log, print_table, procfile_command, summary_ms, wait_for, write_results  # noqa: E402
+from chime.redis_keys import LIVE_CHANNEL  # noqa: E402
+from tests.services import free_port  # noqa: E402
+from tests.web_process import call, session_cookie, web_answers  # noqa: E402
 
 TOKEN = "bench-sse-token"
 USERNAME, PASSWORD = "bench", "bench password 123"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def signed_in(base: str) -> requests.Session:
-    """A browser session: the login form's CSRF token, then the sign-in."""
-    session = requests.Session()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', session.get(f"{base}/login").text).group(1)
-    answer = session.post(f"{base}/login", data={"username": USERNAME, "password": PASSWORD, "csrf_token": token},
-                          allow_redirects=False)
-    assert answer.status_code == 302, answer.status_code
-    return session
 
 
 def open_stream(port: int, cookie: str) -> http.client.HTTPResponse:
@@ -65,13 +51,12 @@ def drain(streams: list[http.client.HTTPResponse], stop: threading.Event) -> Non
 
 def timed_requests(base: str, count: int) -> list[float]:
     durations = []
-    session = requests.Session()
     for index in range(count):
         path = "/api/health/" if index % 2 else "/api/tasks/"
         started = time.perf_counter()
-        answer = session.get(base + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+        status, _body = call(base, "GET", path, token=TOKEN)
         durations.append(time.perf_counter() - started)
-        assert answer.status_code == 200, (path, answer.status_code)
+        assert status == 200, (path, status)
     return durations
 
 
@@ -101,8 +86,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         env.procs.start("web", procfile_command("web"), {"PORT": str(port), "WEB_CONCURRENCY": "2",
                                                           "API_TOKENS": TOKEN})
-        wait_for(lambda: _answers(base), 30, "the web process")
-        cookie = "session=" + signed_in(base).cookies["session"]
+        wait_for(lambda: web_answers(base), 30, "the web process")
+        cookie = session_cookie(base, USERNAME, PASSWORD)
         timed_requests(base, 20)  # warm both workers up
         phases: dict[str, Any] = {}
         log("0 open streams")
@@ -122,13 +107,6 @@ def main() -> None:
         print_table(("phase", "requests", "p50 ms", "p90 ms", "p99 ms", "max ms"), rows)
         write_results("sse_streams", {"streams": args.streams, "requests": args.requests,
                                       "worker": procfile_command("web"), "phases": phases})
-
-
-def _answers(base: str) -> bool:
-    try:
-        return requests.get(base + "/api/health/", timeout=2).status_code in (200, 503)
-    except requests.RequestException:
-        return False
 
 
 if __name__ == "__main__":
