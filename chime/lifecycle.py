@@ -34,6 +34,8 @@ from chime.timeutil import as_utc, isoformat
 from chime.triggers import DEFAULT_MISSED_LIMIT
 
 MAX_MESSAGE_CHARS = 4000
+MAX_TRACEBACK_CHARS = 16 * 1024  # a failed run keeps the end of its job's traceback, where the error is
+TRACEBACK_CUT_MARKER = "[... traceback cut: only its last {kept} characters are kept ...]\n"
 TIMEOUT_MARGIN_SECONDS = 120  # a run still beating this long past its timeout is taken for lost
 
 
@@ -162,6 +164,7 @@ class Outcome:
     reason: Reason
     message: str
     result: Any = None
+    traceback: str | None = None  # the job's own traceback, for a run that raised or timed out
 
     @property
     def status(self) -> Status:
@@ -174,12 +177,22 @@ def succeeded(result: Any) -> Outcome:
     return Outcome(Event.SUCCEED, None, "", result)
 
 
-def raised(error: BaseException) -> Outcome:
-    return Outcome(Event.FAIL, FailReason.ERROR, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS])
+def raised(error: BaseException, traceback: str | None = None) -> Outcome:
+    return Outcome(Event.FAIL, FailReason.ERROR, f"{type(error).__name__}: {error}"[:MAX_MESSAGE_CHARS],
+                   traceback=bounded_traceback(traceback))
 
 
-def timed_out(timeout_seconds: int) -> Outcome:
-    return Outcome(Event.FAIL, FailReason.TIMEOUT, f"timed out after {timeout_seconds} s")
+def timed_out(timeout_seconds: int, traceback: str | None = None) -> Outcome:
+    return Outcome(Event.FAIL, FailReason.TIMEOUT, f"timed out after {timeout_seconds} s",
+                   traceback=bounded_traceback(traceback))
+
+
+def bounded_traceback(text: str | None) -> str | None:
+    """A traceback cut to MAX_TRACEBACK_CHARS: its end (the frames nearest the error), after a marker."""
+    if not text or len(text) <= MAX_TRACEBACK_CHARS:
+        return text or None
+    kept = MAX_TRACEBACK_CHARS - len(TRACEBACK_CUT_MARKER.format(kept=MAX_TRACEBACK_CHARS))
+    return TRACEBACK_CUT_MARKER.format(kept=kept) + text[-kept:]
 
 
 LOST_MESSAGES = {FailReason.WORKER_LOST: "worker lost", FailReason.OUTLIVED_TIMEOUT: "worker lost: outlived its timeout"}
@@ -251,6 +264,7 @@ class Ending:
     finished_at: datetime
     retry_at: datetime | None = None
     result: Any = None
+    traceback: str | None = None
 
 
 def retry_at(*, attempt: int, max_retries: int, backoff_seconds: int, failed_at: datetime) -> datetime | None:
@@ -266,7 +280,8 @@ def end(outcome: Outcome, *, attempt: int, max_retries: int, backoff_seconds: in
     if outcome.event in (Event.FAIL, Event.LOSE):
         again_at = retry_at(attempt=attempt, max_retries=max_retries, backoff_seconds=backoff_seconds, failed_at=now)
     status = next_status(Status.RUNNING, outcome.event, outcome.reason, retries_left=again_at is not None)
-    return Ending(outcome.event, status, outcome.reason, outcome.message, now, again_at, outcome.result)
+    return Ending(outcome.event, status, outcome.reason, outcome.message, now, again_at, outcome.result,
+                  outcome.traceback)
 
 
 def end_of_run(outcome: Outcome, execution: Execution, task: Any | None, now: datetime) -> Ending:
@@ -276,8 +291,9 @@ def end_of_run(outcome: Outcome, execution: Execution, task: Any | None, now: da
 
 
 def retry_of(task: Any, execution: Execution) -> occ.Occurrence:
-    """The next attempt of a run's occurrence (trigger RETRY)."""
-    return occ.Occurrence.of(task, as_utc(execution.scheduled_for), execution.attempt + 1, Trigger.RETRY.value)
+    """The next attempt of a run's occurrence (trigger RETRY), with the run's overridden arguments if it had any."""
+    return occ.Occurrence.of(task, as_utc(execution.scheduled_for), execution.attempt + 1, Trigger.RETRY.value,
+                             args=execution.args)
 
 
 # -- notifications ---------------------------------------------------------------------------------
@@ -379,5 +395,6 @@ def close_run(execution: Execution, task: Task | None, ending: Ending) -> None:
     execution.finished_at = ending.finished_at
     execution.duration_ms = int((ending.finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
     execution.retry_at = ending.retry_at
+    execution.traceback = ending.traceback
     if task is not None:
         note_on_task(task, ending.status)

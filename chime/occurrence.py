@@ -53,13 +53,15 @@ class Occurrence:
     queue: str
     timeout_seconds: int
     task_created_at: datetime | None = None  # the task's identity: ids of deleted tasks may be reused
+    args: dict[str, Any] | None = None  # arguments overridden for this run (and its retries) only
 
     @classmethod
-    def of(cls, task: Any, scheduled_for: datetime, attempt: int = 1, trigger: str = Trigger.SCHEDULE) -> Occurrence:
+    def of(cls, task: Any, scheduled_for: datetime, attempt: int = 1, trigger: str = Trigger.SCHEDULE,
+           args: dict[str, Any] | None = None) -> Occurrence:
         """The occurrence of a task (a Task or a row with the same columns) at `scheduled_for`."""
         return cls(task_id=task.id, scheduled_for=scheduled_for, attempt=attempt, trigger=Trigger(trigger).value,
                    version=task.version, queue=task.queue, timeout_seconds=task.timeout_seconds,
-                   task_created_at=task.created_at)
+                   task_created_at=task.created_at, args=args)
 
     @property
     def job_id(self) -> str:
@@ -155,10 +157,13 @@ def build_job(connection: Redis, occurrence: Occurrence) -> Job:
 
 
 def job_kwargs(occurrence: Occurrence) -> dict[str, Any]:
-    """The executor's arguments: the task, how it was triggered, and which task (by creation time) it was."""
+    """The executor's arguments: the task, how it was triggered, which task (by creation time) it was, and
+    the arguments overridden for this run if any (plain JSON data, as the worker's boundary reads)."""
     kwargs: dict[str, Any] = {"task_id": occurrence.task_id, "trigger": occurrence.trigger}
     if occurrence.task_created_at is not None:
         kwargs["task_created_at"] = occurrence.task_created_at.isoformat()
+    if occurrence.args is not None:
+        kwargs["args"] = occurrence.args
     return kwargs
 
 
@@ -300,6 +305,16 @@ def push_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str | 
         args=[occurrence.job_id, utcformat(now), occurrence.queue, *job_fields(connection, occurrence)],
     )
     return occurrence.job_id if pushed else None
+
+
+def push_retry_now(connection: Redis, occurrence: Occurrence, now: datetime) -> str | None:
+    """Enqueue a retry at once; return its job id, or None if it is already queued, running or ended.
+
+    A retry of the same attempt already in the schedule (a lost run's, by policy) is taken out of it first:
+    it runs now, once, instead of twice (only one of this and the dispatcher's move can take it out).
+    """
+    connection.zrem(SCHEDULED_KEY, occurrence.job_id)
+    return push_now(connection, occurrence, now)
 
 
 @dataclass(frozen=True)

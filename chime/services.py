@@ -23,7 +23,7 @@ from chime import occurrence as occ
 from chime.triggers import Schedule, first_fire_at, missed_fire_times
 from chime.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
 from chime.extensions import db, get_redis
-from chime.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Task, Trigger
+from chime.models import Execution, Level, Notification, NotifyPolicy, ScheduleType, Status, Task, Trigger
 from chime.timeutil import utcnow
 from chime.unit_of_work import after_commit, unit_of_work
 from chime.schemas.task import WRITABLE, task_to_dict, validate_task
@@ -138,21 +138,94 @@ def remove_task(task: Task) -> None:
     after_commit(lambda: _unschedule(task_id))
 
 
-def run_task_now(task: Task, *, now: datetime | None = None) -> str:
+def run_task_now(task: Task, *, now: datetime | None = None, args: Any = None, allow_shell: bool = False) -> str:
     """Enqueue one MANUAL run at once, enabled or not; return the RQ job id.
 
-    Audited as `run_now` once queued: the run cannot be taken back, so its event commits at once
-    (or with the caller's unit of work, when there is one).
+    `args` (None: the task's own) replace the task's arguments for this run and its retries only; they are
+    validated as the task's would be (run_args: a ValidationError names each bad one) and the run's row
+    keeps them. Audited as `run_now` once queued: the run cannot be taken back, so its event commits at
+    once (or with the caller's unit of work, when there is one).
     """
     now = now or utcnow()
-    occurrence = occ.Occurrence.of(task, now, trigger=Trigger.MANUAL.value)
+    override = None if args is None else run_args(task, args, allow_shell=allow_shell)
+    occurrence = occ.Occurrence.of(task, now, trigger=Trigger.MANUAL.value, args=override)
     try:
         job_id = occ.push_now(get_redis(), occurrence, now) or occurrence.job_id
     except RedisError as error:
         raise UnavailableError("Redis is unavailable, so the task could not be queued; nothing was changed") from error
+    details: dict[str, Any] = {"job_id": job_id}
+    if override is not None:
+        details["args"] = override
     with unit_of_work():
-        audit.record("run_now", "task", task.id, task.name, details={"job_id": job_id})
+        audit.record("run_now", "task", task.id, task.name, details=details)
     return job_id
+
+
+def retry_run(execution: Execution, *, now: datetime | None = None) -> str:
+    """Queue the next attempt of a FAILED run's occurrence at once (trigger RETRY, attempt + 1, the run's
+    overridden arguments if it had any); return its RQ job id. Audited as `retry` once queued.
+
+    Only the latest attempt of its occurrence, FAILED, of a task that still exists and is enabled, may be
+    retried (ConflictError otherwise: still running or retrying, already retried, retry already queued).
+    A retry of it the schedule holds (a lost run's) runs now instead of later: never twice.
+    """
+    now = now or utcnow()
+    task = _retryable_task(execution)
+    occurrence = lifecycle.retry_of(task, execution)
+    try:
+        job_id = occ.push_retry_now(get_redis(), occurrence, now)
+    except RedisError as error:
+        raise UnavailableError("Redis is unavailable, so the retry could not be queued; nothing was changed") from error
+    if job_id is None:
+        raise ConflictError(f"Run {execution.id} already has a retry queued or running (job {occurrence.job_id})")
+    with unit_of_work():
+        audit.record("retry", "execution", execution.id, execution.task_name,
+                     details={"job_id": job_id, "attempt": occurrence.attempt, "task_id": task.id})
+    return job_id
+
+
+def _retryable_task(execution: Execution) -> Task:
+    """The task whose failed run `execution` may be retried now; ConflictError says why it may not."""
+    if execution.status != Status.FAILED:
+        raise ConflictError(f"Run {execution.id} is {execution.status}: only a failed run can be retried")
+    latest = latest_attempt(execution)
+    if latest.id != execution.id:
+        raise ConflictError(f"Run {execution.id} was already retried: attempt {latest.attempt} is run {latest.id} "
+                            f"({latest.status})")
+    task = db.session.get(Task, execution.task_id) if execution.task_id is not None else None
+    if task is None:
+        raise ConflictError(f"Run {execution.id} cannot be retried: its task was deleted")
+    if not task.enabled:
+        raise ConflictError(f"Run {execution.id} cannot be retried: task {task.id} is disabled (enable it, or run it now)")
+    return task
+
+
+def latest_attempt(execution: Execution) -> Execution:
+    """The latest recorded attempt of `execution`'s occurrence (itself when none came after it)."""
+    if execution.task_id is None:
+        return execution
+    return db.session.scalar(select(Execution).where(
+        Execution.task_id == execution.task_id, Execution.scheduled_for == execution.scheduled_for)
+        .order_by(Execution.attempt.desc()).limit(1)) or execution
+
+
+def may_retry(execution: Execution) -> bool:
+    """Say whether `execution` may be retried now (what retry_run checks before it queues anything)."""
+    try:
+        _retryable_task(execution)
+    except ConflictError:
+        return False
+    return True
+
+
+def run_args(task: Task, args: Any, *, allow_shell: bool) -> dict[str, Any]:
+    """Check arguments for one run of `task` exactly as its own are checked (the task schema's path, as a
+    PATCH of `args` would be: the job must be enabled, shell only if allowed); return them clean."""
+    try:
+        return validate_task({"args": args}, current=current_fields(task), allow_shell=allow_shell)["args"]
+    except ValidationError as error:
+        fields = {key: reason for key, reason in error.fields.items() if key == "job" or key.startswith("args")}
+        raise ValidationError(fields or error.fields) from None
 
 
 def first_occurrence(task: Task, now: datetime, *, has_run: bool | None = None) -> occ.Occurrence | None:

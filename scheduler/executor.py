@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,8 +45,19 @@ class JobTimeoutError(Exception):
     """The job ran past its task's timeout_seconds."""
 
 
+class RunFailedError(Exception):
+    """A run Chime recorded FAILED with no retry left. Raised once the outcome is stored, so that RQ ends
+    the job as failed too (its queue's failed registry, `rq info`, rq-dashboard), with the job's error."""
+
+    @classmethod
+    def of(cls, call: Call, outcome: Outcome) -> RunFailedError:
+        text = f"execution {call.execution_id} of task {call.context.task_id} failed: {outcome.message}"
+        return cls(f"{text}\n{outcome.traceback}" if outcome.traceback else text)
+
+
 def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,
-            attempt: int | None = None, task_created_at: str | None = None) -> dict[str, Any]:
+            attempt: int | None = None, task_created_at: str | None = None,
+            args: dict[str, Any] | None = None) -> dict[str, Any]:
     """RQ job function: run one occurrence inside the worker's app context.
 
     The occurrence's scheduled time and attempt are read from the job id, which is derived from
@@ -53,7 +65,11 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     task, so the scheduler can copy the due job's hash to make the next one. `task_created_at`
     names the task the job was made for (a job of a deleted task never runs another task).
     `version` is no longer sent (the definition's version is the job hash's `chime_version`, read by
-    the reconciler); it is still accepted from jobs an earlier release left queued.
+    the reconciler); it is still accepted from jobs an earlier release left queued. `args`, when given,
+    replace the task's arguments for this run only (a run now with arguments, and its retries).
+
+    A run recorded FAILED for good raises RunFailedError once everything is stored, so RQ ends the job
+    in its queue's failed registry as well (`rq info`, rq-dashboard); every other outcome returns.
     """
     from scheduler.worker import worker_app
     from rq import get_current_job
@@ -61,7 +77,7 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     job = get_current_job()
     scheduled_at, attempt = occurrence_of(job.id if job is not None else None, scheduled_for, attempt)
     occurrence = Claim(task_id, scheduled_at, attempt, trigger,
-                       datetime.fromisoformat(task_created_at) if task_created_at else None)
+                       datetime.fromisoformat(task_created_at) if task_created_at else None, args)
     with worker_app().app_context():
         try:
             return run_occurrence(occurrence)
@@ -112,6 +128,7 @@ class Claim:
     attempt: int
     trigger: str
     task_created_at: datetime | None = None
+    args: dict[str, Any] | None = None  # overridden for this run only (None: the task's own)
 
 
 @dataclass(frozen=True)
@@ -138,6 +155,8 @@ def run_occurrence(claim_: Claim) -> dict[str, Any]:
             with liveness(call.execution_id, switch.trip), log_context(execution_id=call.execution_id):
                 outcome = call.skip or perform(call, switch)
                 status = record_until_stored(claim_.task_id, call.execution_id, outcome, job_id)
+            if status == Status.FAILED.value:
+                raise RunFailedError.of(call, outcome)
             return {"execution_id": call.execution_id, "status": status}
         finally:
             forget_inflight(claim_.task_id, job_id)
@@ -202,10 +221,12 @@ def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, An
         return {"dropped": True, "reason": refusal}
     execution = lifecycle.claim(task, scheduled_for=claim_.scheduled_for, attempt=claim_.attempt,
                                 trigger=claim_.trigger, now=utcnow(), worker=worker, job_id=job_id)
+    execution.args = claim_.args
     db.session.add(execution)
     try:
         db.session.flush()
-        call = Call(execution.id, task.job, dict(task.args or {}), task.timeout_seconds,
+        call = Call(execution.id, task.job, dict(task.args or {} if claim_.args is None else claim_.args),
+                    task.timeout_seconds,
                     registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=claim_.attempt,
                                         scheduled_for=claim_.scheduled_for, task_name=task.name,
                                         trigger=str(claim_.trigger)),
@@ -229,6 +250,8 @@ def refuse(task: Task | None, claim_: Claim) -> str:
         return f"task {claim_.task_id} is not the task the job was made for (that one was deleted)"
     if not task.enabled and claim_.trigger != Trigger.MANUAL.value:
         return f"task {claim_.task_id} is disabled"
+    if claim_.args is not None and not isinstance(claim_.args, dict):
+        return f"the arguments the job names for task {claim_.task_id} are not an object"
     return ""
 
 
@@ -267,12 +290,38 @@ def perform(call: Call, switch: StopSwitch | None = None) -> Outcome:
     except JobStopped:
         log.info("Task %s execution %s stopped by %s", context.task_id, context.execution_id, switch.requested_by)
         return lifecycle.stopped(switch.requested_by)
-    except JobTimeoutError:
-        return lifecycle.timed_out(call.timeout_seconds)
+    except JobTimeoutError as error:
+        return lifecycle.timed_out(call.timeout_seconds, job_traceback(error))
     except Exception as error:  # noqa: BLE001 - a job's failure is data, not a crash
         log.info("Task %s execution %s failed: %r", context.task_id, context.execution_id, error)
-        return lifecycle.raised(error)
+        return lifecycle.raised(error, job_traceback(error))
     return lifecycle.succeeded(result)
+
+
+# Chime's own frames around a job's call (this module's, the registry's): left out of the job's traceback.
+MACHINERY_FILES = frozenset({os.path.abspath(__file__), os.path.abspath(registry.__file__)})
+
+
+def job_traceback(error: BaseException) -> str:
+    """The traceback of a job's error from the job's own frames: the executor's and the registry's frames
+    (the call into the job, the timer that stopped it) are left out; chained causes are kept."""
+    summary = traceback.TracebackException.from_exception(error)
+    for exception in _chain(summary):
+        exception.stack = traceback.StackSummary.from_list(
+            [frame for frame in exception.stack if os.path.abspath(frame.filename) not in MACHINERY_FILES])
+    return "".join(summary.format())
+
+
+def _chain(summary: traceback.TracebackException) -> Iterator[traceback.TracebackException]:
+    seen: set[int] = set()
+    pending = [summary]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [linked for linked in (current.__cause__, current.__context__) if linked is not None]
 
 
 @contextmanager

@@ -229,13 +229,22 @@ def tasks_show_command(task_id: int) -> None:
 
 @tasks_group.command("run", short_help="Queue a manual run now; print the job id.")
 @click.argument("task_id", metavar="ID", type=int)
-def tasks_run_command(task_id: int) -> None:
+@click.option("--args", "args_json", metavar="JSON", default=None,
+              help='Arguments for this run only, as a JSON object (e.g. \'{"message": "hi"}\'); '
+                   "checked like the task's own, which stay as they are.")
+def tasks_run_command(task_id: int, args_json: str | None) -> None:
     """Queue one manual run of task ID now (enabled or not) and print the RQ job id."""
     from chime.services import run_task_now
 
+    args = None
+    if args_json is not None:
+        try:
+            args = json.loads(args_json)
+        except ValueError as error:
+            raise click.BadParameter(f"is not valid JSON ({error})", param_hint="--args") from None
     task = load_task(task_id)
     with chime_errors():
-        click.echo(run_task_now(task))
+        click.echo(run_task_now(task, args=args, allow_shell=bool(current_app.config["ALLOW_SHELL_JOBS"])))
 
 
 def _toggle(task_id: int, enabled: bool) -> None:

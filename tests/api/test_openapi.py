@@ -222,7 +222,8 @@ def test_the_served_document_is_the_built_one(sqlite_app: Any) -> None:
 
 SAMPLES = {
     "Task": lambda client: client.get("/api/tasks/1/", headers=AUTH).get_json(),
-    "Execution": lambda client: client.get("/api/logs/1/", headers=AUTH).get_json(),
+    "Execution": lambda client: client.get("/api/logs/", headers=AUTH).get_json()["results"][0],
+    "ExecutionDetail": lambda client: client.get("/api/logs/1/", headers=AUTH).get_json(),
     "Notification": lambda client: client.get("/api/notifications/?unread=true", headers=AUTH).get_json()["results"][0],
     "Stats": lambda client: client.get("/api/stats/", headers=AUTH).get_json(),
     "CronPreview": lambda client: client.get("/api/cron/preview/?cron=@daily", headers=AUTH).get_json(),

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from chime.schemas.common import Instant, Sent
-from chime.schemas.execution import ExecutionRead, RunResult
+from chime.schemas.execution import ExecutionDetail, ExecutionRead, RunResult
 from chime.schemas.health import Health, Readiness
 from chime.schemas.notification import NotificationRead
 from chime.schemas.stats import Stats
@@ -45,14 +45,24 @@ def test_an_execution_is_sent_with_every_field_and_null_where_it_has_no_value() 
     row = SimpleNamespace(id=7, task_id=None, task_name="report", status="RETRYING", attempt=2, trigger="RETRY",
                           scheduled_for=AT, started_at=AT + timedelta(seconds=1), finished_at=None, duration_ms=None,
                           message=None, result={"rows": [1, 2.5, None]}, worker="w-1", job_id=None,
-                          retry_at=AT + timedelta(minutes=1), created_at=AT)
+                          retry_at=AT + timedelta(minutes=1), created_at=AT, args=None, traceback="Traceback ...")
     assert ExecutionRead.dump(row) == {
         "id": 7, "task_id": None, "task_name": "report", "status": "RETRYING", "attempt": 2, "trigger": "RETRY",
         "scheduled_for": "2026-03-29T00:30:00.250000+00:00", "started_at": "2026-03-29T00:30:01.250000+00:00",
         "finished_at": None, "duration_ms": None, "message": "", "result": {"rows": [1, 2.5, None]},
         "worker": "w-1", "job_id": None, "retry_at": "2026-03-29T00:31:00.250000+00:00",
-        "created_at": "2026-03-29T00:30:00.250000+00:00",
-    }
+        "created_at": "2026-03-29T00:30:00.250000+00:00", "args": None,
+    }  # a list leaves the traceback out; one execution (ExecutionDetail) has it
+
+
+def test_one_execution_is_sent_with_its_traceback_and_the_arguments_it_was_given() -> None:
+    row = SimpleNamespace(id=7, task_id=3, task_name="report", status="FAILED", attempt=1, trigger="MANUAL",
+                          scheduled_for=AT, started_at=AT, finished_at=AT, duration_ms=5, message="RuntimeError: x",
+                          result=None, worker="w-1", job_id="chime-3-1-1-m", retry_at=None, created_at=AT,
+                          args={"message": "given"}, traceback="Traceback (most recent call last):\nRuntimeError: x\n")
+    sent = ExecutionDetail.dump(row)
+    assert sent["traceback"] == "Traceback (most recent call last):\nRuntimeError: x\n"
+    assert sent["args"] == {"message": "given"}
 
 
 def test_a_notification_without_a_message_is_sent_with_an_empty_one() -> None:

@@ -124,8 +124,25 @@ def test_a_worker_without_a_beat_is_lost_and_one_far_past_its_timeout_too() -> N
 
 def test_the_next_attempt_is_a_retry_of_the_same_occurrence() -> None:
     task = SimpleNamespace(id=7, version=2, queue="high", timeout_seconds=30, created_at=T0)
-    retry = lifecycle.retry_of(task, SimpleNamespace(scheduled_for=T0, attempt=2))
-    assert (retry.task_id, retry.scheduled_for, retry.attempt, retry.trigger) == (7, T0, 3, "RETRY")
+    retry = lifecycle.retry_of(task, SimpleNamespace(scheduled_for=T0, attempt=2, args=None))
+    assert (retry.task_id, retry.scheduled_for, retry.attempt, retry.trigger, retry.args) == (7, T0, 3, "RETRY", None)
+
+
+def test_the_retry_of_a_run_given_its_own_arguments_is_given_the_same_ones() -> None:
+    task = SimpleNamespace(id=7, version=2, queue="high", timeout_seconds=30, created_at=T0)
+    retry = lifecycle.retry_of(task, SimpleNamespace(scheduled_for=T0, attempt=1, args={"message": "given"}))
+    assert retry.args == {"message": "given"}
+
+
+def test_a_traceback_up_to_16_kib_is_kept_whole_and_a_longer_one_keeps_its_end_after_a_marker() -> None:
+    whole = "Traceback (most recent call last):\n" + "x" * 100
+    assert lifecycle.bounded_traceback(whole) == whole
+    assert lifecycle.bounded_traceback("") is None and lifecycle.bounded_traceback(None) is None
+    long = "Traceback (most recent call last):\n" + "a" * 20_000 + "RuntimeError: the end\n"
+    cut = lifecycle.bounded_traceback(long)
+    assert len(cut) <= 16 * 1024
+    assert cut.startswith("[... traceback cut") and cut.endswith("RuntimeError: the end\n")
+    assert lifecycle.raised(RuntimeError("x"), long).traceback == cut
 
 
 def test_manual_runs_ignore_the_overlap_policy() -> None:

@@ -399,3 +399,15 @@ def error_summary(errors: dict[str, str], job: str) -> list[tuple[str, str, str]
             position = order.index(key) if key in order else len(order) + 1
             items.append((position, FIELD_LABELS.get(key, key), reason, f"f-{key}"))
     return [(label, reason, anchor) for _, label, reason, anchor in sorted(items, key=lambda item: item[0])]
+
+
+def run_args_field(text: str | None) -> Any:
+    """The "Run with arguments…" form's JSON text: None when the form did not send it (a plain run now),
+    else the parsed value (checked against the task's job by chime.services.run_args)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValidationError({"args": "is not valid JSON"},
+                              "Invalid input: args: is not valid JSON (write an object such as {\"name\": \"value\"})") from None

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 
 from chime import services
+from chime.errors import ConflictError, UnavailableError
 from chime.models import Execution
 from webapp import queries
 from webapp.admin.filters import RANGES, execution_filters, page_arg
@@ -42,4 +43,19 @@ def log_export() -> Any:
 @allow(Role.VIEWER)
 def log_detail(execution_id: int) -> Any:
     execution = services.get_row(Execution, execution_id)
-    return render_template("logs/detail.html", execution=execution, now=utcnow())
+    return render_template("logs/detail.html", execution=execution, now=utcnow(),
+                           retryable=services.may_retry(execution))
+
+
+@bp.post("/logs/<int:execution_id>/retry")
+@allow(Role.OPERATOR)
+def log_retry(execution_id: int) -> Any:
+    """Retry a failed run now: a new attempt of its occurrence; back to the run's page with what happened."""
+    execution = services.get_row(Execution, execution_id)
+    try:
+        job_id = services.retry_run(execution)
+        flash(f"Run #{execution.id} of “{execution.task_name}” retried now: attempt {execution.attempt + 1} "
+              f"queued (job {job_id}).", "success")
+    except (ConflictError, UnavailableError) as error:
+        flash(error.message, "error")
+    return redirect(url_for("admin.log_detail", execution_id=execution.id))

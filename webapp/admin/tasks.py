@@ -119,11 +119,14 @@ def task_toggle(task_id: int) -> Any:
 @bp.post("/tasks/<int:task_id>/run")
 @allow(Role.OPERATOR)
 def task_run(task_id: int) -> Any:
+    """Run now; the "Run with arguments…" form sends `args` (JSON) for this run only."""
     task = services.get_task(task_id)
     try:
-        job_id = services.run_task_now(task)
-        flash(f"Task “{task.name}” queued to run now on queue {task.queue} (job {job_id}).", "success")
-    except UnavailableError as error:
+        args = forms.run_args_field(request.form.get("args"))
+        job_id = services.run_task_now(task, args=args, allow_shell=_allow_shell())
+        with_args = "" if args is None else " with the arguments given"
+        flash(f"Task “{task.name}” queued to run now{with_args} on queue {task.queue} (job {job_id}).", "success")
+    except (UnavailableError, ValidationError) as error:
         flash(error.message, "error")
     return redirect(safe_next(request.form.get("next"), url_for("admin.task_detail", task_id=task.id)))
 

@@ -12,7 +12,7 @@ from webapp.api.blueprint import bp
 from webapp.auth import allow
 from webapp.api.common import paginate, query_args
 from chime.models import Execution, Status, Trigger
-from chime.schemas.execution import ExecutionRead
+from chime.schemas.execution import ExecutionDetail, ExecutionRead, RetryResult
 from chime.timeutil import utcnow
 from chime.validation import MAX_ID
 from webapp.exports import EXPORT_FORMATS, export_response
@@ -60,4 +60,14 @@ def task_logs(task_id: int) -> Any:
 @bp.get("/logs/<int:execution_id>/")
 @allow(Role.VIEWER)
 def get_log(execution_id: int) -> Any:
-    return jsonify(ExecutionRead.dump(services.get_row(Execution, execution_id)))
+    return jsonify(ExecutionDetail.dump(services.get_row(Execution, execution_id)))
+
+
+@bp.post("/logs/<int:execution_id>/retry/")
+@allow(Role.OPERATOR)
+def retry_log(execution_id: int) -> Any:
+    """Queue the next attempt of a failed run's occurrence now (409 unless it is its occurrence's latest, FAILED)."""
+    execution = services.get_row(Execution, execution_id)
+    job_id = services.retry_run(execution)
+    return jsonify(RetryResult.of(job_id=job_id, execution_id=execution.id, task_id=execution.task_id,
+                                  attempt=execution.attempt + 1, trigger=Trigger.RETRY)), 202

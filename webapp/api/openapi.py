@@ -23,7 +23,7 @@ from chime.config import MAX_CONTENT_LENGTH_BYTES
 from chime.schemas.audit import AuditEventRead
 from chime.schemas.common import page_of
 from chime.schemas.cron import CronPreview
-from chime.schemas.execution import ExecutionRead, RunResult
+from chime.schemas.execution import ExecutionDetail, ExecutionRead, RetryResult, RunInput, RunResult
 from chime.schemas.graph import TaskGraphRead
 from chime.schemas.health import Health, Liveness, Readiness
 from chime.schemas.job import JobRead
@@ -56,6 +56,9 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "TaskPatch": (TaskPatch, "validation"),
     "TaskPage": (page_of(TaskRead, "TaskPage"), "serialization"),
     "Execution": (ExecutionRead, "serialization"),
+    "ExecutionDetail": (ExecutionDetail, "serialization"),
+    "RunInput": (RunInput, "validation"),
+    "RetryResult": (RetryResult, "serialization"),
     "ExecutionPage": (page_of(ExecutionRead, "ExecutionPage"), "serialization"),
     "Notification": (NotificationRead, "serialization"),
     "NotificationPage": (page_of(NotificationRead, "NotificationPage"), "serialization"),
@@ -235,7 +238,7 @@ def reply(answer: Reply) -> dict[str, Any]:
 
 def request_body(body: Body) -> dict[str, Any]:
     examples = {name: {"summary": summary, "value": value} for name, (summary, value) in body.examples.items()}
-    return {"required": True, "description": body.description,
+    return {"required": body.required, "description": body.description,
             "content": {JSON: {"schema": body.schema, "examples": examples}}}
 
 

@@ -46,6 +46,7 @@ class Body:
     schema: str
     description: str
     examples: dict[str, tuple[str, dict[str, Any]]]
+    required: bool = True  # False: the request may come without a body
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ PATCH_EXAMPLES = {
     "reschedule": ("Move a task to a cron schedule", {"schedule_type": "CRON", "cron": "*/15 * * * *"}),
 }
 WHOLE_TASK = Body("TaskInput", "The whole task", TASK_EXAMPLES)
+RUN_EXAMPLES = {"args": ("Echo another message this once", {"args": {"message": "run by hand"}})}
 
 USER_EXAMPLES = {"operator": ("An operator", {"username": "ada", "password": "a long passphrase",
                                            "role": "operator"})}
@@ -291,8 +293,11 @@ OPERATIONS = (
               {204: Reply("Deleted")}, errors=(400, 404, 409), query=DeleteTaskQuery),
     Operation("post", "/api/tasks/{task_id}/toggle/", "toggleTask", "tasks",
               "Enable a disabled task or disable an enabled one", {200: TASK}, errors=(404,)),
-    Operation("post", "/api/tasks/{task_id}/run/", "runTask", "tasks", "Queue one manual run now, enabled or not",
-              {202: Reply("The run was queued", "RunResult")}, errors=(404, 503)),
+    Operation("post", "/api/tasks/{task_id}/run/", "runTask", "tasks",
+              "Queue one manual run now, enabled or not; an optional body overrides its arguments for this run only",
+              {202: Reply("The run was queued", "RunResult")}, errors=(400, 404, 413, 415, 503),
+              body=Body("RunInput", "Optional: arguments for this run instead of the task's", RUN_EXAMPLES,
+                        required=False)),
     Operation("get", "/api/tasks/graph/", "getTaskGraph", "tasks",
               "The dependency graph: tasks with their latest outcome, and which task waits for which",
               {200: Reply("The graph (tasks without dependencies only counted unless isolated=true)", "TaskGraph")},
@@ -308,8 +313,11 @@ OPERATIONS = (
                           media={"text/csv": {"type": "string"},
                                  "application/json": {"type": "array", "items": "Execution"}})},
               errors=(400,), query=LogExportQuery),
-    Operation("get", "/api/logs/{execution_id}/", "getLog", "logs", "Get one execution",
-              {200: Reply("The execution", "Execution")}, errors=(404,)),
+    Operation("get", "/api/logs/{execution_id}/", "getLog", "logs", "Get one execution, with its traceback",
+              {200: Reply("The execution", "ExecutionDetail")}, errors=(404,)),
+    Operation("post", "/api/logs/{execution_id}/retry/", "retryLog", "logs",
+              "Retry a failed run now: queue the next attempt of its occurrence (trigger RETRY)",
+              {202: Reply("The retry was queued", "RetryResult")}, errors=(404, 409, 503)),
     Operation("get", "/api/audit/", "listAudit", "audit",
               "Search the audit trail (who changed what, when, from where), newest first",
               {200: Reply("A page of audit events", "AuditEventPage")}, errors=(400,), query=AuditFilters),

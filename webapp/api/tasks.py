@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, url_for
+from flask import current_app, jsonify, request, url_for
 
 from chime import controls, services
 from chime.enums import Role
@@ -13,7 +13,7 @@ from webapp import queries
 from webapp.api.common import json_body, paginate, query_args
 from webapp.queries import MAX_SEARCH_LENGTH_CHARS
 from chime.models import ScheduleType, Status, Trigger
-from chime.schemas.execution import RunResult
+from chime.schemas.execution import RunResult, run_input_args
 from chime.schemas.task import task_to_dict
 from chime.unit_of_work import unit_of_work
 
@@ -99,6 +99,8 @@ def toggle_task(task_id: int) -> Any:
 @bp.post("/tasks/<int:task_id>/run/")
 @allow(Role.OPERATOR)
 def run_task(task_id: int) -> Any:
+    """Run now; an optional body {"args": {...}} overrides the task's arguments for this run only."""
     task = services.get_task(task_id)
-    job_id = services.run_task_now(task)
+    args = run_input_args(json_body()) if request.get_data(cache=True) else None
+    job_id = services.run_task_now(task, args=args, allow_shell=_allow_shell())
     return jsonify(RunResult.of(job_id=job_id, task_id=task.id, trigger=Trigger.MANUAL)), 202
