@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 RUNNING_STALE_MARGIN_SECONDS = 60
 DATABASE_RETRY_DELAY_SECONDS = 5
 RECORD_RETRY_SECONDS = 120
+RQ_TRACEBACK_CHARS = 2048  # the end of a failed run's traceback that RQ's failed registry keeps with its job
 
 
 class JobTimeoutError(Exception):
@@ -51,8 +52,12 @@ class RunFailedError(Exception):
 
     @classmethod
     def of(cls, call: Call, outcome: Outcome) -> RunFailedError:
+        """The run's message and the end of its traceback (RQ keeps this text with the failed job for its
+        failure TTL, once per failed run: the whole traceback stays in the execution log)."""
         text = f"execution {call.execution_id} of task {call.context.task_id} failed: {outcome.message}"
-        return cls(f"{text}\n{outcome.traceback}" if outcome.traceback else text)
+        if not outcome.traceback:
+            return cls(text)
+        return cls(f"{text}\n{outcome.traceback[-RQ_TRACEBACK_CHARS:]}")
 
 
 def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,

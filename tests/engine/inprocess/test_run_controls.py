@@ -77,6 +77,19 @@ def test_a_huge_traceback_is_cut_to_its_end_and_says_so(engine: InProcessEngine)
     assert "start-" not in run.traceback
 
 
+def test_rqs_failed_registry_keeps_the_message_and_only_the_end_of_a_huge_traceback(engine: InProcessEngine) -> None:
+    message = "start-" + "x" * 40_000 + "-end"
+    task_id = create(name="loud", job="fail", args={"message": message}, run_at=in_seconds(0), max_retries=0,
+                     **ONCE_NOW)
+    engine.run_next()
+    [run] = executions(task_id)
+    exc_string = Job.fetch(run.job_id, connection=engine.connection,
+                           serializer=PlainPickleSerializer).latest_result().exc_string
+    assert f"execution {run.id} of task {task_id} failed: RuntimeError: start-" in exc_string
+    assert exc_string.rstrip().endswith("-end")
+    assert len(exc_string) < 4000 + 2048 + 2000  # the message (4,000 at most), 2 KiB of traceback, RQ's frames
+
+
 def test_a_successful_run_has_no_traceback(engine: InProcessEngine) -> None:
     task_id = create(name="fine", job="noop", run_at=in_seconds(0), **ONCE_NOW)
     engine.run_next()
