@@ -168,3 +168,17 @@ def test_remove_the_dependency_and_delete_updates_each_dependant_and_deletes_the
     events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
     assert [(e.action, e.object_id) for e in events][-2:] == [("update", str(child.id)), ("delete", str(parent.id))]
     assert events[-2].before == {"depends_on": [parent.id]} and events[-2].after == {"depends_on": []}
+
+
+def test_bulk_delete_confirmation_names_the_dependants_outside_the_selection_and_offers_no_delete(
+        admin: AdminClient) -> None:
+    parent = make("parent")
+    child = make("child", depends_on=[parent.id])
+
+    page = admin.post("/tasks/bulk", {"action": "delete", "ids": [parent.id]}).get_data(as_text=True)
+
+    assert f'needed by <a href="/tasks/{child.id}">child</a>' in page
+    assert 'name="confirm" value="yes"' not in page
+    refused = admin.post("/tasks/bulk", {"action": "delete", "ids": [parent.id], "confirm": "yes"})
+    assert refused.status_code == 302 and fresh(parent.id) is not None
+    assert "Nothing was deleted: other tasks depend on &#39;parent&#39;" in admin.html("/tasks")
