@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from chime.enums import Role
 from chime.errors import ValidationError
@@ -44,7 +44,7 @@ class UserPatch(Received):
     """What an admin changes of a user: any of role, active (enable or disable) and password (a reset)."""
 
     role: RoleName | None = Field(None, description=ROLE_TEXT)
-    active: bool | None = Field(None, description="false disables the user (signing in and their tokens are "
+    active: StrictBool | None = Field(None, description="false disables the user (signing in and their tokens are "
                                                   "refused, their sessions end); true enables them again")
     password: str | None = Field(None, min_length=MIN_PASSWORD_LENGTH_CHARS, max_length=MAX_PASSWORD_LENGTH_CHARS,
                                  description=PASSWORD_TEXT)

@@ -105,6 +105,17 @@ def test_a_password_reset_works_and_its_audit_holds_no_password(client: Any) -> 
     assert "another long one" not in str((event.before, event.after, event.details))
 
 
+@pytest.mark.parametrize("change", [{"active": "no"}, {"active": 0}, {"role": None, "active": "false"}],
+                         ids=["the word no", "zero", "a string"])
+def test_active_must_be_a_json_boolean(client: Any, change: dict[str, Any]) -> None:
+    admin = bearer("root", "admin")
+    bob = create_user("bob", PASSWORD, role="viewer")
+
+    refused = client.patch(f"/api/users/{bob.id}/", headers=admin, json=change)
+
+    assert refused.status_code == 400 and refused.get_json()["fields"] == {"active": "must be true or false"}
+
+
 def test_a_too_short_reset_password_is_a_400_and_changes_nothing(client: Any) -> None:
     admin = bearer("root", "admin")
     bob = create_user("bob", PASSWORD, role="viewer")
