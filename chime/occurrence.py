@@ -14,6 +14,9 @@ Every change that must not be half-done is one Lua script (atomic in Redis): the
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -163,8 +166,25 @@ def job_kwargs(occurrence: Occurrence) -> dict[str, Any]:
     if occurrence.task_created_at is not None:
         kwargs["task_created_at"] = occurrence.task_created_at.isoformat()
     if occurrence.args is not None:
+        from flask import current_app
+
         kwargs["args"] = occurrence.args
+        kwargs["args_signature"] = args_signature(current_app.config["SECRET_KEY"], occurrence.task_id, occurrence.args)
     return kwargs
+
+
+def args_signature(key: str | bytes, task_id: int, args: Any) -> str:
+    """The HMAC (SHA-256, keyed with the app's SECRET_KEY) of a run's overridden arguments for its task: the
+    worker runs a job's own arguments only when this matches, so whoever can write to Redis cannot make an
+    existing task run with arguments of their choosing."""
+    secret = key.encode() if isinstance(key, str) else key
+    text = f"{task_id}\n" + json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()
+
+
+def args_signed(key: str | bytes, task_id: int, args: Any, signature: Any) -> bool:
+    """Say whether `signature` is args_signature's for these arguments (compared in constant time)."""
+    return isinstance(signature, str) and hmac.compare_digest(args_signature(key, task_id, args), signature)
 
 
 def job_fields(connection: Redis, occurrence: Occurrence) -> list[Any]:

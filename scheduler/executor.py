@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -27,6 +28,7 @@ from scheduler import metrics
 from scheduler.stopping import JobStopped, StopSwitch
 from chime import occurrence as occ
 from chime import lifecycle
+from chime import rules
 from chime.redis_keys import alive_key, stop_key
 from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
@@ -62,7 +64,7 @@ class RunFailedError(Exception):
 
 def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | None = None,
             attempt: int | None = None, task_created_at: str | None = None,
-            args: dict[str, Any] | None = None) -> dict[str, Any]:
+            args: dict[str, Any] | None = None, args_signature: str | None = None) -> dict[str, Any]:
     """RQ job function: run one occurrence inside the worker's app context.
 
     The occurrence's scheduled time and attempt are read from the job id, which is derived from
@@ -71,7 +73,8 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     names the task the job was made for (a job of a deleted task never runs another task).
     `version` is no longer sent (the definition's version is the job hash's `chime_version`, read by
     the reconciler); it is still accepted from jobs an earlier release left queued. `args`, when given,
-    replace the task's arguments for this run only (a run now with arguments, and its retries).
+    replace the task's arguments for this run only (a run now with arguments, and its retries); they run
+    only with the `args_signature` the app that queued them made (occ.args_signature, keyed with SECRET_KEY).
 
     A run recorded FAILED for good raises RunFailedError once everything is stored, so RQ ends the job
     in its queue's failed registry as well (`rq info`, rq-dashboard); every other outcome returns.
@@ -82,7 +85,7 @@ def execute(task_id: int, trigger: str, version: int = 0, scheduled_for: str | N
     job = get_current_job()
     scheduled_at, attempt = occurrence_of(job.id if job is not None else None, scheduled_for, attempt)
     occurrence = Claim(task_id, scheduled_at, attempt, trigger,
-                       datetime.fromisoformat(task_created_at) if task_created_at else None, args)
+                       datetime.fromisoformat(task_created_at) if task_created_at else None, args, args_signature)
     with worker_app().app_context():
         try:
             return run_occurrence(occurrence)
@@ -134,6 +137,7 @@ class Claim:
     trigger: str
     task_created_at: datetime | None = None
     args: dict[str, Any] | None = None  # overridden for this run only (None: the task's own)
+    args_signature: str | None = None  # occ.args_signature of `args`: only signed arguments run
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,10 @@ def refuse(task: Task | None, claim_: Claim) -> str:
         return f"task {claim_.task_id} is disabled"
     if claim_.args is not None and not isinstance(claim_.args, dict):
         return f"the arguments the job names for task {claim_.task_id} are not an object"
+    if claim_.args is not None and not occ.args_signed(current_app.config["SECRET_KEY"], claim_.task_id, claim_.args,
+                                                       claim_.args_signature):
+        return (f"the arguments the job names for task {claim_.task_id} are not signed with this deployment's "
+                "SECRET_KEY (every process must share it)")
     return ""
 
 
@@ -408,9 +416,11 @@ def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorde
         db.session.rollback()
         return None
     ending = lifecycle.end_of_run(outcome, execution, task, utcnow())
+    previous_status = task.last_status if task is not None else None
     lifecycle.close_run(execution, task, ending)
     if task is not None:
-        notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)
+        notify(task, lifecycle.notice_of(task.name, execution, ending.reason, task.timezone), execution)
+        rules.note_run(task, execution, previous_status)  # at most one small outbox row (chime.rules)
     recorded = Recorded(
         execution.task_id or 0, execution.id, ending.status.value, execution.duration_ms / 1000,
         (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()

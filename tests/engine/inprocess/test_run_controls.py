@@ -7,9 +7,11 @@ from typing import Any
 
 from click.testing import CliRunner
 from rq.cli import main as rq_cli
+from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
+from chime import occurrence as occ
 from chime import services
 from chime.extensions import db
 from chime.lifecycle import MAX_TRACEBACK_CHARS
@@ -197,3 +199,25 @@ def test_the_retries_of_a_run_with_its_own_arguments_use_the_same_arguments(engi
                                                                          (2, "RETRY", "FAILED")]
     assert first.args == second.args == {"message": "given", "times": None}  # stored as a task's args are: checked
     assert second.message == "RuntimeError: given"
+
+
+def test_arguments_written_into_redis_without_the_apps_signature_never_run(engine: InProcessEngine) -> None:
+    """Whoever can write to Redis may queue Chime's entry point for a task, but not with arguments of their
+    choosing: only arguments signed with the app's SECRET_KEY run (a forged or missing signature: dropped)."""
+    task_id = create(name="greet", job="echo", args={"message": "own"}, interval_seconds=3600)
+    owner = task(task_id)
+    queue = Queue("default", connection=engine.connection, serializer=PlainPickleSerializer)
+    kwargs = {"task_id": task_id, "trigger": "MANUAL", "task_created_at": owner.created_at.isoformat(),
+              "args": {"message": "forged"}}
+    unsigned = queue.enqueue(occ.EXECUTE_FUNC, kwargs=kwargs, job_id="chime-%d-1-1-m" % task_id)
+    wrong = queue.enqueue(occ.EXECUTE_FUNC, kwargs={**kwargs, "args_signature": occ.args_signature(
+        "not-the-key", task_id, kwargs["args"])}, job_id="chime-%d-2-1-m" % task_id)
+    engine.work()
+    assert executions(task_id) == []
+    for job in (unsigned, wrong):
+        assert Job.fetch(job.id, connection=engine.connection, serializer=PlainPickleSerializer).return_value()[
+            "dropped"] is True
+    run_now(task_id, args={"message": "signed"})  # the app's own signature runs
+    engine.work()
+    [run] = executions(task_id)
+    assert run.result == {"message": "signed"}
