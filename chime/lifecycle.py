@@ -30,7 +30,7 @@ from chime import occurrence as occ
 from chime.enums import Level, Overlap, Status, Trigger
 from chime.models import Execution, Task
 from chime.policy import retry_delay_seconds, should_retry
-from chime.timeutil import as_utc, isoformat
+from chime.timeutil import as_utc, local_text
 from chime.triggers import DEFAULT_MISSED_LIMIT
 
 MAX_MESSAGE_CHARS = 4000
@@ -310,10 +310,10 @@ class Notice:
 QUIET_SKIPS = frozenset({SkipReason.OVERLAP, SkipReason.DROPPED_OVERDUE})
 
 
-def notice_of(task_name: str, execution: Execution, reason: Reason) -> Notice | None:
-    """The notification a run's end (or a skip) deserves; None for the quiet ones."""
+def notice_of(task_name: str, execution: Execution, reason: Reason, tz: str = "UTC") -> Notice | None:
+    """The notification a run's end (or a skip) deserves; None for the quiet ones. Times in `tz` (the task's)."""
     label, attempt = f"{task_name!r}", execution.attempt
-    status, message, again_at = Status(execution.status), execution.message, isoformat(execution.retry_at)
+    status, message, again_at = Status(execution.status), execution.message, local_text(execution.retry_at, tz)
     if status == Status.SUCCESS:
         return Notice(Level.SUCCESS, f"{label} succeeded", f"Attempt {attempt} took {execution.duration_ms} ms")
     if status == Status.SKIPPED:
@@ -330,15 +330,16 @@ def notice_of(task_name: str, execution: Execution, reason: Reason) -> Notice | 
     return Notice(Level.ERROR, f"{label} failed", f"Attempt {attempt} failed: {message}")
 
 
-def catch_up_notice(task_name: str, scheduled_for: datetime, missed_count: int, late_seconds: float) -> Notice:
+def catch_up_notice(task_name: str, scheduled_for: datetime, missed_count: int, late_seconds: float,
+                    tz: str = "UTC") -> Notice:
     """The dispatcher runs one coalesced catch-up (trigger RECOVERY) for missed occurrences."""
     return Notice(Level.INFO, f"{task_name!r} recovered",
-                  f"Running the occurrence due at {isoformat(scheduled_for)} ({missed_count} missed, {late_seconds:.0f} s late)")
+                  f"Running the occurrence due at {local_text(scheduled_for, tz)} ({missed_count} missed, {late_seconds:.0f} s late)")
 
 
-def one_time_recovery_notice(task_name: str, run_at: datetime) -> Notice:
+def one_time_recovery_notice(task_name: str, run_at: datetime, tz: str = "UTC") -> Notice:
     """The reconciler runs an overdue ONE_TIME task now (trigger RECOVERY)."""
-    return Notice(Level.INFO, f"{task_name!r} recovered", f"The run due at {isoformat(run_at)} was missed; it is running now.")
+    return Notice(Level.INFO, f"{task_name!r} recovered", f"The run due at {local_text(run_at, tz)} was missed; it is running now.")
 
 
 # -- writing a decision onto rows (no session calls) ------------------------------------------------

@@ -90,6 +90,8 @@ class Task(db.Model):
     paused_by: Mapped[str | None] = mapped_column(String(100))
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Alerts of this task are muted (suppressed and counted) until then (chime.rules).
+    alerts_muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     parents: Mapped[list[Task]] = relationship(
         secondary=task_dependencies,
@@ -155,6 +157,10 @@ class Notification(db.Model):
     message: Mapped[str] = mapped_column(Text, default="")
     read: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # The bell groups repeats: an unread notification of the same task, level and title within the window
+    # is updated (count + 1, the latest message and time) instead of a new row (services.add_notification).
+    count: Mapped[int] = mapped_column(default=1, server_default="1")
+    last_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class User(db.Model):
@@ -212,3 +218,64 @@ class AuditEvent(db.Model):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AlertRule(db.Model):
+    """Which events of a task go to which channels (chime.rules). task_id NULL: the default rule, for every
+    task without a rule of its own, and for the engine's events."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channel_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    failing_threshold: Mapped[int] = mapped_column(default=3, server_default="3")  # N of `failing`
+    repeat_every_hours: Mapped[float | None] = mapped_column()  # None: a failing task alerts once
+    group_window_seconds: Mapped[int] = mapped_column(default=600, server_default="600")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AlertOutbox(db.Model):
+    """Something that may deserve an alert, written in the transaction that made it (a run's record, an
+    engine event); the alerts worker evaluates the rules and deletes it with the deliveries it makes."""
+
+    __tablename__ = "alert_outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: a deleted task's alert still goes
+    execution_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(16))  # a run's final status (the event is derived)
+    event: Mapped[str | None] = mapped_column(String(40))  # an explicit event (chime.rules.emit)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertState(db.Model):
+    """Noise control of one rule, task and event: when it last went out, what the window holds back."""
+
+    __tablename__ = "alert_states"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)  # "<rule id>:<task id or ->:<event>"
+    rule_id: Mapped[int] = mapped_column(Integer)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(40))
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pending_count: Mapped[int] = mapped_column(default=0)  # grouped, sent as "N more" when the window ends
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    suppressed_count: Mapped[int] = mapped_column(default=0)  # held back by a mute or maintenance
+    last_payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Setting(db.Model):
+    """One switch stored in the database (e.g. `alerts.maintenance`)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -57,7 +57,7 @@ def cancel_waiting(queue: str, job_id: str, now: datetime) -> Execution:
     elif occ.pending_job_id(connection, task.id) is None and _was_pending(task, due):
         task.next_run_at = None
     lifecycle.note_on_task(task, Status.CANCELLED, ran=False)
-    notify(task, lifecycle.notice_of(task.name, execution, outcome.reason), execution)
+    notify(task, lifecycle.notice_of(task.name, execution, outcome.reason, task.timezone), execution)
     audit.record("cancel", "execution", execution.id, task.name,
                  details={"job_id": job_id, "queue": queue, "where": cancelled.where,
                           "scheduled_for": due.scheduled_for.isoformat(), "attempt": due.attempt})

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from chime import audit, lifecycle
+from chime import audit, lifecycle, rules
 from chime import occurrence as occ
 from chime.triggers import Schedule, first_fire_at, missed_fire_times
 from chime.errors import ConflictError, NotFoundError, UnavailableError, ValidationError
@@ -31,6 +31,7 @@ from chime.schemas.task import WRITABLE, task_to_dict, validate_task
 log = logging.getLogger(__name__)
 Row = TypeVar("Row")
 
+DEFAULT_NOTIFICATION_GROUP_SECONDS = 600.0
 NOTIFY_LEVELS = {
     NotifyPolicy.ALWAYS.value: {Level.INFO, Level.SUCCESS, Level.WARNING, Level.ERROR},
     NotifyPolicy.ON_FAILURE.value: {Level.WARNING, Level.ERROR},
@@ -377,6 +378,8 @@ def add_notification(
     policy = task.notify if task is not None else NotifyPolicy.ALWAYS.value
     if level not in NOTIFY_LEVELS.get(policy, set()):
         return None
+    if task is not None and group_notification(task.id, level, title[:300], message, execution):
+        return None
     notification = Notification(
         task_id=task.id if task else None,
         execution_id=execution.id if execution else None,
@@ -384,6 +387,36 @@ def add_notification(
     )
     db.session.add(notification)
     return notification
+
+
+def notification_group_seconds() -> float:
+    """The bell's grouping window (NOTIFICATION_GROUP_SECONDS, default 600; 0 turns grouping off)."""
+    from flask import current_app, has_app_context
+
+    value = current_app.config.get("NOTIFICATION_GROUP_SECONDS") if has_app_context() else None
+    return float(value if value is not None else DEFAULT_NOTIFICATION_GROUP_SECONDS)
+
+
+def group_notification(task_id: int, level: Level, title: str, message: str, execution: Execution | None,
+                       now: datetime | None = None) -> bool:
+    """Fold a repeat into the task's unread notification of the same level and title made within the
+    window: one UPDATE (count + 1, the latest message, run and time); False when none matched (insert).
+    Two workers recording the same task are serialised by the task row's lock (the executor's FOR UPDATE;
+    SQLite's single writer), so a repeat finds the row the other one inserted."""
+    window = notification_group_seconds()
+    if window <= 0:
+        return False
+    now = now or utcnow()
+    newest = (select(func.max(Notification.id))
+              .where(Notification.task_id == task_id, Notification.read.is_(False), Notification.level == level.value,
+                     Notification.title == title, Notification.created_at >= now - timedelta(seconds=window))
+              .scalar_subquery())
+    matched = db.session.execute(
+        update(Notification).where(Notification.id == newest)
+        .values(count=Notification.count + 1, message=message, last_at=now,
+                execution_id=execution.id if execution is not None else Notification.execution_id)
+        .execution_options(synchronize_session=False)).rowcount
+    return bool(matched)
 
 
 def notify(task: Task | None, notice: lifecycle.Notice | None, execution: Execution | None = None
@@ -405,8 +438,10 @@ def record_skip(task: Task, scheduled_for: datetime, skip: lifecycle.Outcome, *,
             db.session.add(execution)
     except IntegrityError:
         return None
+    previous_status = task.last_status
     lifecycle.note_on_task(task, execution.status)
-    notify(task, lifecycle.notice_of(task.name, execution, skip.reason), execution)
+    notify(task, lifecycle.notice_of(task.name, execution, skip.reason, task.timezone), execution)
+    rules.note_run(task, execution, previous_status)
     return execution
 
 

@@ -342,7 +342,7 @@ class ChimeScheduler:
         plan.new_jobs.append(replacement)
         if recovery:
             plan.writes.append((task.id, partial(notify, notice=lifecycle.catch_up_notice(
-                task.name, decision.scheduled_for, decision.missed_count, decision.late_seconds))))
+                task.name, decision.scheduled_for, decision.missed_count, decision.late_seconds, task.timezone))))
         return replacement.job_id
 
     @staticmethod

@@ -350,7 +350,7 @@ def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
     """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
     save_next_run_times({r.task_id: r.occurrence.scheduled_for if r.occurrence else None for r in applied})
     for task in recovered:
-        notify(task, lifecycle.one_time_recovery_notice(task.name, task.run_at))
+        notify(task, lifecycle.one_time_recovery_notice(task.name, task.run_at, task.timezone))
     db.session.commit()
     if applied:
         log.info("Reconcile: %s occurrence(s) restored or replaced", len(applied))
@@ -504,7 +504,7 @@ def close_lost(execution: Execution, now: datetime, reason: lifecycle.FailReason
     log.warning("Reconcile: execution %s of task %s closed: %s", execution.id, execution.task_id, ending.message)
     if task is None:
         return None, execution.job_id or "", None, None
-    notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)
+    notify(task, lifecycle.notice_of(task.name, execution, ending.reason, task.timezone), execution)
     retry = lifecycle.retry_of(task, execution) if ending.retry_at else None
     return task.id, execution.job_id or "", retry, ending.retry_at
 

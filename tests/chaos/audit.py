@@ -20,7 +20,7 @@ from tests.chaos.grid import EXPECTED, GridPoint, Timeline, grid, one_time_grid
 
 FINAL = ("SUCCESS", "FAILED", "SKIPPED")
 COUNTED = re.compile(r"(?:at least )?(\d+) occurrence\(s\)")  # "missed: N occurrence(s) …", or any skip that says N
-RECOVERED = re.compile(r"Running the occurrence due at (\S+) \((\d+) missed")
+RECOVERED = re.compile(r"Running the occurrence due at (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) (?:\S+ )?\(([+-]\d\d:\d\d)\) \((\d+) missed")
 HIT_TOLERANCE = timedelta(seconds=1)
 SKIP_TOLERANCE = timedelta(seconds=1)
 OVERLAP_SKIP = "previous run still running"

@@ -37,7 +37,7 @@ def read_recovered() -> dict[tuple[int, datetime], int]:
     for task_id, message in rows:
         match = RECOVERED.search(message or "")
         if match and task_id is not None:
-            found[(task_id, datetime.fromisoformat(match.group(1)).astimezone(timezone.utc))] = int(match.group(2))
+            found[(task_id, datetime.fromisoformat(match.group(1) + match.group(2)).astimezone(timezone.utc))] = int(match.group(3))
     return found
 
 

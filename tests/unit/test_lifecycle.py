@@ -185,11 +185,11 @@ def run(status: Status, *, message: str = "", retry_at: datetime | None = None) 
 @pytest.mark.parametrize(("execution", "reason", "notice"), [
     (run(Status.SUCCESS), None, (Level.SUCCESS, "'backup' succeeded", "Attempt 2 took 1500 ms")),
     (run(Status.RETRYING, message="boom", retry_at=T0), FailReason.ERROR,
-     (Level.WARNING, "'backup' failed; retrying", "Attempt 2 failed: boom. Retry at 2030-01-01T12:00:00+00:00")),
+     (Level.WARNING, "'backup' failed; retrying", "Attempt 2 failed: boom. Retry at 2030-01-01 12:00:00 UTC (+00:00)")),
     (run(Status.FAILED, message="timed out after 5 s"), FailReason.TIMEOUT,
      (Level.ERROR, "'backup' failed", "Attempt 2 failed: timed out after 5 s")),
     (run(Status.FAILED, message="worker lost", retry_at=T0), FailReason.WORKER_LOST,
-     (Level.WARNING, "'backup' lost its worker; retrying", "Attempt 2 worker lost. Retry at 2030-01-01T12:00:00+00:00")),
+     (Level.WARNING, "'backup' lost its worker; retrying", "Attempt 2 worker lost. Retry at 2030-01-01 12:00:00 UTC (+00:00)")),
     (run(Status.FAILED, message="worker lost"), FailReason.WORKER_LOST,
      (Level.ERROR, "'backup' failed", "Attempt 2 worker lost")),
     (run(Status.SKIPPED, message="dependency 'a' (task 1) has not succeeded: never ran"), SkipReason.DEPENDENCY_FAILED,
@@ -208,9 +208,9 @@ def test_overlap_and_dropped_skips_are_quiet_whatever_their_text(reason: SkipRea
 
 def test_recoveries_are_announced_as_info() -> None:
     assert lifecycle.catch_up_notice("backup", T0, 2, 30.2) == lifecycle.Notice(
-        Level.INFO, "'backup' recovered", "Running the occurrence due at 2030-01-01T12:00:00+00:00 (2 missed, 30 s late)")
+        Level.INFO, "'backup' recovered", "Running the occurrence due at 2030-01-01 12:00:00 UTC (+00:00) (2 missed, 30 s late)")
     assert lifecycle.one_time_recovery_notice("backup", T0) == lifecycle.Notice(
-        Level.INFO, "'backup' recovered", "The run due at 2030-01-01T12:00:00+00:00 was missed; it is running now.")
+        Level.INFO, "'backup' recovered", "The run due at 2030-01-01 12:00:00 UTC (+00:00) was missed; it is running now.")
 
 
 def test_closing_a_run_writes_its_ending_onto_the_run_and_its_task() -> None:

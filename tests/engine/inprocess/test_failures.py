@@ -19,8 +19,8 @@ def test_failing_task_walks_through_its_retries_to_failed(engine: InProcessEngin
     assert all(later.started_at >= earlier.retry_at for earlier, later in zip(runs, runs[1:]))
     assert [r.trigger for r in runs] == ["SCHEDULE", "RETRY", "RETRY", "RETRY"]
     assert "boom" in runs[-1].message
-    levels = [n.level for n in notifications(task_id)]
-    assert levels.count("WARNING") == 3 and levels.count("ERROR") == 1
+    # the three retry warnings are one bell entry counted three times (issue 13: the bell groups repeats)
+    assert sorted((n.level, n.count) for n in notifications(task_id)) == [("ERROR", 1), ("WARNING", 3)]
 
 
 def test_fail_once_succeeds_on_the_second_attempt(engine: InProcessEngine) -> None:

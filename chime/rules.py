@@ -1,0 +1,368 @@
+"""Alert rules: which events go to which channels, with noise control; the single entry point for events.
+
+A rule belongs to a task (task_id) or is a default (task_id NULL): a task with an enabled rule of its own
+uses only its own rules; every other task, and the engine's events, use the default rules.
+
+The hot path stays cheap (a transactional outbox): the executor's record transaction adds at most one
+small AlertOutbox row (:func:`note_run`), and only for a run that can raise an event (a failure, a retry,
+a skip, or a success after failures) while a rule could match. Anything else calls :func:`emit` inside its
+own unit of work. The alerts worker (scheduler.alerts) calls :func:`drain` every beat: it takes outbox rows
+in batches, evaluates the rules (:func:`decide`, pure), applies noise control and calls
+chime.alerts.enqueue_delivery -- in one transaction that also deletes the rows, so nothing accepted is lost
+and nothing is sent twice.
+
+Noise control, per rule, task and event (AlertState):
+- grouping: an event within `group_window_seconds` of the last one sent is counted; when the window ends
+  one summary goes out with the count ("3 more ...", payload `count`);
+- a task that stays failing (`failed` after a failed run, `failing` past its N) alerts again only when the
+  rule says `repeat_every_hours`, at most that often;
+- a task muted until a time (tasks.alerts_muted_until), a channel muted (channels.muted_until) and
+  maintenance (settings `alerts.maintenance`) suppress: nothing is sent and the state's suppressed_count
+  counts what was held back.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+
+from chime.enums import Status
+from chime.errors import ValidationError
+from chime.extensions import db
+from chime.models import AlertOutbox, AlertRule, AlertState, Execution, Setting, Task
+from chime.timeutil import isoformat, local_text, utcnow
+from chime.unit_of_work import unit_of_work
+
+log = logging.getLogger(__name__)
+
+TASK_EVENTS = ("failed", "retrying", "failing", "recovered", "skipped", "missed", "overrun")
+ENGINE_EVENTS = ("scheduler_down", "no_workers", "reconcile_repaired")
+EVENTS = TASK_EVENTS + ENGINE_EVENTS
+STREAK_EVENTS = frozenset({"failed", "failing"})  # the ones that repeat only when asked while a task stays failing
+RUN_EVENTS = {Status.FAILED.value: "failed", Status.RETRYING.value: "retrying", Status.SKIPPED.value: "skipped",
+              Status.SUCCESS.value: "recovered"}
+MAINTENANCE_KEY = "alerts.maintenance"
+DRAIN_BATCH = 200
+
+SEND, GROUP, SUPPRESS, QUIET = "send", "group", "suppress", "quiet"
+
+
+# --------------------------------------------------------------------------- pure decisions
+
+
+def decide(*, now: datetime, last_sent_at: datetime | None, window_seconds: float, continuing: bool,
+           repeat_every_hours: float | None, muted: bool) -> str:
+    """What to do with one event of one rule: SEND it, GROUP it (counted into the window's summary),
+    SUPPRESS it (muted, maintenance) or stay QUIET (a task that stays failing, no repeat asked or not due)."""
+    if muted:
+        return SUPPRESS
+    if continuing:
+        if repeat_every_hours and (last_sent_at is None
+                                   or now - last_sent_at >= timedelta(hours=repeat_every_hours)):
+            return SEND
+        return QUIET
+    if last_sent_at is not None and now - last_sent_at < timedelta(seconds=window_seconds):
+        return GROUP
+    return SEND
+
+
+def summary_due(*, now: datetime, last_sent_at: datetime | None, window_seconds: float, pending_count: int) -> bool:
+    """Whether a window's grouped events are due as one summary (the window since the last send ended)."""
+    return pending_count > 0 and (last_sent_at is None or now - last_sent_at >= timedelta(seconds=window_seconds))
+
+
+def events_of(event: str, streak: int, threshold: int) -> list[tuple[str, bool]]:
+    """The (event, continuing) pairs one outbox event raises: a final failure is `failed` (continuing
+    after the first of a streak) and, from the N-th consecutive one, `failing` (continuing after the N-th)."""
+    if event != "failed":
+        return [(event, False)]
+    pairs = [("failed", streak > 1)]
+    if streak >= threshold:
+        pairs.append(("failing", streak > threshold))
+    return pairs
+
+
+def rules_for(task_rules: list[AlertRule], default_rules: list[AlertRule]) -> list[AlertRule]:
+    """A task's own enabled rules when it has any, else the default ones."""
+    own = [rule for rule in task_rules if rule.enabled]
+    return own or [rule for rule in default_rules if rule.enabled]
+
+
+# --------------------------------------------------------------------------- writing events
+
+
+def emit(event: str, *, task: Task | None = None, execution: Execution | None = None,
+         details: dict[str, Any] | None = None, now: datetime | None = None) -> AlertOutbox:
+    """The single entry point for anything that wants an alert sent by the rules.
+
+    emit(event, *, task=None, execution=None, details=None, now=None) -> AlertOutbox
+      event: one of EVENTS (`missed`, `overrun`, `scheduler_down`, `no_workers`, `reconcile_repaired`,
+             or a run event); a ValidationError for any other name.
+      task / execution: what it is about (None for an engine event: it goes to the default rules' channels).
+      details: JSON-able; `title` and `message` (str) are used as the alert's texts when given, everything
+             else is passed on in the payload under `details`.
+      now: when it happened (aware UTC; default now).
+    Adds one outbox row to the caller's unit of work (call it inside `with unit_of_work():`); the alerts
+    worker evaluates the rules within a few seconds of the commit. It never sends anything itself.
+    """
+    if event not in EVENTS:
+        raise ValidationError({"event": f"must be one of {', '.join(EVENTS)}"})
+    row = AlertOutbox(task_id=task.id if task is not None else (execution.task_id if execution is not None else None),
+                      execution_id=execution.id if execution is not None else None, event=event,
+                      details=dict(details or {}), created_at=now or utcnow())
+    db.session.add(row)
+    return row
+
+
+def run_event(status: str, previous_status: str | None) -> str | None:
+    """The event a run's recorded status may raise (a success only after a failed or retrying run)."""
+    if status == Status.SUCCESS.value and previous_status not in (Status.FAILED.value, Status.RETRYING.value):
+        return None
+    return RUN_EVENTS.get(status)
+
+
+def note_run(task: Task, execution: Execution, previous_status: str | None) -> None:
+    """In the executor's record transaction: one small outbox row when this run may raise an event and an
+    enabled rule (the task's own or a default one) exists; nothing otherwise."""
+    event = run_event(str(execution.status), previous_status)
+    if event is None:
+        return
+    exists = db.session.scalar(select(AlertRule.id).where(
+        AlertRule.enabled.is_(True), or_(AlertRule.task_id == task.id, AlertRule.task_id.is_(None))).limit(1))
+    if exists is not None:
+        db.session.add(AlertOutbox(task_id=task.id, execution_id=execution.id, status=str(execution.status),
+                                   event=event, created_at=utcnow()))
+
+
+# --------------------------------------------------------------------------- maintenance and mutes
+
+
+def maintenance() -> dict[str, Any]:
+    """The maintenance switch: {"on": bool, "reason": str, "since": iso or None}."""
+    row = db.session.get(Setting, MAINTENANCE_KEY)
+    value = dict(row.value) if row is not None else {}
+    return {"on": bool(value.get("on")), "reason": value.get("reason") or "", "since": value.get("since")}
+
+
+def set_maintenance(on: bool, reason: str = "", now: datetime | None = None) -> dict[str, Any]:
+    """Turn maintenance (every alert muted) on or off; the caller audits and commits."""
+    row = db.session.get(Setting, MAINTENANCE_KEY)
+    value = {"on": bool(on), "reason": reason if on else "", "since": isoformat(now or utcnow()) if on else None}
+    if row is None:
+        db.session.add(Setting(key=MAINTENANCE_KEY, value=value))
+    else:
+        row.value = value
+    db.session.flush()
+    return value
+
+
+def muted(task: Task | None, channel: Any, now: datetime, in_maintenance: bool) -> bool:
+    if in_maintenance:
+        return True
+    if task is not None and task.alerts_muted_until is not None and task.alerts_muted_until > now:
+        return True
+    return channel is not None and channel.muted_until is not None and channel.muted_until > now
+
+
+# --------------------------------------------------------------------------- the alerts worker's drain
+
+
+@dataclass
+class Item:
+    """One outbox row, read."""
+
+    event: str
+    task: Task | None
+    execution: Execution | None
+    details: dict[str, Any]
+    occurred_at: datetime
+
+
+def drain(now: datetime | None = None, batch: int = DRAIN_BATCH) -> int:
+    """Evaluate up to `batch` outbox rows and send due summaries; return how many deliveries were made."""
+    now = now or utcnow()
+    made = 0
+    with unit_of_work():
+        query = select(AlertOutbox).order_by(AlertOutbox.id).limit(batch)
+        if db.engine.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = db.session.scalars(query).all()
+        in_maintenance = maintenance()["on"]
+        for row in rows:
+            # the delete claims the row: a second worker's delete finds nothing and leaves it alone
+            if db.session.execute(delete(AlertOutbox).where(AlertOutbox.id == row.id)).rowcount:
+                made += evaluate(read_item(row), now, in_maintenance)
+        made += send_summaries(now, in_maintenance)
+    return made
+
+
+def read_item(row: AlertOutbox) -> Item:
+    task = db.session.get(Task, row.task_id) if row.task_id is not None else None
+    execution = db.session.get(Execution, row.execution_id) if row.execution_id is not None else None
+    return Item(str(row.event), task, execution, dict(row.details or {}), row.created_at)
+
+
+def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
+    """Apply every matching rule to one event; return how many deliveries it made."""
+    task_id = item.task.id if item.task is not None else None
+    if item.event == "recovered" and not previous_final_failed(item):
+        return 0
+    rules = db.session.scalars(select(AlertRule).where(or_(AlertRule.task_id == task_id, AlertRule.task_id.is_(None)))
+                               .order_by(AlertRule.id)).all() if task_id is not None else \
+        db.session.scalars(select(AlertRule).where(AlertRule.task_id.is_(None)).order_by(AlertRule.id)).all()
+    chosen = rules_for([r for r in rules if r.task_id is not None], [r for r in rules if r.task_id is None])
+    streak = failure_streak(item) if item.event == "failed" else 0
+    made = 0
+    for rule in chosen:
+        for event, continuing in events_of(item.event, streak, rule.failing_threshold):
+            if event in rule.events:
+                made += apply(rule, event, continuing, item, now, in_maintenance, streak)
+    return made
+
+
+def apply(rule: AlertRule, event: str, continuing: bool, item: Item, now: datetime, in_maintenance: bool,
+          streak: int) -> int:
+    state = state_of(rule, item.task.id if item.task is not None else None, event)
+    task_muted = muted(item.task, None, now, in_maintenance)
+    choice = decide(now=now, last_sent_at=state.last_sent_at, window_seconds=rule.group_window_seconds,
+                    continuing=continuing, repeat_every_hours=rule.repeat_every_hours, muted=task_muted)
+    payload = payload_of(event, item, streak)
+    state.last_payload = payload
+    if choice == SUPPRESS:
+        state.suppressed_count += 1
+    elif choice == GROUP:
+        state.pending_count += 1
+        state.pending_since = state.pending_since or now
+    elif choice == SEND:
+        state.last_sent_at = now
+        return deliver(rule, item.task, payload, now, in_maintenance, state)
+    return 0
+
+
+def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: datetime, in_maintenance: bool,
+            state: AlertState) -> int:
+    """One delivery per enabled, unmuted channel of the rule (a muted channel's is counted as suppressed)."""
+    from chime import alerts  # imported here so this module loads without the channels' modules (tests)
+    from chime.models import Channel
+
+    made = 0
+    for channel_id in rule.channel_ids:
+        channel = db.session.get(Channel, int(channel_id))
+        if channel is None or not channel.enabled:
+            continue
+        if muted(task, channel, now, in_maintenance):
+            state.suppressed_count += 1
+            continue
+        if alerts.enqueue_delivery(channel, payload, now=now) is not None:
+            made += 1
+    return made
+
+
+def state_of(rule: AlertRule, task_id: int | None, event: str) -> AlertState:
+    key = f"{rule.id}:{task_id if task_id is not None else '-'}:{event}"
+    query = select(AlertState).where(AlertState.key == key)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update()
+    state = db.session.scalar(query)
+    if state is None:
+        state = AlertState(key=key, rule_id=rule.id, task_id=task_id, event=event, pending_count=0,
+                           suppressed_count=0)
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def send_summaries(now: datetime, in_maintenance: bool) -> int:
+    """Send one "N more" summary for every window that ended with grouped events."""
+    made = 0
+    for state in db.session.scalars(select(AlertState).where(AlertState.pending_count > 0)
+                                    .order_by(AlertState.pending_since).limit(DRAIN_BATCH)).all():
+        rule = db.session.get(AlertRule, state.rule_id)
+        if rule is None:
+            state.pending_count, state.pending_since = 0, None
+            continue
+        if not summary_due(now=now, last_sent_at=state.last_sent_at, window_seconds=rule.group_window_seconds,
+                           pending_count=state.pending_count):
+            continue
+        task = db.session.get(Task, state.task_id) if state.task_id is not None else None
+        payload = summary_payload(state, task, now)
+        state.pending_count, state.pending_since, state.last_sent_at = 0, None, now
+        if muted(task, None, now, in_maintenance):
+            state.suppressed_count += 1
+            continue
+        made += deliver(rule, task, payload, now, in_maintenance, state)
+    return made
+
+
+# --------------------------------------------------------------------------- history and texts
+
+
+def failure_streak(item: Item) -> int:
+    """How many final runs in a row failed, up to this one (since the task's last success)."""
+    if item.task is None or item.execution is None:
+        return 1
+    upto = item.execution.id
+    last_ok = db.session.scalar(select(func.max(Execution.id)).where(
+        Execution.task_id == item.task.id, Execution.id < upto, Execution.status == Status.SUCCESS.value))
+    return int(db.session.scalar(select(func.count(Execution.id)).where(
+        Execution.task_id == item.task.id, Execution.id <= upto, Execution.id > (last_ok or 0),
+        Execution.status == Status.FAILED.value)) or 1)
+
+
+def previous_final_failed(item: Item) -> bool:
+    """A success is `recovered` when the task's last final run before it (success or failure) failed."""
+    if item.task is None or item.execution is None:
+        return False
+    previous = db.session.scalar(select(Execution.status).where(
+        Execution.task_id == item.task.id, Execution.id < item.execution.id,
+        Execution.status.in_([Status.SUCCESS.value, Status.FAILED.value])).order_by(Execution.id.desc()).limit(1))
+    return previous == Status.FAILED.value
+
+
+TITLES = {"failed": "{name} failed", "retrying": "{name} failed; retrying", "recovered": "{name} recovered",
+          "skipped": "{name} skipped", "missed": "{name} missed a run", "overrun": "{name} is overrunning",
+          "scheduler_down": "The scheduler is down", "no_workers": "No worker is running",
+          "reconcile_repaired": "The reconciler repaired the schedule"}
+
+
+def payload_of(event: str, item: Item, streak: int) -> dict[str, Any]:
+    """The event as channels receive it; times in the task's time zone with their offset."""
+    task, execution = item.task, item.execution
+    name = repr(task.name) if task is not None else (repr(execution.task_name) if execution is not None else "Chime")
+    tz = task.timezone if task is not None else "UTC"
+    title = str(item.details.get("title") or (
+        f"{name} failed {streak} times in a row" if event == "failing" else TITLES.get(event, event).format(name=name)))
+    message = str(item.details.get("message") or run_text(execution, tz))
+    details = {k: v for k, v in item.details.items() if k not in ("title", "message")}
+    return {"event": event, "title": title, "message": message, "count": 1,
+            "task": {"id": task.id, "name": task.name} if task is not None else None,
+            "task_id": task.id if task is not None else None,
+            "execution_id": execution.id if execution is not None else None,
+            "status": str(execution.status) if execution is not None else None,
+            "attempt": execution.attempt if execution is not None else None,
+            "streak": streak or None, "occurred_at": isoformat(item.occurred_at),
+            "occurred_local": local_text(item.occurred_at, tz), "details": details or None}
+
+
+def run_text(execution: Execution | None, tz: str) -> str:
+    if execution is None:
+        return ""
+    text = f"Attempt {execution.attempt} {str(execution.status).lower()} at {local_text(execution.finished_at, tz)}"
+    if execution.message:
+        text += f": {execution.message}"
+    if execution.retry_at is not None:
+        text += f". Retry at {local_text(execution.retry_at, tz)}"
+    return text
+
+
+def summary_payload(state: AlertState, task: Task | None, now: datetime) -> dict[str, Any]:
+    """The window's summary: the last grouped event, with `count` and a title saying how many more."""
+    last = dict(state.last_payload or {"event": state.event})
+    count = state.pending_count
+    label = repr(task.name) if task is not None else "Chime"
+    last.update(count=count, summary=True, title=f"{count} more {state.event} alert{'s' if count != 1 else ''} of {label}",
+                occurred_at=isoformat(now))
+    return last
