@@ -28,6 +28,7 @@ from scheduler import metrics
 from scheduler.stopping import JobStopped, StopSwitch
 from chime import occurrence as occ
 from chime import lifecycle
+from chime import rules
 from chime.redis_keys import alive_key, stop_key
 from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
@@ -415,9 +416,11 @@ def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorde
         db.session.rollback()
         return None
     ending = lifecycle.end_of_run(outcome, execution, task, utcnow())
+    previous_status = task.last_status if task is not None else None
     lifecycle.close_run(execution, task, ending)
     if task is not None:
-        notify(task, lifecycle.notice_of(task.name, execution, ending.reason), execution)
+        notify(task, lifecycle.notice_of(task.name, execution, ending.reason, task.timezone), execution)
+        rules.note_run(task, execution, previous_status)  # at most one small outbox row (chime.rules)
     recorded = Recorded(
         execution.task_id or 0, execution.id, ending.status.value, execution.duration_ms / 1000,
         (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
