@@ -20,7 +20,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import Env, log, print_table, procfile_command, summary_ms, wait_for, write_results  # noqa: E402
-from chime.redis_keys import LIVE_CHANNEL  # noqa: E402
+from chime.live import channel_of  # noqa: E402
 from tests.services import free_port  # noqa: E402
 from tests.web_process import call, session_cookie, web_answers  # noqa: E402
 
@@ -62,7 +62,7 @@ def timed_requests(base: str, count: int) -> list[float]:
 
 def publish_every(env: Env, seconds: float, stop: threading.Event) -> None:
     while not stop.wait(seconds):
-        env.redis.publish(LIVE_CHANNEL, '{"kinds":["run"],"task_ids":[1]}')
+        env.redis.publish(channel_of(env.redis), '{"kinds":["run"],"task_ids":[1]}')
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ a notification or a task.
 
 Every process (web, worker, scheduler, CLI) commits through the one SQLAlchemy session class, so two
 session events cover every writer: `after_flush` notes which kinds of rows changed, `after_commit`
-publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on LIVE_CHANNEL. A rolled-back
+publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on `channel_of` the app's Redis. A rolled-back
 transaction publishes nothing. Publishing is best effort: it never raises into the commit, never waits
 long (a dedicated client without retries and with a short timeout) and, after a failure, stays quiet
 for PAUSE_AFTER_FAILURE_SECONDS instead of trying (and failing) again on every commit. The web
@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from chime.redis_keys import LIVE_CHANNEL
+from chime.redis_keys import live_channel
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +71,23 @@ def change_event(changed: dict[str, set[int | None]]) -> dict[str, Any]:
 
 
 def publish(message: dict[str, Any]) -> None:
-    """PUBLISH `message` on LIVE_CHANNEL with this app's Redis; quietly skipped without an app or Redis."""
+    """PUBLISH `message` on this app's Redis (`channel_of`); quietly skipped without an app or Redis."""
     global _paused_until
     url = _redis_url()
     if url is None or time.monotonic() < _paused_until:
         return
     try:
-        _client(url).publish(LIVE_CHANNEL, json.dumps(message, separators=(",", ":")))
+        client = _client(url)
+        client.publish(channel_of(client), json.dumps(message, separators=(",", ":")))
     except Exception as error:  # a live update is a courtesy: it never fails or slows the writer
         _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
         log.warning("Live update not published (%s); the admin catches up by polling", error)
+
+
+def channel_of(client: Any) -> str:
+    """The live channel of the database `client` uses (pub/sub is server-wide: two installs on one Redis
+    server with different database numbers must not hear each other)."""
+    return live_channel(int(client.connection_pool.connection_kwargs.get("db") or 0))
 
 
 def _redis_url() -> str | None:

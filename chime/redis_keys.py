@@ -44,7 +44,8 @@ TASK_EXECUTIONS_METRIC_KEY = "chime:metrics:executions"   # hash: "<task_id>|<st
 REPAIRS_METRIC_KEY = "chime:metrics:reconcile_repairs"    # hash: repair kind -> count
 HISTOGRAM_METRIC_KEY = "chime:metrics:histogram:{name}"   # hash: "le:<bound>" | "sum" | "count"
 THROTTLE_KEY_PREFIX = "chime:throttle"                    # Flask-Limiter's counters of failed sign-ins
-LIVE_CHANNEL = "chime:live"  # pub/sub: "something changed" events for the admin's live stream (chime.live)
+LIVE_CHANNEL = "chime:live:{db}"  # pub/sub: "something changed" events for the admin's live stream (chime.live);
+# per database number, as channels are server-wide while keys are not
 
 # Job ids rq-scheduler's `repeat` kept in SCHEDULED_KEY for the periodic jobs before Chime's dispatcher
 # scheduled them itself; the dispatcher removes them (an upgraded engine must not run both).
@@ -95,6 +96,10 @@ def stop_key(execution_id: int) -> str:
 
 def canceled_registry_key(queue: str) -> str:
     return CANCELED_REGISTRY_KEY.format(name=queue)
+
+
+def live_channel(db: int) -> str:
+    return LIVE_CHANNEL.format(db=db)
 
 
 def histogram_metric_key(name: str) -> str:

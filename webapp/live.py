@@ -1,6 +1,6 @@
 """The admin's live stream: Server-Sent Events fed from Redis pub/sub and from the engine's heartbeats.
 
-One `Hub` per web process and Redis URL holds one Redis subscription (chime.live's LIVE_CHANNEL) for
+One `Hub` per web process and Redis URL holds one Redis subscription (chime.live's channel) for
 all of that process's open streams, and checks the engine every ENGINE_CHECK_SECONDS: the scheduler
 going stale or coming back, the number of workers and Redis itself are not writes anyone publishes,
 so the hub notices them and sends an "engine" event when they change. Each open stream is a bounded
@@ -20,7 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from chime.extensions import connect_redis
-from chime.redis_keys import LIVE_CHANNEL
+from chime.live import channel_of
 from scheduler import health
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Hub:
             try:
                 if pubsub is None:
                     pubsub = client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(LIVE_CHANNEL)
+                    pubsub.subscribe(channel_of(client))
                 if time.monotonic() >= next_check:
                     next_check = time.monotonic() + ENGINE_CHECK_SECONDS
                     self.check_engine(engine_snapshot(client))

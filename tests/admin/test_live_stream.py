@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from chime.extensions import db
-from chime.redis_keys import LIVE_CHANNEL, SCHEDULER_HEARTBEAT_KEY
+from chime.live import channel_of
+from chime.redis_keys import SCHEDULER_HEARTBEAT_KEY
 from chime.unit_of_work import unit_of_work
 from scheduler import health
 from tests.admin.conftest import add_execution, add_task
@@ -75,7 +76,7 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
         stream = Stream(response)
         streams.append(stream)
         assert stream.next_block().startswith("retry: ")
-        wait_until(lambda: redis_client.pubsub_numsub(LIVE_CHANNEL)[0][1] >= 1 and hub.engine is not None,
+        wait_until(lambda: redis_client.pubsub_numsub(channel_of(redis_client))[0][1] >= 1 and hub.engine is not None,
                    "the hub to subscribe and read the engine")
         return stream
 
@@ -87,7 +88,7 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
 def test_a_commit_that_stores_a_run_publishes_one_change_naming_its_task(app: Any, redis_client: Any) -> None:
     task = add_task("publisher")
     listener = redis_client.pubsub()
-    listener.subscribe(LIVE_CHANNEL)
+    listener.subscribe(channel_of(redis_client))
     try:
         add_execution(task, "FAILED", message="boom")
         assert next_message(listener) == {"kinds": ["run"], "task_ids": [task.id]}
@@ -98,7 +99,7 @@ def test_a_commit_that_stores_a_run_publishes_one_change_naming_its_task(app: An
 
 def test_a_rolled_back_change_publishes_nothing(app: Any, redis_client: Any) -> None:
     listener = redis_client.pubsub()
-    listener.subscribe(LIVE_CHANNEL)
+    listener.subscribe(channel_of(redis_client))
     try:
         with pytest.raises(RuntimeError):
             with unit_of_work():

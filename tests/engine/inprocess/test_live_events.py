@@ -1,11 +1,11 @@
 """The engine announces its writes to the admin's live stream: a run the worker claims and records publishes
-change events naming the run and its task on chime:live (chime.live), after each commit. In process, real Redis."""
+change events naming the run and its task on the live channel (chime.live), after each commit. In process, real Redis."""
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from chime.redis_keys import LIVE_CHANNEL
+from chime.live import channel_of
 from tests.engine.helpers import create, executions, in_seconds
 from tests.engine.inprocess.engine import InProcessEngine
 
@@ -23,7 +23,7 @@ def test_a_run_is_announced_with_its_task_when_claimed_and_when_recorded(
     task_id = create(name="announced", job="echo", args={"message": "hi"}, run_at=in_seconds(0), max_retries=0,
                      schedule_type="ONE_TIME", interval_seconds=None)
     listener = connection.pubsub()
-    listener.subscribe(LIVE_CHANNEL)
+    listener.subscribe(channel_of(connection))
     try:
         engine.run_next()
         [run] = executions(task_id)
