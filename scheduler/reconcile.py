@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from scheduler import health, metrics
 from chime import occurrence as occ
 from scheduler.lock import Lock
-from chime import lifecycle
+from chime import lifecycle, watchdog
 from chime.triggers import next_fire_at
 from chime.database import begin_read_only
 from chime.extensions import db
@@ -105,6 +105,7 @@ def reconcile(connection: Redis, now: datetime | None = None) -> dict[str, Any]:
         }
         health.save_reconcile_report(connection, report)
         metrics.record_repairs(connection, report)
+        watchdog.report_repairs(report, now)  # `reconcile_repaired` with the counts, when it repaired anything
         log.info("Reconcile pass: %s", report)
         return report
     finally:

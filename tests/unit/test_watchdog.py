@@ -1,0 +1,146 @@
+"""The watchdog's detectors: pure functions of the state a noticing process read, and `now`."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from chime.watchdog import (
+    SCHEDULER_UP, WORKERS_BACK, Due, Running, missed, overrun_threshold_seconds, overruns, repaired_counts,
+    scheduler_step, workers_step,
+)
+
+NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+# --------------------------------------------------------------------------- scheduler_down
+
+
+def test_a_stale_scheduler_is_down_at_once_and_says_so_once():
+    event, state = scheduler_step({}, "stale", NOW, missing_after_seconds=60)
+    assert event == "scheduler_down"
+    assert state == {"down": True, "since": "2026-11-30T12:00:00+00:00"}
+    again, same = scheduler_step(state, "stale", NOW + timedelta(seconds=5), missing_after_seconds=60)
+    assert again is None and same == state
+
+
+def test_a_scheduler_whose_heartbeat_expired_stays_down_without_a_second_alert():
+    _, state = scheduler_step({}, "stale", NOW, missing_after_seconds=60)
+    event, _ = scheduler_step(state, "missing", NOW + timedelta(minutes=5), missing_after_seconds=60)
+    assert event is None
+
+
+def test_a_scheduler_never_seen_is_down_only_after_being_missing_for_the_grace():
+    event, state = scheduler_step({}, "missing", NOW, missing_after_seconds=60)
+    assert event is None and state == {"down": False, "missing_since": "2026-11-30T12:00:00+00:00"}
+    event, state = scheduler_step(state, "missing", NOW + timedelta(seconds=59), missing_after_seconds=60)
+    assert event is None
+    event, state = scheduler_step(state, "missing", NOW + timedelta(seconds=60), missing_after_seconds=60)
+    assert event == "scheduler_down" and state["down"] is True
+
+
+def test_a_scheduler_that_starts_within_the_grace_raises_nothing():
+    _, state = scheduler_step({}, "missing", NOW, missing_after_seconds=60)
+    event, state = scheduler_step(state, "ok", NOW + timedelta(seconds=3), missing_after_seconds=60)
+    assert event is None and state == {"down": False}
+
+
+def test_a_scheduler_that_comes_back_ends_the_episode_with_scheduler_up():
+    _, state = scheduler_step({}, "stale", NOW, missing_after_seconds=60)
+    event, state = scheduler_step(state, "ok", NOW + timedelta(minutes=2), missing_after_seconds=60)
+    assert event == SCHEDULER_UP == "scheduler_up"
+    assert state == {"down": False}
+    event, _ = scheduler_step(state, "ok", NOW + timedelta(minutes=3), missing_after_seconds=60)
+    assert event is None
+
+
+def test_a_second_death_is_a_second_episode():
+    _, state = scheduler_step({}, "stale", NOW, missing_after_seconds=60)
+    _, state = scheduler_step(state, "ok", NOW + timedelta(minutes=1), missing_after_seconds=60)
+    event, _ = scheduler_step(state, "stale", NOW + timedelta(minutes=2), missing_after_seconds=60)
+    assert event == "scheduler_down"
+
+
+# --------------------------------------------------------------------------- no_workers
+
+
+def test_no_task_worker_for_the_grace_is_no_workers_once_and_a_worker_back_ends_it():
+    event, state = workers_step({}, 0, NOW, after_seconds=30)
+    assert event is None
+    event, state = workers_step(state, 0, NOW + timedelta(seconds=29), after_seconds=30)
+    assert event is None
+    event, state = workers_step(state, 0, NOW + timedelta(seconds=30), after_seconds=30)
+    assert event == "no_workers"
+    event, state = workers_step(state, 0, NOW + timedelta(seconds=90), after_seconds=30)
+    assert event is None
+    event, state = workers_step(state, 2, NOW + timedelta(seconds=95), after_seconds=30)
+    assert event == WORKERS_BACK == "workers_back"
+    assert state == {"down": False}
+
+
+def test_a_worker_restarting_within_the_grace_raises_nothing():
+    _, state = workers_step({}, 0, NOW, after_seconds=30)
+    event, state = workers_step(state, 1, NOW + timedelta(seconds=10), after_seconds=30)
+    assert event is None and state == {"down": False}
+    event, _ = workers_step(state, 0, NOW + timedelta(seconds=40), after_seconds=30)
+    assert event is None  # the grace counts again from the new absence
+
+
+# --------------------------------------------------------------------------- missed
+
+
+def test_an_occurrence_past_its_grace_with_no_run_is_missed():
+    due = Due(7, ago(400), 300, "schedule")
+    assert missed([due], set(), {}, NOW) == [due]
+
+
+def test_an_occurrence_within_its_grace_is_not_missed_yet():
+    assert missed([Due(7, ago(300), 300, "schedule")], set(), {}, NOW) == []
+    assert missed([Due(7, ago(299), 300, "schedule")], set(), {}, NOW) == []
+
+
+def test_an_occurrence_that_has_a_run_is_not_missed():
+    at = ago(400)
+    assert missed([Due(7, at, 300, "schedule")], {(7, at)}, {}, NOW) == []
+
+
+def test_a_missed_occurrence_is_alerted_once_but_the_next_one_again():
+    at = ago(400)
+    alerted = {"7": "2026-11-30T11:53:20+00:00"}
+    assert at.isoformat() == alerted["7"]
+    assert missed([Due(7, at, 300, "schedule")], set(), alerted, NOW) == []
+    later = Due(7, ago(320), 10, "queue")
+    assert missed([later], set(), alerted, NOW) == [later]
+
+
+def test_the_same_occurrence_seen_in_the_schedule_and_a_queue_is_one_miss_oldest_first():
+    a, b = Due(3, ago(100), 10, "queue"), Due(2, ago(200), 10, "schedule")
+    assert missed([a, b, Due(3, ago(100), 10, "schedule")], set(), {}, NOW) == [b, a]
+
+
+# --------------------------------------------------------------------------- overrun
+
+
+def test_the_overrun_threshold_is_the_configured_time_else_the_run_timeout():
+    assert overrun_threshold_seconds(300, 0) == 300
+    assert overrun_threshold_seconds(300, 120) == 120
+
+
+def test_a_run_past_its_threshold_overruns_once():
+    long_run, short_run = Running(1, 5, ago(301), 300), Running(2, 5, ago(200), 300)
+    assert overruns([long_run, short_run], set(), NOW) == [long_run]
+    assert overruns([long_run, short_run], {1}, NOW) == []
+
+
+# --------------------------------------------------------------------------- reconcile_repaired
+
+
+def test_a_reconcile_pass_that_repaired_nothing_has_no_counts():
+    assert repaired_counts({"tasks_checked": 40, "pending_restored": 0, "executions_lost": 0}) == {}
+
+
+def test_a_reconcile_pass_reports_what_it_repaired_not_what_it_checked():
+    report = {"tasks_checked": 40, "pending_restored": 3, "executions_lost": 1, "orphans_removed": 0}
+    assert repaired_counts(report) == {"pending_restored": 3, "executions_lost": 1}
