@@ -61,9 +61,9 @@ def test_a_worker_holds_no_write_lock_while_it_beats_runs_the_job_or_calls_redis
     ChimeScheduler(connection, app).dispatch_due(start + timedelta(seconds=3601))
 
     @contextmanager
-    def probed_liveness(execution_id: int) -> Any:
+    def probed_liveness(execution_id: int, *args: Any) -> Any:
         seen.append(("liveness", write_lock_is_free(app)))
-        with original_liveness(execution_id):
+        with original_liveness(execution_id, *args):
             yield
 
     original_liveness = executor.liveness
