@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -88,13 +89,13 @@ def _not_waiting(job_id: str, where: str) -> Exception:
     return NotFoundError("waiting job", job_id)
 
 
-def _trigger_of(connection: object, due: occ.DueJob) -> str:
+def _trigger_of(connection: Redis, due: occ.DueJob) -> str:
     """The trigger of a waiting occurrence: its job's description says it ("task 7 recovery ...")."""
     if due.manual:
         return Trigger.MANUAL.value
     if due.attempt > 1:
         return Trigger.RETRY.value
-    description = connection.hget(job_key(due.job_id), "description") or b""  # type: ignore[attr-defined]
+    description = connection.hget(job_key(due.job_id), "description") or b""
     words = description.decode(errors="replace").split()
     named = words[2].upper() if len(words) > 2 else ""
     return named if named in (Trigger.SCHEDULE.value, Trigger.RECOVERY.value) else Trigger.SCHEDULE.value
@@ -104,11 +105,11 @@ def _was_pending(task: Task, due: occ.DueJob) -> bool:
     return task.next_run_at is not None and task.next_run_at == due.scheduled_for
 
 
-def _following(connection: object, task: Task, due: occ.DueJob) -> occ.Occurrence | None:
+def _following(connection: Redis, task: Task, due: occ.DueJob) -> occ.Occurrence | None:
     """The occurrence that replaces `due` if `due` is the task's pending one: its next fire time."""
     if due.manual or due.attempt != 1 or task.schedule_type == ScheduleType.ONE_TIME.value or not task.enabled:
         return None
-    if occ.pending_job_id(connection, task.id) != due.job_id:  # type: ignore[arg-type]
+    if occ.pending_job_id(connection, task.id) != due.job_id:
         return None
     due_at = next_fire_at(schedule_of(task), due.scheduled_for)
     return occ.Occurrence.of(task, due_at) if due_at is not None else None
