@@ -36,6 +36,8 @@ MISSED_KEY, OVERRUN_KEY = "watchdog.missed", "watchdog.overrun"
 SCHEDULER_UP, WORKERS_BACK = "scheduler_up", "workers_back"  # the resolved events (when the rules know them)
 QUERY_LIMIT = 500  # at most this many due tasks / running runs are judged per pass (oldest first)
 MISSED_MEMORY = timedelta(days=2)  # an alerted occurrence is remembered this long
+MISSED_SLACK_SECONDS = 10  # a run is missed after its grace, and never sooner than this after its due time
+# (the scheduler saves next_run_at about a second after the move, and a free worker takes it at once)
 
 SETTINGS = {  # app config key -> (environment variable, default)
     "WATCHDOG_INTERVAL_SECONDS": ("CHIME_WATCHDOG_INTERVAL_SECONDS", 5.0),
@@ -108,12 +110,14 @@ class Due:
 
 def missed(due: Iterable[Due], started: set[tuple[int, datetime]], alerted: dict[str, str],
            now: datetime) -> list[Due]:
-    """The occurrences past their grace that no run has started (no execution row for them) and that
-    were not alerted already (`alerted`: task id -> the occurrence last alerted); one per occurrence."""
+    """The occurrences past their grace (at least MISSED_SLACK_SECONDS) that no run has started (no
+    execution row for them) and that were not alerted already (`alerted`: task id -> the occurrence last
+    alerted); one per occurrence."""
     found: dict[tuple[int, datetime], Due] = {}
     for item in due:
         key = (item.task_id, item.scheduled_for)
-        if item.scheduled_for + timedelta(seconds=item.grace_seconds) >= now or key in started:
+        wait = max(item.grace_seconds, MISSED_SLACK_SECONDS)
+        if item.scheduled_for + timedelta(seconds=wait) >= now or key in started:
             continue
         if alerted.get(str(item.task_id)) == isoformat(item.scheduled_for) or key in found:
             continue

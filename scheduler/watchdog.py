@@ -1,15 +1,17 @@
 """The watchdog's edge: read the engine's state from Redis and hand it to chime.watchdog, which decides.
 
-Run by the alerts worker (scheduler.alerts.AlertsWorker, every WATCHDOG_INTERVAL_SECONDS), a process
-that is neither the scheduler nor a task worker, so `scheduler_down`, `no_workers` and `missed` are
+Run by the alerts worker (scheduler.alerts.AlertsWorker starts a thread for it: a pass every
+WATCHDOG_INTERVAL_SECONDS), a process that is neither the scheduler nor a task worker, so `scheduler_down`, `no_workers` and `missed` are
 noticed while those are dead. Several alerts workers may run it: the episode state rows make the second
 pass of a moment find nothing new to say.
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
+from flask import Flask
 from redis import Redis
 from rq import Worker
 
@@ -59,23 +61,38 @@ def watch(connection: Redis) -> list[str]:
     return events
 
 
-_last_pass = float("-inf")
+_thread: threading.Thread | None = None
 
 
-def watch_quietly() -> None:
-    """A pass when WATCHDOG_INTERVAL_SECONDS have gone by since the last (the alerts worker calls this at
-    each of its beats); a failing pass (the database or Redis away) is logged and tried again next time."""
-    global _last_pass
+def start() -> None:
+    """Start this process's watchdog thread, unless it runs (the alerts worker calls this as it starts).
+
+    The passes run on a thread of their own, every WATCHDOG_INTERVAL_SECONDS, so a delivery that takes
+    minutes (a slow SMTP server) does not hold back `scheduler_down` or `missed`.
+    """
     from scheduler.worker import worker_app
+
+    global _thread
+    if _thread is None or not _thread.is_alive():
+        _thread = threading.Thread(target=watch_forever, args=(worker_app(),), name="chime-watchdog", daemon=True)
+        _thread.start()
+
+
+def watch_forever(app: Flask) -> None:
+    while True:
+        with app.app_context():
+            interval = watchdog.setting("WATCHDOG_INTERVAL_SECONDS")
+            watch_once()
+        time.sleep(interval)
+
+
+def watch_once() -> None:
+    """One pass; a failing pass (the database or Redis away) is logged and tried again next time."""
     from chime.extensions import get_redis
 
-    with worker_app().app_context():
-        try:
-            if time.monotonic() - _last_pass < watchdog.setting("WATCHDOG_INTERVAL_SECONDS"):
-                return
-            _last_pass = time.monotonic()
-            watch(get_redis())
-        except Exception:  # noqa: BLE001 - the watchdog must outlive any one bad pass
-            log.exception("Watchdog pass failed; trying again at the next beat")
-        finally:
-            db.session.remove()
+    try:
+        watch(get_redis())
+    except Exception:  # noqa: BLE001 - the watchdog must outlive any one bad pass
+        log.exception("Watchdog pass failed; trying again at the next one")
+    finally:
+        db.session.remove()

@@ -101,6 +101,11 @@ def test_an_occurrence_within_its_grace_is_not_missed_yet():
     assert missed([Due(7, ago(299), 300, "schedule")], set(), {}, NOW) == []
 
 
+def test_an_occurrence_with_no_grace_is_missed_only_ten_seconds_after_it_was_due():
+    assert missed([Due(7, ago(10), 0, "schedule")], set(), {}, NOW) == []
+    assert missed([Due(7, ago(11), 0, "queue")], set(), {}, NOW) == [Due(7, ago(11), 0, "queue")]
+
+
 def test_an_occurrence_that_has_a_run_is_not_missed():
     at = ago(400)
     assert missed([Due(7, at, 300, "schedule")], {(7, at)}, {}, NOW) == []
@@ -111,13 +116,13 @@ def test_a_missed_occurrence_is_alerted_once_but_the_next_one_again():
     alerted = {"7": "2026-11-30T11:53:20+00:00"}
     assert at.isoformat() == alerted["7"]
     assert missed([Due(7, at, 300, "schedule")], set(), alerted, NOW) == []
-    later = Due(7, ago(320), 10, "queue")
+    later = Due(7, ago(320), 30, "queue")
     assert missed([later], set(), alerted, NOW) == [later]
 
 
 def test_the_same_occurrence_seen_in_the_schedule_and_a_queue_is_one_miss_oldest_first():
-    a, b = Due(3, ago(100), 10, "queue"), Due(2, ago(200), 10, "schedule")
-    assert missed([a, b, Due(3, ago(100), 10, "schedule")], set(), {}, NOW) == [b, a]
+    a, b = Due(3, ago(100), 30, "queue"), Due(2, ago(200), 30, "schedule")
+    assert missed([a, b, Due(3, ago(100), 30, "schedule")], set(), {}, NOW) == [b, a]
 
 
 # --------------------------------------------------------------------------- overrun
