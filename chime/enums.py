@@ -75,3 +75,19 @@ class Source(enum.StrEnum):
     API = "api"  # a bearer token on the JSON API
     CLI = "cli"  # the command line on the server
     ENGINE = "engine"  # Chime itself (a pause that ended, retention)
+
+
+class ChannelKind(enum.StrEnum):
+    """Where an alert goes."""
+
+    WEBHOOK = "webhook"  # a signed JSON POST (X-Chime-Signature)
+    EMAIL = "email"  # a plain-text e-mail over SMTP
+    SLACK = "slack"  # a Slack-style incoming webhook (Mattermost and Rocket.Chat accept it too)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one alert's delivery to one channel stands."""
+
+    PENDING = "pending"  # not yet delivered; an attempt is due at next_attempt_at
+    DELIVERED = "delivered"  # the channel accepted it
+    FAILED = "failed"  # every attempt of its retry budget failed (or the channel is gone)

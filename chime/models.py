@@ -1,4 +1,5 @@
-"""Database models: Task, Execution, Notification, User, ApiToken, AuditEvent."""
+"""Database models: Task, Execution, Notification, User, ApiToken, AuditEvent, Channel, Delivery, DeliveryAttempt,
+AlertRule, AlertOutbox, AlertState, Setting."""
 from __future__ import annotations
 
 import enum
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from chime import redis_keys
-from chime.enums import Level, NotifyPolicy, Overlap, Role, ScheduleType, Source, Status, Trigger  # noqa: F401 (re-exported)
+from chime.enums import ChannelKind, DeliveryStatus, Level, NotifyPolicy, Overlap, Role, ScheduleType, Source, Status, Trigger  # noqa: F401 (re-exported)
 from chime.extensions import db
 from chime.timeutil import as_utc, utcnow
 
@@ -218,6 +219,82 @@ class AuditEvent(db.Model):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Channel(db.Model):
+    """Where alerts go: a webhook, an e-mail address list or a Slack-style incoming webhook.
+
+    `config` holds the settings that may be shown; `secrets` the Fernet-encrypted JSON of the ones that
+    may not (a webhook's signing secret, an SMTP password, a Slack URL that embeds its token), read only
+    by chime.channel_secrets and never sent back by the API or the admin."""
+
+    __tablename__ = "channels"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[ChannelKind] = mapped_column(enum_column(ChannelKind, 16))
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secrets: Mapped[str | None] = mapped_column(Text)  # Fernet token of the secret settings' JSON
+    secret_names: Mapped[list[str]] = mapped_column(JSON, default=list)  # which secrets are set (never values)
+    muted_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.id} {self.name!r}>"
+
+
+class Delivery(db.Model):
+    """One alert (an event) to one channel: delivered once, retried with backoff until its budget ends.
+
+    `delivery_id` is sent as X-Chime-Delivery and stays the same on every attempt, so a receiver can
+    drop a duplicate. The channel's name is kept when the channel is deleted."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_deliveries_channel_id_id", "channel_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(36), unique=True)
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    channel_name: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(40))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
+    execution_id: Mapped[int | None] = mapped_column(ForeignKey("executions.id", ondelete="SET NULL"))
+    status: Mapped[DeliveryStatus] = mapped_column(enum_column(DeliveryStatus, 16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    response_status: Mapped[int | None] = mapped_column(Integer)  # the last HTTP status or SMTP reply code
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure, bounded, never a secret
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the event as sent
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    channel: Mapped[Channel | None] = relationship()
+    attempt_log: Mapped[list[DeliveryAttempt]] = relationship(
+        order_by=lambda: DeliveryAttempt.id, lazy="selectin", cascade="all, delete-orphan", passive_deletes=True)
+
+
+class DeliveryAttempt(db.Model):
+    """One attempt of a delivery: when, its outcome, the HTTP status or SMTP reply, the error."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (Index("ix_delivery_attempts_delivery_id_id", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("deliveries.id", ondelete="CASCADE"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ok: Mapped[bool] = mapped_column()
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(String(500))  # the SMTP reply text, bounded
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
 
 
 class AlertRule(db.Model):

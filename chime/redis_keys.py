@@ -12,6 +12,7 @@ from __future__ import annotations
 
 # -- RQ -------------------------------------------------------------------------------------------
 QUEUE_NAMES = ("high", "default", "low")  # the queues Chime's workers listen on, most urgent first
+ALERTS_QUEUE = "alerts"  # alert deliveries: served by the alerts worker alone, never by the task workers
 JOB_KEY = "rq:job:{job_id}"                # hash: one job (its status, payload, origin queue ...)
 QUEUE_KEY = "rq:queue:{name}"              # list: job ids waiting on a queue
 QUEUES_SET_KEY = "rq:queues"               # set: the keys of every queue that exists

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # periodic jobs the dispatcher pushes (scheduler.periodic.periodic_jobs), also queued on request (POST /api/reconcile/).
 ENTRY_POINTS = frozenset({
     "scheduler.executor.execute",
+    "scheduler.alerts.deliver",  # chime.alerts.DELIVER_FUNC: one attempt of an alert delivery
     "scheduler.reconcile.run_reconcile",
     "scheduler.retention.run_prune",
 })

@@ -7,7 +7,8 @@
    <instance>/redis/.
 2. `flask --app wsgi db upgrade`, then `flask --app wsgi ensure-admin` (prints the generated
    password once; a second run creates nothing).
-3. The Procfile's web, worker and scheduler under honcho, each log line prefixed by its name.
+3. The Procfile's web, worker, scheduler and alerts (the alert-delivery worker) under honcho, each log line
+   prefixed by its name.
 4. Ctrl-C (SIGINT) or SIGTERM stops every process started here, kills whatever is left after a
    grace period, stops the embedded Redis last, and exits 0. Started in a terminal's foreground (by
    `make run`), this process takes the terminal's foreground for a process group of its own, so
@@ -20,6 +21,7 @@ Environment switches (everything else, e.g. ADMIN_USERNAME/ADMIN_PASSWORD, passe
   PORT                   web port (default 8000; a free one when 8000 is taken and PORT is unset)
   DATABASE_URL           default: SQLite under the instance folder
   SECRET_KEY             default: generated once and kept in <instance>/secret_key
+  CHIME_SECRETS_KEY      default: a Fernet key generated once and kept in <instance>/secrets_key
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ from chime.redis_url import is_sentinel_url
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROCFILE = PROJECT_ROOT / "Procfile"
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
-PROCESS_NAMES = ("web", "worker", "scheduler")
+PROCESS_NAMES = ("web", "worker", "scheduler", "alerts")
 
 LOCALHOST = "127.0.0.1"
 DEFAULT_WEB_PORT = 8000
@@ -309,6 +311,23 @@ def load_secret_key(instance: Path) -> str:
     return key
 
 
+def load_secrets_key(instance: Path) -> str:
+    """Read <instance>/secrets_key (CHIME_SECRETS_KEY: the Fernet key sealing channel secrets), creating it
+    (readable by the owner only) on first use."""
+    from cryptography.fernet import Fernet
+
+    path = instance / "secrets_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRET_KEY_FILE_MODE)
+    except FileExistsError:
+        return path.read_text().strip()
+    key = Fernet.generate_key().decode("ascii")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    say(f"generated CHIME_SECRETS_KEY, kept in {path}")
+    return key
+
+
 def child_env(env: Mapping[str, str], instance: Path, redis_url: str, port: int) -> dict[str, str]:
     """The environment every child gets: the chosen services, the secret, the venv's bin first."""
     child = dict(env)
@@ -316,6 +335,7 @@ def child_env(env: Mapping[str, str], instance: Path, redis_url: str, port: int)
         "REDIS_URL": redis_url,
         "DATABASE_URL": env.get("DATABASE_URL") or default_database_url(str(instance)),
         "SECRET_KEY": env.get("SECRET_KEY") or load_secret_key(instance),
+        "CHIME_SECRETS_KEY": env.get("CHIME_SECRETS_KEY") or load_secrets_key(instance),
         "CHIME_INSTANCE_PATH": str(instance),
         "PORT": str(port),
         "PYTHONUNBUFFERED": "1",

@@ -219,8 +219,8 @@ def run_banner_cli(output: str, command: str, env: dict[str, str]) -> str:
 
 
 def started_pids(output: str) -> set[int]:
-    """The pids honcho reports for web, worker and scheduler, and the embedded redis-server's."""
-    pids = {int(p) for p in re.findall(r"\b(?:web|worker|scheduler) started \(pid=(\d+)\)", output)}
+    """The pids honcho reports for web, worker, scheduler and alerts, and the embedded redis-server's."""
+    pids = {int(p) for p in re.findall(r"\b(?:web|worker|scheduler|alerts) started \(pid=(\d+)\)", output)}
     pids |= {int(p) for p in re.findall(r"Redis: embedded \S+ \(pid (\d+)\)", output)}
     return pids
 
@@ -235,7 +235,7 @@ def assert_nothing_left(run: MakeRun, ports: list[int], tmp_path: Path) -> None:
     table = subprocess.run(["ps", "-A", "-o", "pid=,stat="], capture_output=True, text=True).stdout
     live = {int(pid) for pid, stat in (line.split() for line in table.splitlines()) if not stat.startswith("Z")}
     started = started_pids(run.output)
-    assert len(started) == 4, run.output
+    assert len(started) == 5, run.output
     assert not live & started, f"still running: {sorted(live & started)}"
 
 

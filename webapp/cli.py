@@ -40,6 +40,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
     app.cli.add_command(users_group)
+    app.cli.add_command(channels_group)
     run_as_cli_actor(app.cli)
 
 
@@ -525,3 +526,37 @@ def runs_stop_command(execution_id: int) -> None:
     with chime_errors(), unit_of_work():
         run_control.request_stop(execution_id)
     click.echo(f"Run {execution_id} asked to stop; it ends CANCELLED within a few seconds")
+
+# -- alert channels -----------------------------------------------------------------------------
+
+channels_group = AppGroup("channels", help="List alert channels and send a test alert.")
+CHANNEL_COLUMNS = ("ID", "NAME", "KIND", "ENABLED", "SECRETS", "MUTED UNTIL")
+
+
+@channels_group.command("list", short_help="List alert channels (secrets only as set / not set).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/channels/ shows each).")
+def channels_list_command(as_json: bool) -> None:
+    from chime import channels
+    from chime.schemas.channel import ChannelRead
+
+    rows = [ChannelRead.dump(channels.channel_view(channel)) for channel in channels.list_channels()]
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(render_table(CHANNEL_COLUMNS, [
+        [str(row["id"]), table_cell(row["name"]), row["kind"], "yes" if row["enabled"] else "no",
+         ", ".join(f"{name} {state}" for name, state in row["secrets"].items()) or "-", row["muted_until"] or "-"]
+        for row in rows]))
+
+
+@channels_group.command("test", short_help="Queue a test alert to a channel; print its delivery id.")
+@click.argument("channel_id", type=int)
+def channels_test_command(channel_id: int) -> None:
+    from chime import channels
+    from chime.validation import MAX_ID
+
+    if not 1 <= channel_id <= MAX_ID:
+        raise click.ClickException(f"No channel with id {channel_id} was found")
+    with chime_errors(), unit_of_work():
+        delivery = channels.send_test(channels.get_channel(channel_id))
+    click.echo(f"Queued test delivery {delivery.delivery_id} on the alerts queue (the alerts worker sends it)")

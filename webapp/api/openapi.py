@@ -21,6 +21,7 @@ from rq.job import JOB_ID_PATTERN
 import jobs.registry as registry
 from chime.config import MAX_CONTENT_LENGTH_BYTES
 from chime.schemas.audit import AuditEventRead
+from chime.schemas.channel import ChannelInput, ChannelPatch, ChannelRead, DeliveryRead, ChannelTestResult
 from chime.schemas.common import page_of
 from chime.schemas.cron import CronPreview
 from chime.schemas.execution import ExecutionDetail, ExecutionRead, RetryResult, RunInput, RunResult
@@ -91,6 +92,13 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "TokenInput": (TokenInput, "validation"),
     "TokenCreated": (TokenCreated, "serialization"),
     "TokenPage": (page_of(TokenRead, "TokenPage"), "serialization"),
+    "Channel": (ChannelRead, "serialization"),
+    "ChannelInput": (ChannelInput, "validation"),
+    "ChannelPatch": (ChannelPatch, "validation"),
+    "ChannelPage": (page_of(ChannelRead, "ChannelPage"), "serialization"),
+    "ChannelTestResult": (ChannelTestResult, "serialization"),
+    "Delivery": (DeliveryRead, "serialization"),
+    "DeliveryPage": (page_of(DeliveryRead, "DeliveryPage"), "serialization"),
 }
 
 # components/responses: the shared error answers, by status

@@ -242,6 +242,58 @@ USER_OPERATIONS = (
 )
 
 
+CHANNEL_EXAMPLES = {
+    "webhook": ("A signed webhook", {"name": "ops-webhook", "kind": "webhook",
+                                     "config": {"url": "https://hooks.example.com/chime"},
+                                     "secrets": {"secret": "a long random signing secret"}}),
+    "email": ("E-mail over STARTTLS with a login", {
+        "name": "ops-mail", "kind": "email",
+        "config": {"host": "smtp.example.com", "port": 587, "security": "starttls", "username": "chime",
+                   "from_address": "chime@example.com", "to": ["ops@example.com"]},
+        "secrets": {"password": "the SMTP password"}}),
+    "slack": ("A Slack incoming webhook", {"name": "ops-slack", "kind": "slack",
+                                           "secrets": {"url": "https://hooks.slack.com/services/T000/B000/XXXX"}}),
+}
+CHANNEL_PATCH_EXAMPLES = {
+    "mute": ("Mute a channel until an instant", {"muted_until": "2031-06-01T09:00:00Z"}),
+    "rotate": ("Replace the signing secret", {"secrets": {"secret": "a new long random secret"}}),
+}
+
+
+class DeliveryFilters(Pagination):
+    task_id: int = Field(None, ge=1, le=MAX_ID, description="Only the deliveries of this task's alerts")
+    channel_id: int = Field(None, ge=1, le=MAX_ID, description="Only the deliveries to this channel")
+
+
+CHANNEL = Reply("The channel (its secrets only as set / not set)", "Channel")
+CHANNEL_OPERATIONS = (  # webapp/api/channels.py
+    Operation("get", "/api/channels/", "listChannels", "alerts", "List alert channels by name",
+              {200: Reply("A page of channels", "ChannelPage")}, errors=(400,), query=Pagination),
+    Operation("post", "/api/channels/", "createChannel", "alerts",
+              "Create a channel (admins only): webhook, email or slack; secrets are write-only, stored encrypted",
+              {201: Reply("The created channel", "Channel", headers={"Location": "URL of the new channel"})},
+              errors=(400, 403, 409, 413, 415), body=Body("ChannelInput", "The new channel", CHANNEL_EXAMPLES)),
+    Operation("get", "/api/channels/{channel_id}/", "getChannel", "alerts", "Get a channel", {200: CHANNEL},
+              errors=(404,)),
+    Operation("patch", "/api/channels/{channel_id}/", "updateChannel", "alerts",
+              "Change a channel (admins only): a secret given replaces the stored one, \"\" keeps it, null removes it",
+              {200: CHANNEL}, errors=(400, 403, 404, 409, 413, 415),
+              body=Body("ChannelPatch", "The changes", CHANNEL_PATCH_EXAMPLES)),
+    Operation("delete", "/api/channels/{channel_id}/", "deleteChannel", "alerts",
+              "Delete a channel (admins only); its deliveries stay, with its name", {204: Reply("Deleted")},
+              errors=(403, 404)),
+    Operation("post", "/api/channels/{channel_id}/test/", "testChannel", "alerts",
+              "Send a test alert to the channel (operators; even when disabled or muted)",
+              {202: Reply("The test delivery was queued on the alerts queue", "ChannelTestResult")},
+              errors=(403, 404)),
+    Operation("get", "/api/channels/{channel_id}/deliveries/", "listChannelDeliveries", "alerts",
+              "A channel's deliveries, newest first, each with every attempt",
+              {200: Reply("A page of deliveries", "DeliveryPage")}, errors=(400, 404), query=Pagination),
+    Operation("get", "/api/deliveries/", "listDeliveries", "alerts",
+              "Alert deliveries, newest first, each with every attempt (filter by task or channel)",
+              {200: Reply("A page of deliveries", "DeliveryPage")}, errors=(400,), query=DeliveryFilters),
+)
+
 class DeleteTaskQuery(BaseModel):
     detach: bool = Field(None, description=(
         "true: first remove the task from the dependencies of the tasks that depend on it (each one an "
@@ -360,4 +412,5 @@ OPERATIONS = (
     *CONTROL_OPERATIONS,
     *USER_OPERATIONS,
     *QUEUE_OPERATIONS,
+    *CHANNEL_OPERATIONS,
 )
