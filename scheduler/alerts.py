@@ -14,6 +14,7 @@ from typing import Any
 
 from chime import alerts
 from chime.extensions import db, get_redis
+from scheduler import watchdog
 from scheduler.worker import ChimeWorker, worker_app
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class AlertsWorker(ChimeWorker):
     """
 
     _last_sweep = float("-inf")
+
+    def work(self, burst: bool = False, **kwargs: Any) -> bool:
+        if not burst:  # the Procfile's process: its watchdog thread notices missed runs, a dead scheduler ...
+            watchdog.start()  # (scheduler/watchdog.py; not in a burst, which tests run in their own process)
+        return super().work(burst, **kwargs)
 
     @property
     def dequeue_timeout(self) -> int:
