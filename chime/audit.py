@@ -93,6 +93,16 @@ def _masked_value(value: Any) -> Any:
     return value
 
 
+def shown_args(args: Mapping[str, Any] | None, actor: Actor | None = None) -> dict[str, Any] | None:
+    """A task's or run's arguments as `actor` (default: whoever acts now) may see them: whole for a role
+    that may edit tasks, with secrets masked (headers such as Authorization, URL passwords) for the others."""
+    if args is None:
+        return None
+    if (actor or current_actor()).role.includes(Role.ADMIN):
+        return dict(args)
+    return masked(args)
+
+
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The fields whose values differ, as (before, after) restricted to them."""
     keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]

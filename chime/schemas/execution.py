@@ -4,8 +4,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
+from chime import audit
 from chime.errors import ValidationError
 from chime.lifecycle import MAX_TRACEBACK_CHARS
 from chime.models import Status, Trigger
@@ -33,7 +34,12 @@ class ExecutionRead(Sent):
     created_at: Instant = Field(description="When the entry was recorded (the since/until filters apply to it)")
     args: dict[str, Any] | None = Field(
         description="The arguments this run was given instead of its task's (a run now with arguments, and "
-                    "its retries); null: the task's own", json_schema_extra={"nullable": True})
+                    "its retries); null: the task's own; secrets masked below the admin role",
+        json_schema_extra={"nullable": True})
+
+    @field_serializer("args")
+    def _shown_args(self, args: dict[str, Any] | None) -> dict[str, Any] | None:
+        return audit.shown_args(args)
 
 
 class ExecutionDetail(ExecutionRead):

@@ -30,6 +30,7 @@ from pydantic import create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 import jobs.registry as registry
+from chime import audit
 from chime.schemas import common
 from chime.errors import ValidationError
 from chime.models import QUEUE_NAMES, NotifyPolicy, Overlap, ScheduleType, Status
@@ -382,7 +383,7 @@ def task_to_dict(task: Any) -> dict[str, Any]:
     values = {name: getattr(task, name) for name in TaskRead.model_fields if name != "depends_on"}
     values["depends_on"] = [parent.id for parent in task.parents]
     values["description"] = values["description"] or ""
-    values["args"] = values["args"] or {}
+    values["args"] = audit.shown_args(values["args"] or {})
     return TaskRead.model_construct(**values).model_dump(mode="json")
 
 

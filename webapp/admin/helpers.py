@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, current_app, g, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 
+from chime import audit
 from chime.triggers import ScheduleError, describe_cron
 from chime.extensions import db
 from chime.models import Role, ScheduleType, Status
@@ -270,6 +271,7 @@ def register(bp: Any) -> None:
     bp.add_app_template_filter(schedule_summary, "schedule_summary")
     bp.add_app_template_global(url_with, "url_with")
     bp.add_app_template_global(can, "can")
+    bp.add_app_template_filter(audit.shown_args, "shown_args")
     bp.add_app_template_global(asset, "asset")
     bp.add_app_template_global(STATUS_ORDER, "STATUS_ORDER")
     bp.add_app_template_global(forms.generic_inputs, "generic_task_inputs")
