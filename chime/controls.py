@@ -47,6 +47,7 @@ def pause_task(task: Task, payload: Any, *, now: datetime | None = None) -> Task
     data = validate(PauseInput, payload)
     now = now or utcnow()
     _check_resume_at(data.resume_at, now)
+    _check_pausable([task])
     _pause(task, data.reason, data.resume_at, now)
     audit.record("pause", "task", task.id, task.name, details=_pause_details(task))
     return task
@@ -66,7 +67,11 @@ def resume_due_tasks(now: datetime) -> list[int]:
     The scheduler calls this every second: one query on the resume_at index, which finds nothing
     almost always.
     """
-    query = select(Task).where(Task.resume_at <= now).order_by(Task.resume_at, Task.id).limit(RESUME_BATCH)
+    # Locked (Postgres; SQLite's writer lock serialises anyway) so a pause someone saves meanwhile waits
+    # and then stands, instead of being overwritten by this resume; rows locked by another writer wait
+    # for the next pass.
+    query = (select(Task).where(Task.resume_at <= now).order_by(Task.resume_at, Task.id).limit(RESUME_BATCH)
+             .with_for_update(skip_locked=True))
     resumed = []
     for task in db.session.scalars(query).all():
         if not should_resume(resume_at=task.resume_at, enabled=task.enabled, now=now):
@@ -76,6 +81,16 @@ def resume_due_tasks(now: datetime) -> list[int]:
         audit.record("resume", "task", task.id, task.name, details=details, actor=audit.ENGINE)
         resumed.append(task.id)
     return resumed
+
+
+def _check_pausable(tasks: Sequence[Task]) -> None:
+    """A pause ends by enabling the task, so only an enabled (or already paused) task may be paused: a
+    task someone disabled must not come back on when a pause over it ends (ConflictError naming them)."""
+    disabled = [task for task in tasks if not task.enabled and task.paused_at is None]
+    if disabled:
+        raise ConflictError("Nothing was paused: " + ", ".join(map(describe, disabled))
+                            + (" is" if len(disabled) == 1 else " are") + " disabled, not running; a pause "
+                            "would enable it when it ends. Leave it disabled, or enable it first.")
 
 
 def _check_resume_at(resume_at: datetime | None, now: datetime) -> None:
@@ -117,13 +132,23 @@ def run_bulk(payload: Any, *, now: datetime | None = None) -> dict[str, Any]:
     tasks = load_tasks(data.ids)
     _check_bulk(data, tasks, now)
     act = BULK_ACTIONS[data.action]
-    results = []
+    results: list[dict[str, Any]] = []
     for task in tasks:
         task_id, name = task.id, task.name
-        outcome, job_id, details = act(task, data, now)
+        try:
+            outcome, job_id, details = act(task, data, now)
+        except UnavailableError:
+            if not results:  # nothing was queued: nothing happened
+                raise
+            results += _not_queued(tasks[len(results):])  # queued runs cannot be taken back: keep their events
+            break
         audit.record(f"bulk_{data.action}", "task", task_id, name, details={"bulk": len(tasks), **details})
         results.append({"id": task_id, "name": name, "outcome": outcome, "job_id": job_id})
     return BulkResult.of(action=data.action, results=results)
+
+
+def _not_queued(tasks: Sequence[Task]) -> list[dict[str, Any]]:
+    return [{"id": task.id, "name": task.name, "outcome": "not_queued", "job_id": None} for task in tasks]
 
 
 def load_tasks(ids: Sequence[int]) -> list[Task]:
@@ -143,6 +168,8 @@ def _check_bulk(data: BulkInput, tasks: list[Task], now: datetime) -> None:
     if data.action != "pause" and (data.reason is not None or data.resume_at is not None):
         raise ValidationError({"reason" if data.reason is not None else "resume_at": "only for action pause"})
     _check_resume_at(data.resume_at, now)
+    if data.action == "pause":
+        _check_pausable(tasks)
     if data.action == "delete":
         selected = {task.id for task in tasks}
         blocked = {task: [c for c in task.children if c.id not in selected] for task in tasks}

@@ -124,8 +124,10 @@ def request_stop(execution_id: int) -> Execution:
     timeout = task.timeout_seconds if task is not None else 0
     actor = audit.current_actor().label
     try:
-        get_redis().set(stop_key(execution.id), actor, ex=timeout + STOP_MARGIN_SECONDS)
+        first = get_redis().set(stop_key(execution.id), actor, ex=timeout + STOP_MARGIN_SECONDS, nx=True)
     except RedisError as error:
         raise UnavailableError(f"Redis is unavailable: {error}") from error
-    audit.record("stop", "execution", execution.id, execution.task_name, details={"job_id": execution.job_id})
+    if first:  # asking again while the stop is under way changes nothing, so it is recorded once
+        audit.record("stop", "execution", execution.id, execution.task_name,
+                     details={"job_id": execution.job_id, "task_id": execution.task_id})
     return execution

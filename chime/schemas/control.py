@@ -5,7 +5,7 @@ The API validates its bodies with these models and the admin its forms (chime.co
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -40,6 +40,10 @@ def _aware_instant(value: Any) -> Any:
     instant = value if isinstance(value, datetime) else read_iso_datetime(value)
     if instant.tzinfo is None:
         raise ValueError("must include a UTC offset, such as 2030-01-31T09:00:00+01:00 or ...Z")
+    try:
+        instant.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range: in UTC it falls after the year 9999") from None
     return instant
 
 
@@ -88,7 +92,9 @@ class BulkItem(Sent):
 
     id: int = Field(ge=1)
     name: str
-    outcome: Literal["enabled", "disabled", "paused", "resumed", "queued", "deleted"]
+    outcome: Literal["enabled", "disabled", "paused", "resumed", "queued", "not_queued", "deleted"] = Field(
+        description="not_queued: run_now stopped when Redis failed after earlier runs of the request were queued "
+                    "(those stay queued and audited; this one and the rest were not queued)")
     job_id: str | None = Field(description="run_now: the queued RQ job's id; null otherwise")
 
 

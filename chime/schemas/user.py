@@ -10,13 +10,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from chime.enums import Role
 from chime.errors import ValidationError
 from chime.schemas.common import Instant, Sent
+from chime.validation import MAX_ID
 
 MIN_PASSWORD_LENGTH_CHARS = 8
 MAX_PASSWORD_LENGTH_CHARS = 1000
 MAX_USERNAME_LENGTH_CHARS = 100  # the users.username column
 MAX_TOKEN_NAME_LENGTH_CHARS = 100  # the api_tokens.name column
 USERNAME_PATTERN = r"^[^\s\x00-\x1f\x7f]+$"  # one word: no spaces or control characters
-TOKEN_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*\S[^\x00-\x1f\x7f]*$"
+TOKEN_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*$"
 ROLE_CHOICES = ", ".join(role.value for role in Role)
 
 PASSWORD_TEXT = f"At least {MIN_PASSWORD_LENGTH_CHARS} characters; stored hashed, never shown"
@@ -55,7 +56,7 @@ class TokenInput(Received):
 
     name: str = Field(max_length=MAX_TOKEN_NAME_LENGTH_CHARS, pattern=TOKEN_NAME_PATTERN,
                       description="A label to recognise the token by")
-    user_id: int | None = Field(None, ge=1, description="Its owner (admins only; default: the caller)")
+    user_id: int | None = Field(None, ge=1, le=MAX_ID, description="Its owner (admins only; default: the caller)")
 
 
 class UserRead(Sent):
