@@ -29,6 +29,9 @@ SECRET_MARKERS = ("password", "passwd", "secret", "token", "api_key", "api-key",
                   "cookie", "credential", "private_key", "private-key", "signature")
 # The password of a URL's user info (https://user:pw@host): masked inside any text value.
 URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/?#@\s:]*:)[^/?#@\s]+(?P<at>@)")
+# A URL's query parameter whose name looks secret (?token=..., &api_key=...): its value is masked too.
+URL_SECRET_PARAMETER = re.compile(r"(?P<head>[?&][^=&#\s]*(?:" + "|".join(map(re.escape, SECRET_MARKERS))
+                                  + r"|key)[^=&#\s]*=)[^&#\s]+", re.IGNORECASE)
 OBJECT_TYPES = ("task", "execution", "user", "token", "channel")
 ACTION_PATTERN = re.compile(r"[a-z][a-z_]{0,39}")  # create, update, run_now, bulk_enable...
 MAX_FILTER_TEXT_CHARS = 200
@@ -88,8 +91,9 @@ def _masked_value(value: Any) -> Any:
         return masked(value)
     if isinstance(value, (list, tuple)):
         return [_masked_value(item) for item in value]
-    if isinstance(value, str) and "@" in value:
-        return URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
+    if isinstance(value, str) and "://" in value:
+        value = URL_PASSWORD.sub(lambda m: m["head"] + MASK + m["at"], value)
+        return URL_SECRET_PARAMETER.sub(lambda m: m["head"] + MASK, value)
     return value
 
 

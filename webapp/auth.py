@@ -11,6 +11,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from chime import audit
 from chime.audit import Actor, acting_as
 from chime.enums import Role, Source
 from chime.errors import ForbiddenError, UnauthorizedError
@@ -186,7 +187,10 @@ def ensure_first_admin(username: str, password: str | None) -> tuple[str, str] |
         return None
     if not password:
         return None
-    create_user(username, password)
+    user = create_user(username, password)
+    with unit_of_work():
+        audit.record("create", "user", user.id, user.username, after={"username": username, "role": Role.ADMIN.value},
+                     details={"via": "first admin"})
     log.info("Created the first admin user %r", username)
     return username, password
 

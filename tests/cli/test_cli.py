@@ -454,3 +454,12 @@ def test_create_admin_and_ensure_admin_never_make_a_second_admin(app: Any) -> No
     duplicate = runner.invoke(args=["create-admin", "--username", "admin", "--password", "x" * 12])
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_the_first_admin_made_by_ensure_admin_is_in_the_audit_trail(app: Any) -> None:
+    from chime.models import AuditEvent
+
+    app.test_cli_runner().invoke(args=["ensure-admin"])
+
+    event = db.session.query(AuditEvent).filter_by(object_type="user", action="create").one()
+    assert event.after == {"username": app.config["ADMIN_USERNAME"], "role": "admin"}

@@ -46,3 +46,11 @@ def test_changed_fields_keeps_only_what_differs_on_both_sides() -> None:
 
     assert changed_fields(before, after) == ({"interval_seconds": 60, "args": {"message": "hi"}},
                                              {"interval_seconds": 90, "args": {"message": "hello"}})
+
+
+def test_a_secret_looking_query_parameter_of_a_url_is_masked_and_the_others_kept() -> None:
+    from chime.audit import masked
+
+    shown = masked({"url": "https://hooks.example/x?token=abc123&page=2&API_KEY=zz9#frag"})
+
+    assert shown == {"url": "https://hooks.example/x?token=********&page=2&API_KEY=********#frag"}
