@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, String, cast, select
 
 from chime.enums import Role, Source
 from chime.extensions import db
-from chime.models import AuditEvent
+from chime.models import AuditEvent, Execution
 
 MASK = "********"
 # A field whose name contains one of these (in any case, at any depth: a header of an http_request's
@@ -143,6 +143,7 @@ class AuditFilters:
     since: datetime | None = None  # created at or after
     until: datetime | None = None  # created before
     search: str = ""  # the object's or the actor's name contains this
+    task_id: int | None = None  # events about this task or one of its runs (retry, cancel, stop)
 
 
 def _contains(text: str) -> str:
@@ -150,9 +151,18 @@ def _contains(text: str) -> str:
     return "%" + cut.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def about_task(task_id: int) -> ColumnElement[bool]:
+    """Events about a task: its own, and those about its runs (retried, cancelled, stopped)."""
+    runs = select(cast(Execution.id, String)).where(Execution.task_id == task_id)
+    return (((AuditEvent.object_type == "task") & (AuditEvent.object_id == str(task_id)))
+            | ((AuditEvent.object_type == "execution") & AuditEvent.object_id.in_(runs)))
+
+
 def audit_query(filters: AuditFilters) -> Select:
     """The audit events matching the filters, newest first: the one search of the API and the admin."""
     query = select(AuditEvent).order_by(AuditEvent.id.desc())
+    if filters.task_id is not None:
+        query = query.where(about_task(filters.task_id))
     if filters.object_type:
         query = query.where(AuditEvent.object_type == filters.object_type)
     if filters.object_id:

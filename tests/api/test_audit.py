@@ -222,3 +222,25 @@ def test_the_documented_audit_event_is_exactly_what_the_api_sends(client: Any) -
     schema = document["components"]["schemas"]["AuditEvent"]
     assert set(schema["properties"]) == set(sent) == set(schema["required"])
     assert {"/api/audit/", "/api/tasks/{task_id}/audit/"} <= set(document["paths"])
+
+
+def test_a_tasks_history_includes_what_was_done_to_its_runs(client: Any) -> None:
+    from chime.models import Execution
+
+    headers = token_of("ops")
+    task = created(client, headers)
+    other = created(client, headers, {**TASK, "name": "other"})
+    runs = []
+    for owner in (task, other):
+        run = Execution(task_id=owner["id"], task_name=owner["name"], status="RUNNING", trigger="MANUAL",
+                        scheduled_for=datetime.now(timezone.utc), job_id=f"j-{owner['id']}")
+        db.session.add(run)
+        runs.append(run)
+    db.session.commit()
+    for run in runs:
+        assert client.post(f"/api/logs/{run.id}/stop/", headers=headers).status_code == 202
+
+    history = client.get(f"/api/tasks/{task['id']}/audit/", headers=headers).get_json()["results"]
+
+    assert [(event["action"], event["object_type"]) for event in history] == [("stop", "execution"), ("create", "task")]
+    assert history[0]["object_id"] == str(runs[0].id)

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import render_template, request
 from sqlalchemy import select
 
-from chime.audit import OBJECT_TYPES, audit_query, masked
+from chime.audit import OBJECT_TYPES, about_task, audit_query, masked
 from chime.enums import Role, Source
 from chime.extensions import db
 from chime.models import AuditEvent
@@ -58,8 +58,9 @@ def _zone(name: str) -> ZoneInfo:
 
 def audit_events_of(object_type: str, object_id: object, limit: int = HISTORY_SHOWN) -> list[AuditEvent]:
     """In templates: the latest events about one object, newest first (a task's change history)."""
-    query = (select(AuditEvent).where(AuditEvent.object_type == object_type, AuditEvent.object_id == str(object_id))
-             .order_by(AuditEvent.id.desc()).limit(limit))
+    about = (about_task(int(object_id)) if object_type == "task"
+             else (AuditEvent.object_type == object_type) & (AuditEvent.object_id == str(object_id)))
+    query = select(AuditEvent).where(about).order_by(AuditEvent.id.desc()).limit(limit)
     return list(db.session.scalars(query))
 
 

@@ -25,7 +25,7 @@ def list_audit() -> Any:
 @bp.get("/tasks/<int:task_id>/audit/")
 @allow(Role.VIEWER)
 def task_audit(task_id: int) -> Any:
-    """One task's change history (its object_type and object_id are the path's; the other filters apply)."""
+    """One task's history: its changes and its runs' retries, cancels and stops (the other filters apply)."""
     services.get_task(task_id)
-    filters = replace(audit_filters(query_args()), object_type="task", object_id=str(task_id))
+    filters = replace(audit_filters(query_args()), task_id=task_id)
     return jsonify(paginate(audit_query(filters), AuditEventRead.dump))
