@@ -39,7 +39,7 @@ from chime.unit_of_work import unit_of_work
 log = logging.getLogger(__name__)
 
 TASK_EVENTS = ("failed", "retrying", "failing", "recovered", "skipped", "missed", "overrun")
-ENGINE_EVENTS = ("scheduler_down", "no_workers", "reconcile_repaired")
+ENGINE_EVENTS = ("scheduler_down", "scheduler_up", "no_workers", "workers_back", "reconcile_repaired")
 EVENTS = TASK_EVENTS + ENGINE_EVENTS
 STREAK_EVENTS = frozenset({"failed", "failing"})  # the ones that repeat only when asked while a task stays failing
 RUN_EVENTS = {Status.FAILED.value: "failed", Status.RETRYING.value: "retrying", Status.SKIPPED.value: "skipped",
@@ -324,7 +324,8 @@ def previous_final_failed(item: Item) -> bool:
 
 TITLES = {"failed": "{name} failed", "retrying": "{name} failed; retrying", "recovered": "{name} recovered",
           "skipped": "{name} skipped", "missed": "{name} missed a run", "overrun": "{name} is overrunning",
-          "scheduler_down": "The scheduler is down", "no_workers": "No worker is running",
+          "scheduler_down": "The scheduler is down", "scheduler_up": "The scheduler is back",
+          "no_workers": "No worker is running", "workers_back": "Workers are back",
           "reconcile_repaired": "The reconciler repaired the schedule"}
 
 

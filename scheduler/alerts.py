@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from chime import alerts
+from chime import alerts, rules
 from chime.extensions import db, get_redis
 from scheduler import watchdog
 from scheduler.worker import ChimeWorker, worker_app
@@ -34,9 +34,22 @@ def sweep_now() -> int:
     """One sweep inside the worker's app: queue every due pending delivery; return how many."""
     with worker_app().app_context():
         try:
+            drain_rules()
             return alerts.sweep(get_redis())
         finally:
             db.session.remove()
+
+
+def drain_rules() -> None:
+    """Turn the alert outbox into deliveries (chime.rules.drain); a failure is logged and retried next beat."""
+    try:
+        made = rules.drain()
+    except Exception:
+        db.session.rollback()
+        log.exception("Alert rules drain failed; trying again at the next beat")
+        return
+    if made:
+        log.info("Alert rules made %s deliveries", made)
 
 
 class AlertsWorker(ChimeWorker):

@@ -16,6 +16,9 @@ class NotificationRead(Sent):
     message: Text
     read: bool
     created_at: Instant
+    count: int = Field(ge=1, description="How many times it happened: repeats of the same task, level and title "
+                                            "within the grouping window update one unread notification")
+    last_at: Instant | None = Field(description="When it last happened (null: only once, at created_at)")
 
 
 class ReadAllResult(Sent):

@@ -9,5 +9,6 @@ from webapp.api import graph  # noqa: F401  (routes)
 
 from webapp.api import audit  # noqa: F401  (routes)
 from webapp.api import channels  # noqa: F401  (routes)
+from webapp.api import rules  # noqa: F401  (routes)
 
 __all__ = ["bp"]

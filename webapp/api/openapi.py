@@ -30,6 +30,8 @@ from chime.schemas.health import Health, Liveness, Readiness
 from chime.schemas.job import JobRead
 from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.schemas.reconcile import ReconcileReport, ReconcileRequest
+from chime.schemas.rule import (MaintenanceInput, MaintenanceRead, RuleInput, RulePatch, RuleRead, TaskMuteInput,
+                               TaskMuteRead)
 from chime.schemas.queue import QueuedJobRead, QueueRead, WorkerRead
 from chime.schemas.stats import Stats
 from chime.schemas.control import BulkInput, BulkResult, CloneInput, PauseInput
@@ -80,10 +82,6 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "AuditEvent": (AuditEventRead, "serialization"),
     "AuditEventPage": (page_of(AuditEventRead, "AuditEventPage"), "serialization"),
     "TaskGraph": (TaskGraphRead, "serialization"),
-    "Queue": (QueueRead, "serialization"),
-    "QueuedJob": (QueuedJobRead, "serialization"),
-    "QueuedJobPage": (page_of(QueuedJobRead, "QueuedJobPage"), "serialization"),
-    "Worker": (WorkerRead, "serialization"),
     "User": (UserRead, "serialization"),
     "UserInput": (UserInput, "validation"),
     "UserPatch": (UserPatch, "validation"),
@@ -92,6 +90,10 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "TokenInput": (TokenInput, "validation"),
     "TokenCreated": (TokenCreated, "serialization"),
     "TokenPage": (page_of(TokenRead, "TokenPage"), "serialization"),
+    "Queue": (QueueRead, "serialization"),
+    "QueuedJob": (QueuedJobRead, "serialization"),
+    "QueuedJobPage": (page_of(QueuedJobRead, "QueuedJobPage"), "serialization"),
+    "Worker": (WorkerRead, "serialization"),
     "Channel": (ChannelRead, "serialization"),
     "ChannelInput": (ChannelInput, "validation"),
     "ChannelPatch": (ChannelPatch, "validation"),
@@ -99,6 +101,14 @@ COMPONENTS: dict[str, tuple[type[BaseModel], Mode]] = {
     "ChannelTestResult": (ChannelTestResult, "serialization"),
     "Delivery": (DeliveryRead, "serialization"),
     "DeliveryPage": (page_of(DeliveryRead, "DeliveryPage"), "serialization"),
+    "Rule": (RuleRead, "serialization"),
+    "RuleInput": (RuleInput, "validation"),
+    "RulePatch": (RulePatch, "validation"),
+    "RulePage": (page_of(RuleRead, "RulePage"), "serialization"),
+    "Maintenance": (MaintenanceRead, "serialization"),
+    "MaintenanceInput": (MaintenanceInput, "validation"),
+    "TaskMute": (TaskMuteRead, "serialization"),
+    "TaskMuteInput": (TaskMuteInput, "validation"),
 }
 
 # components/responses: the shared error answers, by status
@@ -127,8 +137,8 @@ TAGS = {
     "notifications": "Notifications about runs",
     "system": "Jobs, cron preview, statistics, health",
     "audit": "The audit trail: every change and operator action, who did it, when and from where",
-    "queues": "The jobs waiting on each queue (cancel one) and the workers",
     "users": "Users and their roles (admins only), and API tokens (each user their own)",
+    "queues": "The jobs waiting on each queue (cancel one) and the workers",
 }
 
 

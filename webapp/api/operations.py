@@ -241,7 +241,6 @@ USER_OPERATIONS = (
               "Revoke one of the caller's tokens (an admin: anyone's)", {204: Reply("Revoked")}, errors=(404,)),
 )
 
-
 CHANNEL_EXAMPLES = {
     "webhook": ("A signed webhook", {"name": "ops-webhook", "kind": "webhook",
                                      "config": {"url": "https://hooks.example.com/chime"},
@@ -293,6 +292,53 @@ CHANNEL_OPERATIONS = (  # webapp/api/channels.py
               "Alert deliveries, newest first, each with every attempt (filter by task or channel)",
               {200: Reply("A page of deliveries", "DeliveryPage")}, errors=(400,), query=DeliveryFilters),
 )
+
+RULE_EXAMPLES = {
+    "default": ("A default rule: final failures and engine events to a channel",
+                {"events": ["failed", "recovered", "scheduler_down", "no_workers"], "channel_ids": [1]}),
+    "task": ("A task's own rule: failing after 5 in a row, repeated every 6 hours",
+             {"task_id": 1, "events": ["failing", "recovered"], "channel_ids": [1], "failing_threshold": 5,
+              "repeat_every_hours": 6}),
+}
+
+
+class RuleFilters(Pagination):
+    task_id: int = Field(None, ge=1, le=MAX_ID, description="Only this task's own rules")
+    default: bool = Field(None, description="true: only the default rules")
+
+
+RULE = Reply("The rule", "Rule")
+MAINTENANCE = Reply("The maintenance switch and how many alerts mutes and maintenance held back", "Maintenance")
+RULE_OPERATIONS = (  # webapp/api/rules.py
+    Operation("get", "/api/rules/", "listRules", "alerts", "List alert rules: the default ones first, then per task",
+              {200: Reply("A page of rules", "RulePage")}, errors=(400,), query=RuleFilters),
+    Operation("post", "/api/rules/", "createRule", "alerts",
+              "Create a rule (admins only): a task's own (task_id) or a default one (task_id null)",
+              {201: Reply("The created rule", "Rule", headers={"Location": "URL of the new rule"})},
+              errors=(400, 403, 413, 415), body=Body("RuleInput", "The new rule", RULE_EXAMPLES)),
+    Operation("get", "/api/rules/{rule_id}/", "getRule", "alerts", "Get a rule", {200: RULE}, errors=(404,)),
+    Operation("patch", "/api/rules/{rule_id}/", "updateRule", "alerts", "Change a rule (admins only)", {200: RULE},
+              errors=(400, 403, 404, 413, 415),
+              body=Body("RulePatch", "The changes", {"mute-summaries": ("Group for an hour",
+                                                                        {"group_window_seconds": 3600})})),
+    Operation("delete", "/api/rules/{rule_id}/", "deleteRule", "alerts", "Delete a rule (admins only)",
+              {204: Reply("Deleted")}, errors=(403, 404)),
+    Operation("get", "/api/alerts/maintenance/", "getMaintenance", "alerts", "Whether maintenance mutes every alert",
+              {200: MAINTENANCE}),
+    Operation("put", "/api/alerts/maintenance/", "setMaintenance", "alerts",
+              "Turn maintenance (every alert muted) on or off (admins only)", {200: MAINTENANCE},
+              errors=(400, 403, 413, 415),
+              body=Body("MaintenanceInput", "The switch", {"on": ("Start maintenance", {"on": True,
+                                                                                      "reason": "database upgrade"}),
+                                                           "off": ("End it", {"on": False})})),
+    Operation("put", "/api/tasks/{task_id}/alerts-mute/", "muteTaskAlerts", "alerts",
+              "Mute a task's alerts until an instant, or unmute it with null (admins only)",
+              {200: Reply("The task's mute", "TaskMute")}, errors=(400, 403, 404, 413, 415),
+              body=Body("TaskMuteInput", "Until when", {"mute": ("Mute until an instant",
+                                                                 {"until": "2031-06-01T09:00:00Z"}),
+                                                        "unmute": ("Unmute", {"until": None})})),
+)
+
 
 class DeleteTaskQuery(BaseModel):
     detach: bool = Field(None, description=(
@@ -413,4 +459,5 @@ OPERATIONS = (
     *USER_OPERATIONS,
     *QUEUE_OPERATIONS,
     *CHANNEL_OPERATIONS,
+    *RULE_OPERATIONS,
 )
