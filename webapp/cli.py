@@ -18,7 +18,6 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.auth import ensure_first_admin
 from chime import users
-from chime.enums import Role
 from chime.audit import Actor, acting_as
 from chime.enums import Role, Source
 from chime.errors import ChimeError
@@ -40,6 +39,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(export_command)
     app.cli.add_command(import_command)
     app.cli.add_command(users_group)
+    app.cli.add_command(jobs_command)
     app.cli.add_command(channels_group)
     run_as_cli_actor(app.cli)
 
@@ -93,7 +93,6 @@ def _acting_as_cli(callback: Callable[..., Any]) -> Callable[..., Any]:
 
     setattr(wrapped, CLI_ACTOR_MARK, True)
     return wrapped
-    app.cli.add_command(jobs_command)
 
 
 @click.command("create-admin")
@@ -496,37 +495,6 @@ def users_set_password_command(username: str, password: str | None) -> None:
     click.echo(f"Changed the password of {username!r}; every session of the user has ended")
 
 
-# -- runs: cancel a waiting one, stop a running one ----------------------------------------------
-
-runs_group = AppGroup("runs", help="Cancel a run still waiting on its queue, or stop a running one.")
-
-
-@runs_group.command("cancel", short_help="Cancel a waiting run (queue and job id as the Queues page shows them).")
-@click.argument("queue")
-@click.argument("job_id")
-def runs_cancel_command(queue: str, job_id: str) -> None:
-    """Take job JOB_ID off QUEUE (or out of the schedule) and record it CANCELLED; it never runs."""
-    from chime import run_control
-    from chime.timeutil import utcnow
-
-    with chime_errors(), unit_of_work():
-        execution = run_control.cancel_waiting(queue, job_id, utcnow())
-    click.echo(f"Job {job_id} of task {execution.task_id} {execution.task_name!r} cancelled: run {execution.id}")
-
-
-@runs_group.command("stop", short_help="Stop a running run; its worker records it CANCELLED within seconds.")
-@click.argument("execution_id", metavar="ID", type=int)
-def runs_stop_command(execution_id: int) -> None:
-    """Ask the worker running run ID to stop it (see the README's "Cancel and stop")."""
-    from chime import run_control
-    from chime.validation import MAX_ID
-
-    if not 1 <= execution_id <= MAX_ID:
-        raise click.ClickException(f"No execution with id {execution_id} was found")
-    with chime_errors(), unit_of_work():
-        run_control.request_stop(execution_id)
-    click.echo(f"Run {execution_id} asked to stop; it ends CANCELLED within a few seconds")
-
 # -- alert channels -----------------------------------------------------------------------------
 
 channels_group = AppGroup("channels", help="List alert channels and send a test alert.")
@@ -560,3 +528,35 @@ def channels_test_command(channel_id: int) -> None:
     with chime_errors(), unit_of_work():
         delivery = channels.send_test(channels.get_channel(channel_id))
     click.echo(f"Queued test delivery {delivery.delivery_id} on the alerts queue (the alerts worker sends it)")
+
+
+# -- runs: cancel a waiting one, stop a running one ----------------------------------------------
+
+runs_group = AppGroup("runs", help="Cancel a run still waiting on its queue, or stop a running one.")
+
+
+@runs_group.command("cancel", short_help="Cancel a waiting run (queue and job id as the Queues page shows them).")
+@click.argument("queue")
+@click.argument("job_id")
+def runs_cancel_command(queue: str, job_id: str) -> None:
+    """Take job JOB_ID off QUEUE (or out of the schedule) and record it CANCELLED; it never runs."""
+    from chime import run_control
+    from chime.timeutil import utcnow
+
+    with chime_errors(), unit_of_work():
+        execution = run_control.cancel_waiting(queue, job_id, utcnow())
+    click.echo(f"Job {job_id} of task {execution.task_id} {execution.task_name!r} cancelled: run {execution.id}")
+
+
+@runs_group.command("stop", short_help="Stop a running run; its worker records it CANCELLED within seconds.")
+@click.argument("execution_id", metavar="ID", type=int)
+def runs_stop_command(execution_id: int) -> None:
+    """Ask the worker running run ID to stop it (see the README's "Cancel and stop")."""
+    from chime import run_control
+    from chime.validation import MAX_ID
+
+    if not 1 <= execution_id <= MAX_ID:
+        raise click.ClickException(f"No execution with id {execution_id} was found")
+    with chime_errors(), unit_of_work():
+        run_control.request_stop(execution_id)
+    click.echo(f"Run {execution_id} asked to stop; it ends CANCELLED within a few seconds")
