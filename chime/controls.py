@@ -20,7 +20,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from chime import audit, services
 from chime import occurrence as occ
@@ -245,7 +244,7 @@ def clone_task(task: Task, payload: Any, *, allow_shell: bool, now: datetime | N
     fields.pop("depends_on")
     copy = Task(created_at=now, updated_at=now, **fields)
     copy.parents = list(task.parents)
-    _add_unique(copy)
+    services.save_task_row(copy)
     services.sync_schedule(copy, now=now)
     audit.record("create", "task", copy.id, copy.name, after=services.audit_fields(copy),
                  details={"cloned_from": task.id})
@@ -265,18 +264,6 @@ def free_copy_name(name: str, taken: set[str]) -> str:
 def _names_like(name: str) -> set[str]:
     stem = name[:MAX_NAME_LENGTH - len(" (copy 1000000)")].rstrip()
     return set(db.session.scalars(select(Task.name).where(Task.name.startswith(stem, autoescape=True))))
-
-
-def _add_unique(task: Task) -> None:
-    with db.session.no_autoflush:
-        clash = db.session.scalar(select(Task.id).where(Task.name == task.name))
-    if clash is not None:
-        raise ConflictError(f"A task named {task.name!r} already exists (id {clash})", {"name": "already taken"})
-    db.session.add(task)
-    try:
-        db.session.flush()
-    except IntegrityError as error:
-        raise ConflictError(f"A task named {task.name!r} already exists", {"name": "already taken"}) from error
 
 
 # --------------------------------------------------------------------------- deleting a parent

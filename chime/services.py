@@ -87,7 +87,7 @@ def create_task(payload: Any, *, allow_shell: bool, now: datetime | None = None,
     fields = validate_task(payload, allow_shell=allow_shell)
     task = Task(created_at=now or utcnow())
     _apply(task, fields)
-    _save(task)
+    save_task_row(task)
     sync_schedule(task, now=now)
     audit.record("create", "task", task.id, task.name, after=audit_fields(task), details=audit_details)
     return task
@@ -102,7 +102,7 @@ def update_task(task: Task, payload: Any, *, partial: bool, allow_shell: bool,
     _apply(task, fields)
     task.version = (task.version or 1) + 1
     task.updated_at = utcnow()
-    _save(task)
+    save_task_row(task)
     sync_schedule(task)
     old, new = audit.changed_fields(before, audit_fields(task))
     audit.record("update", "task", task.id, task.name, before=old, after=new, details=audit_details)
@@ -365,7 +365,7 @@ def _reaches(parents: list[Task], target_id: int) -> bool:
     return False
 
 
-def _save(task: Task) -> None:
+def save_task_row(task: Task) -> None:
     """Add the task to the caller's transaction (flushed, so it has its id); a taken name is a ConflictError."""
     query = select(Task.id).where(Task.name == task.name)
     if task.id is not None:
