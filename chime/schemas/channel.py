@@ -16,8 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chime.enums import ChannelKind, DeliveryStatus
 from chime.errors import ValidationError
-from chime.schemas.common import Instant, Sent
-from chime.validation import text_error
+from chime.schemas.common import Instant, Sent, storable, stripped
 from jobs import egress
 
 MAX_NAME_LENGTH_CHARS = 200
@@ -36,17 +35,6 @@ class Received(BaseModel):
 
 
 # --------------------------------------------------------------------------- field types
-
-
-def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-def _storable(value: str) -> str:
-    reason = text_error(value)
-    if reason:
-        raise ValueError(reason)
-    return value
 
 
 def _http_url(value: str) -> str:
@@ -88,12 +76,12 @@ def _host(value: str) -> str:
     return value
 
 
-Name = Annotated[str, BeforeValidator(_stripped), Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH_CHARS),
-                 AfterValidator(_storable)]
-HttpUrl = Annotated[str, BeforeValidator(_stripped), Field(strict=True, max_length=MAX_URL_LENGTH_CHARS),
+Name = Annotated[str, BeforeValidator(stripped), Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH_CHARS),
+                 AfterValidator(storable)]
+HttpUrl = Annotated[str, BeforeValidator(stripped), Field(strict=True, max_length=MAX_URL_LENGTH_CHARS),
                     AfterValidator(_http_url)]
-Address = Annotated[str, BeforeValidator(_stripped), Field(strict=True, max_length=320), AfterValidator(_address)]
-Secret = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_SECRET_LENGTH_CHARS), AfterValidator(_storable)]
+Address = Annotated[str, BeforeValidator(stripped), Field(strict=True, max_length=320), AfterValidator(_address)]
+Secret = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_SECRET_LENGTH_CHARS), AfterValidator(storable)]
 
 
 # --------------------------------------------------------------------------- each kind's settings
@@ -117,11 +105,11 @@ class SlackSecrets(Received):
 
 
 class EmailConfig(Received):
-    host: Annotated[str, BeforeValidator(_stripped), AfterValidator(_host)] = Field(description="The SMTP server")
+    host: Annotated[str, BeforeValidator(stripped), AfterValidator(_host)] = Field(description="The SMTP server")
     port: int = Field(587, ge=1, le=65535, description="587 for STARTTLS, 465 for implicit TLS, 25 for a local relay")
     security: Literal["starttls", "tls", "none"] = Field(
         "starttls", description="starttls (upgrade the connection), tls (implicit TLS) or none (a local relay only)")
-    username: Annotated[str, AfterValidator(_storable)] | None = Field(
+    username: Annotated[str, AfterValidator(storable)] | None = Field(
         None, max_length=320, description="Log in as this user (with the password secret); none: no login")
     from_address: Address = Field(description="The sender (From:)")
     to: list[Address] = Field(min_length=1, max_length=MAX_RECIPIENTS, description="The recipients")

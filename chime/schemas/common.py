@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from chime.config import MAX_PAGE_LIMIT
 from chime.timeutil import isoformat
+from chime.validation import text_error
 
 # An aware instant, written as ISO 8601 with a +00:00 offset (pydantic's own JSON form writes "Z").
 Instant = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json"),
@@ -18,6 +19,19 @@ Text = Annotated[str, BeforeValidator(lambda value: "" if value is None else val
 
 PAGE_LINK = ("Link to the {} page, or null on the {}: CHIME_PUBLIC_URL + path when that is set, "
              "else the path alone (never built from the Host header)")
+
+
+def stripped(value: Any) -> Any:
+    """A before-validator: text without its surrounding whitespace (anything else as it is)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def storable(value: str) -> str:
+    """An after-validator: text both databases can store (no NUL, no lone surrogate)."""
+    reason = text_error(value)
+    if reason:
+        raise ValueError(reason)
+    return value
 
 
 class Sent(BaseModel):

@@ -12,25 +12,14 @@ import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from chime.errors import ValidationError
-from chime.schemas.common import Instant, Sent
+from chime.schemas.common import Instant, Sent, storable, stripped
 from chime.schemas.task import MAX_NAME_LENGTH, NOT_BLANK_NO_NUL, TaskId
-from chime.validation import MAX_ID, read_iso_datetime, text_error
+from chime.validation import MAX_ID, read_iso_datetime
 
 MAX_PAUSE_REASON_CHARS = 500
 MAX_BULK_IDS = 500
 BULK_ACTIONS = ("enable", "disable", "pause", "resume", "run_now", "delete")
 BulkAction = Literal["enable", "disable", "pause", "resume", "run_now", "delete"]
-
-
-def _storable(value: str) -> str:
-    reason = text_error(value)
-    if reason:
-        raise ValueError(reason)
-    return value
-
-
-def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
 
 
 def _aware_instant(value: Any) -> Any:
@@ -49,11 +38,11 @@ def _aware_instant(value: Any) -> Any:
 
 Reason = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_PAUSE_REASON_CHARS,
                               json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
-                   BeforeValidator(_stripped), AfterValidator(_storable)]
+                   BeforeValidator(stripped), AfterValidator(storable)]
 ResumeAt = Annotated[Instant, BeforeValidator(_aware_instant)]
 CopyName = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH,
                                 json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
-                     BeforeValidator(_stripped), AfterValidator(_storable)]
+                     BeforeValidator(stripped), AfterValidator(storable)]
 
 
 class PauseInput(BaseModel):

@@ -32,11 +32,12 @@ from pydantic_core import PydanticCustomError
 import jobs.registry as registry
 from chime import audit
 from chime.schemas import common
+from chime.schemas.common import storable, stripped
 from chime.errors import ValidationError
 from chime.models import QUEUE_NAMES, NotifyPolicy, Overlap, ScheduleType, Status
 from chime.triggers import MAX_CRON_LENGTH_CHARS, MAX_TIMEZONE_LENGTH_CHARS, ScheduleError, validate_cron
 from chime.triggers import validate_timezone
-from chime.validation import MAX_ID, SURROGATE_REASON, args_errors, instant_in_zone, read_iso_datetime, text_error
+from chime.validation import MAX_ID, SURROGATE_REASON, args_errors, instant_in_zone, read_iso_datetime
 
 MAX_NAME_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
@@ -94,17 +95,6 @@ BOUND_TYPES = {"ge": annotated_types.Ge, "le": annotated_types.Le, "max_length":
 # --------------------------------------------------------------------------- field types
 
 
-def _storable(value: str) -> str:
-    reason = text_error(value)
-    if reason:
-        raise ValueError(reason)
-    return value
-
-
-def _stripped(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
 def _cron(value: str) -> str:
     try:
         validate_cron(value.strip())
@@ -134,9 +124,9 @@ def _unique_sorted(ids: list[int]) -> list[int]:
 Instant = Annotated[common.Instant, BeforeValidator(_instant_input)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH,
                              json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
-                 BeforeValidator(_stripped), AfterValidator(_storable)]
+                 BeforeValidator(stripped), AfterValidator(storable)]
 Description = Annotated[str, Field(strict=True, max_length=MAX_DESCRIPTION_LENGTH, json_schema_extra={"pattern": NO_NUL}),
-                        AfterValidator(_storable)]
+                        AfterValidator(storable)]
 Cron = Annotated[str, Field(strict=True, json_schema_extra={"maxLength": MAX_CRON_LENGTH_CHARS}),
                  Reasons(wrong_type="must be a cron expression string"), AfterValidator(_cron)]
 Zone = Annotated[str, Field(strict=True, json_schema_extra={"maxLength": MAX_TIMEZONE_LENGTH_CHARS,
