@@ -65,11 +65,13 @@ def rules_of(app: Any, method: str, prefix: str) -> list[Any]:
                    and rule.endpoint not in NOT_FUZZED), key=lambda rule: rule.rule)
 
 
-PATH_ARGUMENTS = ("task_id", "execution_id", "notification_id", "job_id")  # every name a route's path holds
+# The ids a route's path holds; a name not listed here (a route added later) gets the same kind of value.
+PATH_ARGUMENTS = ("task_id", "execution_id", "notification_id", "channel_id", "user_id", "token_id", "rule_id",
+                  "any_id")
 
 
 def fill_path(rule: Any, values: dict[str, str]) -> str:
-    return PATH_ARGUMENT.sub(lambda match: quote(values[match.group(1)], safe=""), rule.rule)
+    return PATH_ARGUMENT.sub(lambda match: quote(values.get(match.group(1), values["any_id"]), safe=""), rule.rule)
 
 
 @st.composite
@@ -78,6 +80,7 @@ def path_values(draw: Any) -> dict[str, str]:
     existing = st.integers(min_value=1, max_value=3).map(str)
     values = {name: draw(st.one_of(existing, INTEGER_TEXT)) for name in PATH_ARGUMENTS}
     values["job_id"] = draw(st.one_of(st.just("chime-reconcile-requested"), INTEGER_TEXT, TEXT))  # a reconcile pass
+    values["queue"] = draw(st.one_of(st.sampled_from(["default", "high", "low", "alerts"]), TEXT))
     return values
 
 
