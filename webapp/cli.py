@@ -41,6 +41,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(jobs_command)
     app.cli.add_command(channels_group)
+    app.cli.add_command(alerts_group)
     run_as_cli_actor(app.cli)
 
 
@@ -528,6 +529,44 @@ def channels_test_command(channel_id: int) -> None:
     with chime_errors(), unit_of_work():
         delivery = channels.send_test(channels.get_channel(channel_id))
     click.echo(f"Queued test delivery {delivery.delivery_id} on the alerts queue (the alerts worker sends it)")
+
+
+# -- alert rules and maintenance ----------------------------------------------------------------
+
+alerts_group = AppGroup("alerts", help="List alert rules; turn maintenance (every alert muted) on or off.")
+RULE_COLUMNS = ("ID", "TASK", "EVENTS", "CHANNELS", "ENABLED", "WINDOW S", "REPEAT H")
+
+
+@alerts_group.command("rules", short_help="List alert rules (default ones first).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/rules/ shows each).")
+def alerts_rules_command(as_json: bool) -> None:
+    from chime import alert_rules
+    from chime.schemas.rule import RuleRead
+
+    rows = [RuleRead.dump(alert_rules.rule_view(rule)) for rule in db.session.scalars(alert_rules.rule_query())]
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(render_table(RULE_COLUMNS, [
+        [str(row["id"]), table_cell(row["task_name"] or "(default)"), ",".join(row["events"]),
+         ",".join(str(c) for c in row["channel_ids"]), "yes" if row["enabled"] else "no",
+         str(row["group_window_seconds"]), str(row["repeat_every_hours"] or "-")] for row in rows]))
+
+
+@alerts_group.command("maintenance", short_help="Show, or turn on/off, maintenance (every alert muted).")
+@click.argument("state", required=False, type=click.Choice(["on", "off"]))
+@click.option("--reason", default="", help="Why (shown with the switch).")
+def alerts_maintenance_command(state: str | None, reason: str) -> None:
+    from chime import alert_rules
+
+    if state is None:
+        view = alert_rules.maintenance_view()
+    else:
+        with chime_errors(), unit_of_work():
+            view = alert_rules.set_maintenance({"on": state == "on", "reason": reason})
+    since = f" since {view['since']}" if view["on"] else ""
+    click.echo(f"Maintenance is {'on' if view['on'] else 'off'}{since}{': ' + view['reason'] if view['reason'] else ''}"
+               f"; {view['suppressed']} alert(s) suppressed by mutes and maintenance so far")
 
 
 # -- runs: cancel a waiting one, stop a running one ----------------------------------------------

@@ -10,5 +10,6 @@ from webapp.admin import live  # noqa: F401  (routes)
 
 from webapp.admin import audit  # noqa: F401  (routes)
 from webapp.admin import channels  # noqa: F401  (routes)
+from webapp.admin import rules  # noqa: F401  (routes)
 
 __all__ = ["bp"]
