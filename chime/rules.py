@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 
 from chime.enums import Status
 from chime.errors import ValidationError
@@ -45,7 +45,7 @@ STREAK_EVENTS = frozenset({"failed", "failing"})  # the ones that repeat only wh
 RUN_EVENTS = {Status.FAILED.value: "failed", Status.RETRYING.value: "retrying", Status.SKIPPED.value: "skipped",
               Status.SUCCESS.value: "recovered"}
 MAINTENANCE_KEY = "alerts.maintenance"
-DRAIN_BATCH = 200
+DRAIN_BATCH = 50  # rows per drain transaction: short, so SQLite's write lock is not held for long
 
 SEND, GROUP, SUPPRESS, QUIET = "send", "group", "suppress", "quiet"
 
@@ -181,9 +181,20 @@ class Item:
     occurred_at: datetime
 
 
-def drain(now: datetime | None = None, batch: int = DRAIN_BATCH) -> int:
-    """Evaluate up to `batch` outbox rows and send due summaries; return how many deliveries were made."""
-    now = now or utcnow()
+def drain(now: datetime | None = None, batch: int = DRAIN_BATCH, rounds: int = 20) -> int:
+    """Evaluate the outbox, `batch` rows per transaction, up to `rounds` transactions, and send due
+    summaries; return how many deliveries were made."""
+    made = 0
+    for _ in range(rounds):
+        done, more = drain_batch(now or utcnow(), batch)
+        made += done
+        if not more:
+            break
+    return made
+
+
+def drain_batch(now: datetime, batch: int) -> tuple[int, bool]:
+    """One transaction of the drain: (deliveries made, whether the outbox may hold more)."""
     made = 0
     with unit_of_work():
         query = select(AlertOutbox).order_by(AlertOutbox.id).limit(batch)
@@ -196,7 +207,7 @@ def drain(now: datetime | None = None, batch: int = DRAIN_BATCH) -> int:
             if db.session.execute(delete(AlertOutbox).where(AlertOutbox.id == row.id)).rowcount:
                 made += evaluate(read_item(row), now, in_maintenance)
         made += send_summaries(now, in_maintenance)
-    return made
+    return made, len(rows) == batch
 
 
 def read_item(row: AlertOutbox) -> Item:
@@ -214,7 +225,8 @@ def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
                                .order_by(AlertRule.id)).all() if task_id is not None else \
         db.session.scalars(select(AlertRule).where(AlertRule.task_id.is_(None)).order_by(AlertRule.id)).all()
     chosen = rules_for([r for r in rules if r.task_id is not None], [r for r in rules if r.task_id is None])
-    streak = failure_streak(item) if item.event == "failed" else 0
+    cap = max([2, *(rule.failing_threshold for rule in chosen)]) + 1  # past it, only "still failing" matters
+    streak = failure_streak(item, cap) if item.event == "failed" else 0
     made = 0
     for rule in chosen:
         for event, continuing in events_of(item.event, streak, rule.failing_threshold):
@@ -300,16 +312,20 @@ def send_summaries(now: datetime, in_maintenance: bool) -> int:
 # --------------------------------------------------------------------------- history and texts
 
 
-def failure_streak(item: Item) -> int:
-    """How many final runs in a row failed, up to this one (since the task's last success)."""
+def failure_streak(item: Item, cap: int) -> int:
+    """How many final runs in a row failed, up to this one (since the task's last success), counted up to
+    `cap`: the task's latest `cap` final runs are read newest first (ix_executions_task_id_id), never its history."""
     if item.task is None or item.execution is None:
         return 1
-    upto = item.execution.id
-    last_ok = db.session.scalar(select(func.max(Execution.id)).where(
-        Execution.task_id == item.task.id, Execution.id < upto, Execution.status == Status.SUCCESS.value))
-    return int(db.session.scalar(select(func.count(Execution.id)).where(
-        Execution.task_id == item.task.id, Execution.id <= upto, Execution.id > (last_ok or 0),
-        Execution.status == Status.FAILED.value)) or 1)
+    latest = db.session.scalars(select(Execution.status).where(
+        Execution.task_id == item.task.id, Execution.id <= item.execution.id,
+        Execution.status.in_([Status.SUCCESS.value, Status.FAILED.value])).order_by(Execution.id.desc()).limit(cap))
+    streak = 0
+    for status in latest:
+        if status != Status.FAILED.value:
+            break
+        streak += 1
+    return max(streak, 1)
 
 
 def previous_final_failed(item: Item) -> bool:
