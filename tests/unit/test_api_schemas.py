@@ -67,10 +67,11 @@ def test_one_execution_is_sent_with_its_traceback_and_the_arguments_it_was_given
 
 def test_a_notification_without_a_message_is_sent_with_an_empty_one() -> None:
     row = SimpleNamespace(id=1, task_id=3, execution_id=None, level="ERROR", title="'report' failed", message=None,
-                          read=False, created_at=AT)
+                          read=False, created_at=AT, count=1, last_at=None)
     assert NotificationRead.dump(row) == {"id": 1, "task_id": 3, "execution_id": None, "level": "ERROR",
                                           "title": "'report' failed", "message": "", "read": False,
-                                          "created_at": "2026-03-29T00:30:00.250000+00:00"}
+                                          "created_at": "2026-03-29T00:30:00.250000+00:00", "count": 1,
+                                          "last_at": None}
 
 
 def test_a_manual_run_says_so() -> None:
