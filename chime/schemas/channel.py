@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chime.enums import ChannelKind, DeliveryStatus
 from chime.errors import ValidationError
-from chime.schemas.common import Instant, Sent, storable, stripped
+from chime.schemas.common import AwareInstant, Instant, Sent, storable, stripped
 from jobs import egress
 
 MAX_NAME_LENGTH_CHARS = 200
@@ -141,7 +141,7 @@ class ChannelInput(Received):
     name: Name = Field(description="Unique; how rules and the admin name it")
     kind: ChannelKind = Field(description="webhook, email or slack")
     enabled: bool = Field(True, description="A disabled channel is sent nothing")
-    muted_until: Instant | None = Field(None, description="Send nothing until then (ISO 8601 with an offset)")
+    muted_until: AwareInstant | None = Field(None, description="Send nothing until then (ISO 8601 with an offset)")
     config: dict[str, Any] = Field(default_factory=dict, description=(
         "The kind's settings. webhook: {url}; email: {host, port, security, username, from_address, to, "
         "timeout_seconds}; slack: {}"))
@@ -155,7 +155,7 @@ class ChannelPatch(Received):
 
     name: Name | None = None
     enabled: bool | None = None
-    muted_until: Instant | None = None
+    muted_until: AwareInstant | None = None
     config: dict[str, Any] | None = None
     secrets: dict[str, Any] | None = None
 

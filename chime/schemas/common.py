@@ -2,14 +2,14 @@
 API sends, and one page of a paginated list."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from chime.config import MAX_PAGE_LIMIT
 from chime.timeutil import isoformat
-from chime.validation import text_error
+from chime.validation import read_iso_datetime, text_error
 
 # An aware instant, written as ISO 8601 with a +00:00 offset (pydantic's own JSON form writes "Z").
 Instant = Annotated[datetime, PlainSerializer(isoformat, return_type=str, when_used="json"),
@@ -32,6 +32,24 @@ def storable(value: str) -> str:
     if reason:
         raise ValueError(reason)
     return value
+
+
+def aware_instant(value: Any) -> Any:
+    """ISO-8601 text (or a datetime) with a UTC offset; a wall-clock time without one is refused."""
+    if value is None:
+        return None
+    instant = value if isinstance(value, datetime) else read_iso_datetime(value)
+    if instant.tzinfo is None:
+        raise ValueError("must include a UTC offset, such as 2030-01-31T09:00:00+01:00 or ...Z")
+    try:
+        instant.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range: in UTC it falls outside the years 1 to 9999") from None
+    return instant
+
+
+# An instant a client sends: ISO 8601 with a UTC offset, which must fall within the years UTC can hold.
+AwareInstant = Annotated[Instant, BeforeValidator(aware_instant)]
 
 
 class Sent(BaseModel):

@@ -5,16 +5,15 @@ The API validates its bodies with these models and the admin its forms (chime.co
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from chime.errors import ValidationError
-from chime.schemas.common import Instant, Sent, storable, stripped
+from chime.schemas.common import AwareInstant, Sent, storable, stripped
 from chime.schemas.task import MAX_NAME_LENGTH, NOT_BLANK_NO_NUL, TaskId
-from chime.validation import MAX_ID, read_iso_datetime
+from chime.validation import MAX_ID
 
 MAX_PAUSE_REASON_CHARS = 500
 MAX_BULK_IDS = 500
@@ -22,24 +21,10 @@ BULK_ACTIONS = ("enable", "disable", "pause", "resume", "run_now", "delete")
 BulkAction = Literal["enable", "disable", "pause", "resume", "run_now", "delete"]
 
 
-def _aware_instant(value: Any) -> Any:
-    """ISO-8601 text (or a datetime) with a UTC offset; a wall-clock time without one is refused."""
-    if value is None:
-        return None
-    instant = value if isinstance(value, datetime) else read_iso_datetime(value)
-    if instant.tzinfo is None:
-        raise ValueError("must include a UTC offset, such as 2030-01-31T09:00:00+01:00 or ...Z")
-    try:
-        instant.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValueError("is out of range: in UTC it falls after the year 9999") from None
-    return instant
-
-
 Reason = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_PAUSE_REASON_CHARS,
                               json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
                    BeforeValidator(stripped), AfterValidator(storable)]
-ResumeAt = Annotated[Instant, BeforeValidator(_aware_instant)]
+ResumeAt = AwareInstant
 CopyName = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH,
                                 json_schema_extra={"pattern": NOT_BLANK_NO_NUL}),
                      BeforeValidator(stripped), AfterValidator(storable)]

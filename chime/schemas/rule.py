@@ -9,7 +9,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from chime.errors import ValidationError
-from chime.schemas.common import Instant, Sent
+from chime.schemas.common import AwareInstant, Instant, Sent
 from chime.validation import MAX_ID
 
 Event = Literal["failed", "retrying", "failing", "recovered", "skipped", "missed", "overrun", "scheduler_down",
@@ -79,7 +79,7 @@ class MaintenanceRead(Sent):
 
 
 class TaskMuteInput(Received):
-    until: Instant | None = Field(description="Mute the task's alerts until then (ISO 8601 with an offset); null unmutes")
+    until: AwareInstant | None = Field(description="Mute the task's alerts until then (ISO 8601 with an offset); null unmutes")
 
 
 class TaskMuteRead(Sent):

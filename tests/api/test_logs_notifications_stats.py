@@ -170,6 +170,7 @@ def test_one_log_entry_shows_every_field(api: Any, task: dict[str, Any]) -> None
         "trigger": "SCHEDULE", "scheduled_for": NOW.isoformat(), "started_at": started.isoformat(),
         "finished_at": NOW.isoformat(), "duration_ms": 3000, "message": "done", "result": {"message": "hi"},
         "worker": "w1", "job_id": "chime-x", "retry_at": None, "created_at": NOW.isoformat(),
+        "args": None, "traceback": None,
     }
 
 

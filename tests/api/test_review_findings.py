@@ -107,3 +107,15 @@ def test_the_automatic_resume_leaves_a_task_someone_is_changing_for_the_next_pas
         resumed = controls.resume_due_tasks(later)
 
     assert skipped == [] and resumed == [task["id"]]
+
+
+@pytest.mark.parametrize("path, method, body", [
+    ("/api/tasks/{id}/alerts-mute/", "put", {"until": "9999-12-31T23:59:59-12:00"}),
+    ("/api/tasks/{id}/alerts-mute/", "put", {"until": "0001-01-01T00:00:00+01:00"}),
+])
+def test_a_mute_time_outside_the_years_utc_holds_is_a_400(api: Any, path: str, method: str, body: dict[str, Any]) -> None:
+    task = make_task(api)
+
+    response = getattr(api, method)(path.format(id=task["id"]), body)
+
+    assert response.status_code == 400 and "until" in response.get_json()["fields"]

@@ -16,6 +16,7 @@ from chime.rules import EVENTS, TASK_EVENTS
 from chime.services import get_task
 from chime.unit_of_work import unit_of_work
 from webapp.admin.blueprint import bp
+from webapp.arguments import parse_id
 from webapp.auth import allow
 
 
@@ -58,9 +59,9 @@ def rule_list() -> Any:
 def form_rule(form: Any) -> dict[str, Any]:
     """A rule's form as the API's body: empty numbers are left to their defaults, a bad one is a 400."""
     payload: dict[str, Any] = {"events": form.getlist("events"),
-                               "channel_ids": [int(c) for c in form.getlist("channel_ids") if c.isdigit()]}
-    if form.get("task_id", "").isdigit():
-        payload["task_id"] = int(form["task_id"])
+                               "channel_ids": [parse_id(c, "channel_ids") for c in form.getlist("channel_ids")]}
+    if form.get("task_id", ""):
+        payload["task_id"] = parse_id(form["task_id"], "task_id")
     for name, kind in (("failing_threshold", int), ("group_window_seconds", int), ("repeat_every_hours", float)):
         raw = form.get(name, "").strip()
         if raw:

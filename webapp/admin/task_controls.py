@@ -13,6 +13,7 @@ from chime.enums import Role
 from chime.errors import ChimeError, ForbiddenError, ValidationError
 from chime.unit_of_work import unit_of_work
 from chime.validation import instant_in_zone, read_iso_datetime
+from webapp.arguments import parse_id
 from webapp.admin.blueprint import bp
 from webapp.admin.views import safe_next
 from webapp.auth import allow
@@ -80,9 +81,7 @@ def task_bulk() -> Any:
 def _bulk_payload(action: str, ids: list[str], form: MultiDict) -> dict[str, Any]:
     if not ids:
         raise ValidationError({"ids": "select at least one task"}, "Select at least one task first.")
-    if not all(raw.isdigit() for raw in ids):
-        raise ValidationError({"ids": "must be task ids"})
-    payload: dict[str, Any] = {"action": action, "ids": [int(raw) for raw in ids]}
+    payload: dict[str, Any] = {"action": action, "ids": [parse_id(raw, "ids") for raw in ids]}
     if action == "pause":
         payload["reason"] = form.get("reason", "")
     return payload
