@@ -104,6 +104,7 @@ def assert_not_a_server_error(response: Any, what: str) -> None:
     """4xx for bad input; 503 is an answer too (health reports a stopped scheduler), 500 never."""
     status = response.status_code
     assert status < 500 or status == 503, f"{what} answered {status}: {response.get_data(as_text=True)[:300]}"
+    response.close()  # a live stream (GET /events) leaves its hub when closed, as a browser's does
 
 
 @FUZZ_SETTINGS

@@ -68,6 +68,8 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
     streams: list[Stream] = []
 
     hub = hub_for(app.config["REDIS_URL"])
+    with hub.lock:  # streams other tests in this process opened through the test client and never read
+        hub.inboxes.clear()
     wait_until(lambda: hub.thread is None, "the previous test's streams to end")
 
     def open_one() -> Stream:

@@ -198,7 +198,9 @@ def walk(calls: list[Call], role: Role, send: Any, redis: Any) -> Iterator[str]:
         allowed = role.includes(call.needs)
         before = None if allowed else (database_state(), redis_state(redis))
         try:
-            status = send(call).status_code
+            response = send(call)
+            status = response.status_code
+            response.close()  # a live stream (GET /events) leaves its hub when closed, as a browser's does
         except Exception as error:  # noqa: BLE001  (a view that raised is a 500)
             db.session.rollback()
             yield f"{call} as {role.value}: raised {error!r}"
