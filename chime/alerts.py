@@ -65,7 +65,13 @@ SETTINGS = {  # app config key -> (environment variable, default)
 
 def setting(name: str) -> float:
     """One alert setting: the app's config, else the environment, else its default (seconds)."""
-    env_name, default = SETTINGS[name]
+    return seconds_setting(SETTINGS, name)
+
+
+def seconds_setting(table: dict[str, tuple[str, float]], name: str) -> float:
+    """A setting in seconds from `table` (config key -> (environment variable, default)): the app's config,
+    else the environment, else the default; a value that is not a number is logged and the default used."""
+    env_name, default = table[name]
     if has_app_context() and current_app.config.get(name) is not None:
         return float(current_app.config[name])
     raw = os.environ.get(env_name, "").strip()

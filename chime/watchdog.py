@@ -12,17 +12,16 @@ across a restart of the noticing process.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, has_app_context
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from chime import rules
+from chime.alerts import seconds_setting
 from chime.enums import Status
 from chime.extensions import db
 from chime.models import Execution, Setting, Task
@@ -49,15 +48,7 @@ SETTINGS = {  # app config key -> (environment variable, default)
 
 def setting(name: str) -> float:
     """One watchdog setting: the app's config, else the environment, else its default (seconds)."""
-    env_name, default = SETTINGS[name]
-    if has_app_context() and current_app.config.get(name) is not None:
-        return float(current_app.config[name])
-    raw = os.environ.get(env_name, "").strip()
-    try:
-        return float(raw) if raw else default
-    except ValueError:
-        log.warning("%s=%r is not a number of seconds; using %s", env_name, raw, default)
-        return default
+    return seconds_setting(SETTINGS, name)
 
 
 # --------------------------------------------------------------------------- pure detectors

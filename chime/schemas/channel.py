@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from chime.enums import ChannelKind, DeliveryStatus
 from chime.errors import ValidationError
-from chime.schemas.common import AwareInstant, Instant, Sent, storable, stripped
+from chime.schemas.common import AwareInstant, Instant, Sent, field_errors, storable, stripped
 from jobs import egress
 
 MAX_NAME_LENGTH_CHARS = 200
@@ -241,19 +241,3 @@ def read_patch(payload: Any) -> ChannelPatch:
         return ChannelPatch.model_validate(dict(payload))
     except pydantic.ValidationError as error:
         raise ValidationError(field_errors(error)) from None
-
-
-def field_errors(error: pydantic.ValidationError, prefix: str = "") -> dict[str, str]:
-    """{field: reason} for pydantic's errors; a secret's value is never quoted back."""
-    fields: dict[str, str] = {}
-    for item in error.errors(include_url=False, include_input=False):
-        name = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "") or "body"
-        kind = item["type"]
-        if kind == "extra_forbidden":
-            reason = "unknown field"
-        elif kind == "missing":
-            reason = "is required"
-        else:
-            reason = str(item["msg"]).removeprefix("Value error, ")
-        fields.setdefault(name[:100], reason)
-    return fields

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
+import pydantic
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, create_model
 
 from chime.config import MAX_PAGE_LIMIT
+from chime.errors import ValidationError
 from chime.timeutil import isoformat
 from chime.validation import read_iso_datetime, text_error
 
@@ -79,3 +81,29 @@ def page_of(item: type[BaseModel], name: str) -> type[Sent]:
         previous=(link, Field(description=PAGE_LINK.format("previous", "first"))),
         results=(list[item], Field(max_length=MAX_PAGE_LIMIT)),  # type: ignore[valid-type]
     )
+
+
+def field_errors(error: pydantic.ValidationError, prefix: str = "") -> dict[str, str]:
+    """{field: reason} for pydantic's errors; a secret's value is never quoted back."""
+    fields: dict[str, str] = {}
+    for item in error.errors(include_url=False, include_input=False):
+        name = ".".join(str(part) for part in (prefix, *item["loc"]) if part != "") or "body"
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            reason = "unknown field"
+        elif kind == "missing":
+            reason = "is required"
+        else:
+            reason = str(item["msg"]).removeprefix("Value error, ")
+        fields.setdefault(name[:100], reason)
+    return fields
+
+
+def read_body(model: type[BaseModel], payload: Any) -> Any:
+    """`payload` validated as `model`, or ValidationError naming each bad field (dotted: "config.url")."""
+    if not isinstance(payload, dict):
+        raise ValidationError({"body": "must be a JSON object"})
+    try:
+        return model.model_validate(payload)
+    except pydantic.ValidationError as error:
+        raise ValidationError(field_errors(error)) from None

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from chime.errors import ValidationError
-from chime.schemas.common import AwareInstant, Instant, Sent
+from chime.schemas.common import AwareInstant, Instant, Sent, read_body
 from chime.validation import MAX_ID
 
 Event = Literal["failed", "retrying", "failing", "recovered", "skipped", "missed", "overrun", "scheduler_down",
@@ -87,36 +85,17 @@ class TaskMuteRead(Sent):
     alerts_muted_until: Instant | None
 
 
-def _read(model: type[BaseModel], payload: Any) -> Any:
-    if not isinstance(payload, dict):
-        raise ValidationError({"body": "must be a JSON object"})
-    try:
-        return model.model_validate(payload)
-    except pydantic.ValidationError as error:
-        raise ValidationError(field_errors(error)) from None
-
-
 def read_rule(payload: Any) -> RuleInput:
-    return _read(RuleInput, payload)
+    return read_body(RuleInput, payload)
 
 
 def read_rule_patch(payload: Any) -> RulePatch:
-    return _read(RulePatch, payload)
+    return read_body(RulePatch, payload)
 
 
 def read_maintenance(payload: Any) -> MaintenanceInput:
-    return _read(MaintenanceInput, payload)
+    return read_body(MaintenanceInput, payload)
 
 
 def read_task_mute(payload: Any) -> TaskMuteInput:
-    return _read(TaskMuteInput, payload)
-
-
-def field_errors(error: pydantic.ValidationError) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for item in error.errors(include_url=False, include_input=False):
-        name = ".".join(str(part) for part in item["loc"]) or "body"
-        reason = {"extra_forbidden": "unknown field", "missing": "is required"}.get(
-            item["type"], str(item["msg"]).removeprefix("Value error, "))
-        fields.setdefault(name[:100], reason)
-    return fields
+    return read_body(TaskMuteInput, payload)
