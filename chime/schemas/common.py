@@ -2,6 +2,7 @@
 API sends, and one page of a paginated list."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
@@ -99,11 +100,13 @@ def field_errors(error: pydantic.ValidationError, prefix: str = "") -> dict[str,
     return fields
 
 
-def read_body(model: type[BaseModel], payload: Any) -> Any:
-    """`payload` validated as `model`, or ValidationError naming each bad field (dotted: "config.url")."""
+def read_body(model: type[BaseModel], payload: Any,
+              errors: Callable[[pydantic.ValidationError], dict[str, str]] = field_errors) -> Any:
+    """`payload` validated as `model`, or ValidationError naming each bad field (by default dotted: "config.url";
+    `errors` words them otherwise)."""
     if not isinstance(payload, dict):
         raise ValidationError({"body": "must be a JSON object"})
     try:
         return model.model_validate(payload)
     except pydantic.ValidationError as error:
-        raise ValidationError(field_errors(error)) from None
+        raise ValidationError(errors(error)) from None

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
-from chime.errors import ValidationError
-from chime.schemas.common import AwareInstant, Sent, storable, stripped
+from chime.schemas.common import AwareInstant, Sent, read_body, storable, stripped
 from chime.schemas.task import MAX_NAME_LENGTH, NOT_BLANK_NO_NUL, TaskId
 from chime.validation import MAX_ID
 
@@ -98,12 +97,7 @@ REASONS = {
 
 def validate(model: type[BaseModel], payload: Any) -> Any:
     """Return `payload` validated as `model`, or raise ValidationError naming each bad field."""
-    if not isinstance(payload, dict):
-        raise ValidationError({"body": "must be a JSON object"})
-    try:
-        return model.model_validate(payload)
-    except pydantic.ValidationError as error:
-        raise ValidationError(field_errors(error)) from None
+    return read_body(model, payload, field_errors)
 
 
 def field_errors(error: pydantic.ValidationError) -> dict[str, str]:
