@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, exists, insert, literal, or_, select
 
 from chime.enums import Status
 from chime.errors import ValidationError
@@ -124,17 +124,25 @@ def run_event(status: str, previous_status: str | None) -> str | None:
     return RUN_EVENTS.get(status)
 
 
+OUTBOX = AlertOutbox.__table__
+RUN_ROW_COLUMNS = ("task_id", "execution_id", "status", "event", "created_at")
+
+
 def note_run(task: Task, execution: Execution, previous_status: str | None) -> None:
     """In the executor's record transaction: one small outbox row when this run may raise an event and an
-    enabled rule (the task's own or a default one) exists; nothing otherwise."""
+    enabled rule (the task's own or a default one) exists; nothing otherwise.
+
+    One statement, `INSERT INTO alert_outbox ... SELECT <the row> WHERE EXISTS (<an enabled rule of the task
+    or a default one>)`: the rule check and the write are one round trip, read in the transaction that
+    records the run (as the separate SELECT was), and a run that raises no event costs no statement."""
     event = run_event(str(execution.status), previous_status)
     if event is None:
         return
-    exists = db.session.scalar(select(AlertRule.id).where(
-        AlertRule.enabled.is_(True), or_(AlertRule.task_id == task.id, AlertRule.task_id.is_(None))).limit(1))
-    if exists is not None:
-        db.session.add(AlertOutbox(task_id=task.id, execution_id=execution.id, status=str(execution.status),
-                                   event=event, created_at=utcnow()))
+    row = select(*(literal(value, OUTBOX.c[name].type) for name, value in zip(RUN_ROW_COLUMNS, (
+        task.id, execution.id, str(execution.status), event, utcnow()))))
+    rule_exists = exists().where(AlertRule.enabled.is_(True),
+                                 or_(AlertRule.task_id == task.id, AlertRule.task_id.is_(None)))
+    db.session.execute(insert(OUTBOX).from_select(RUN_ROW_COLUMNS, row.where(rule_exists)))
 
 
 # --------------------------------------------------------------------------- maintenance and mutes
