@@ -118,6 +118,58 @@ end
 return {moved, unsaved}
 """
 
+# MOVE_DUE_LUA's plain case -- push the due occurrence itself and put the task's next one in place -- for
+# moves the scheduler planned a moment before they fell due (scheduler.dispatch: look-ahead). Nothing is
+# done if the wake-up list holds anything (a task changed after the plan was read: the caller replans
+# everything); a move is left undone and returned as stale unless the due occurrence is still scheduled
+# and still the task's pending one, its job hash still has the task version the plan was made from, and
+# (overlap SKIP) nothing of the task is in flight. Returns {moved, unsaved, changed (0/1), stale,
+# the earliest scheduled {id, score} after the moves (empty if none)}.
+# KEYS: scheduled set, pending index, queues set, wake-up list, then per move: the due job's hash, the
+#       next job's hash if it has a next id, its queue and the task's in-flight set.
+# ARGV: now_text, then per move 8 values: due_id, queue, task_id, next_id, next_score, next_description,
+#       task version, '1' if the task's overlap is SKIP.
+MOVE_PLANNED_LUA = """
+if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, 1, {}, {}} end
+local moved, unsaved, stale = {}, {}, {}
+local now_text = ARGV[1]
+local k = 5
+for i = 2, #ARGV, 8 do
+  local due, queue, task, nxt, score, description, version, solo =
+    ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
+  local due_job = KEYS[k]
+  local next_job
+  if nxt ~= '' then k = k + 1; next_job = KEYS[k] end
+  local queue_list = KEYS[k + 1]
+  local inflight = KEYS[k + 2]
+  k = k + 3
+  if not redis.call('ZSCORE', KEYS[1], due) or redis.call('HGET', KEYS[2], task) ~= due
+      or redis.call('HGET', due_job, 'chime_version') ~= version
+      or (solo == '1' and redis.call('ZCARD', inflight) > 0) then
+    stale[#stale + 1] = due
+  else
+    redis.call('ZREM', KEYS[1], due)
+    if nxt ~= '' then
+      if redis.call('COPY', due_job, next_job, 'REPLACE') == 1 then
+        redis.call('HSET', next_job, 'created_at', now_text, 'description', description, 'status', 'scheduled')
+      else
+        unsaved[#unsaved + 1] = nxt
+      end
+      redis.call('ZADD', KEYS[1], score, nxt)
+      redis.call('HSET', KEYS[2], task, nxt)
+    else
+      redis.call('HDEL', KEYS[2], task)
+    end
+    redis.call('SADD', KEYS[3], queue_list)
+    redis.call('HSET', due_job, 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
+    redis.call('RPUSH', queue_list, due)
+    redis.call('ZADD', inflight, redis.call('TIME')[1], due)
+    moved[#moved + 1] = due
+  end
+end
+return {moved, unsaved, 0, stale, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')}
+"""
+
 # Write and push one job onto its queue now (run now, recovery) and mark it in flight -- unless that
 # occurrence is already handled (its hash says so; an in-flight marker alone is not enough, a dead
 # worker leaves it behind), or scheduled.

@@ -25,6 +25,7 @@ from typing import Any
 from flask import Flask
 from redis import Redis
 from redis.exceptions import RedisError
+from rq.utils import utcformat
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,7 +40,9 @@ from chime.extensions import db
 from chime.models import Execution, Overlap, ScheduleType, Task, Trigger
 from chime.database import begin_read_only, wait_briefly_for_row_locks
 from chime.services import notify, record_skip, save_next_run_times, schedule_of
-from chime.redis_keys import LEGACY_PERIODIC_JOB_IDS, SCHEDULER_LOCK_KEY
+from chime.redis_keys import (LEGACY_PERIODIC_JOB_IDS, PENDING_KEY, QUEUES_SET_KEY, SCHEDULED_KEY,
+                              SCHEDULER_LOCK_KEY, WAKEUP_KEY, inflight_key, job_key, queue_key)
+from chime.redis_scripts import MOVE_PLANNED_LUA
 from chime.timeutil import utcnow
 from chime.controls import resume_due_tasks
 from chime.unit_of_work import unit_of_work
@@ -52,6 +55,12 @@ BATCH_SIZE = 500  # occurrences per pass: the first of a burst land sooner, and 
 ERROR_BACKOFF_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 1.0
 PRECISE_SLEEP_SECONDS = 0.15  # longer than Redis' default blocking-timeout granularity (hz 10)
+# Look-ahead: each pass that reads the database also plans the plain occurrences due within this long, so
+# at their due instant each is one script call (MOVE_PLANNED_LUA), which re-checks in Redis that nothing
+# changed meanwhile; at 167 fires a second one read plans ~80 of them instead of one.
+LOOKAHEAD_SECONDS = 0.5
+# A planned move is made only this late at most (else the pass plans afresh: its misfire decision was "on time").
+PLANNED_MAX_LATE_SECONDS = 0.25
 # The shortest timeout sent to a blocking command. Redis 6.2 (the embedded server) reads a timeout
 # below 1 ms as 0, which means "block forever": BLPOP k 0.0009 never returns.
 MIN_BLOCKING_SECONDS = 0.01
@@ -73,6 +82,19 @@ class Plan:
     next_jobs: dict[str, occ.Occurrence] = field(default_factory=dict)  # copied by the move, by job id
     next_run_at: dict[int, datetime | None] = field(default_factory=dict)
     writes: list[tuple[int, Callable[[Task], object]]] = field(default_factory=list)  # (task id, skip/notify)
+    ahead: list[PlannedMove] = field(default_factory=list)  # plain moves of occurrences due a moment later
+
+
+@dataclass(frozen=True)
+class PlannedMove:
+    """The move of an occurrence planned before it falls due: valid from its due instant to `valid_until`."""
+
+    move: occ.Move
+    due_epoch: float
+    valid_until_epoch: float  # the plan said "on time": later, the misfire decision may differ
+    version: int
+    solo: bool  # overlap SKIP: moved only while nothing of the task is in flight
+    next_job: occ.Occurrence | None
 
 
 class ChimeScheduler:
@@ -88,6 +110,10 @@ class ChimeScheduler:
         self.active = False
         self.housekeeping_due_at = 0.0
         self.unsaved_next_run_at: dict[int, datetime | None] = {}
+        # Look-ahead: due id -> its planned move, or None when it was looked at and is left to a fresh pass.
+        self.planned: dict[str, PlannedMove | None] = {}
+        self.earliest: tuple[str, float] | None = None  # the schedule's earliest (id, score), as last read
+        self.move_planned_script = connection.register_script(MOVE_PLANNED_LUA)
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, burst: bool = False) -> None:
@@ -111,15 +137,20 @@ class ChimeScheduler:
                 if time.monotonic() >= self.housekeeping_due_at:
                     self.housekeeping()
                 if not self.active:
+                    self.planned.clear()
                     return TICK_SECONDS
-                moved = self.dispatch_due(utcnow(), save_next_run_at=False)
+                if self.follow_plan(time.time()):
+                    return self.seconds_until_earliest(time.time())
+                moved = self.dispatch_due(utcnow(), save_next_run_at=False, lookahead_seconds=LOOKAHEAD_SECONDS)
             if moved >= BATCH_SIZE:
                 return 0.0
             return self.seconds_until_next_due(time.time())
         except (RedisError, SQLAlchemyError) as error:
+            self.planned.clear()
             log.warning("Scheduler %s pass failed (%s); retrying", self.name, error)
             return ERROR_BACKOFF_SECONDS
         except Exception:  # noqa: BLE001 - one bad task or bug must not stop every schedule: log, retry
+            self.planned.clear()
             log.exception("Scheduler %s pass failed unexpectedly; retrying", self.name)
             return ERROR_BACKOFF_SECONDS
 
@@ -162,16 +193,22 @@ class ChimeScheduler:
             time.sleep(seconds)
             return
         try:
-            self.connection.blpop([occ.WAKEUP_KEY], timeout=blocking_seconds)
+            if self.connection.blpop([occ.WAKEUP_KEY], timeout=blocking_seconds) is not None:
+                self.planned.clear()  # a task changed: what was planned from the database is read again
         except RedisError as error:
             log.warning("Scheduler %s cannot reach Redis (%s)", self.name, error)
             time.sleep(min(seconds, ERROR_BACKOFF_SECONDS))
 
     def seconds_until_next_due(self, now_epoch: float) -> float:
         earliest = self.connection.zrange(occ.SCHEDULED_KEY, 0, 0, withscores=True)
-        if not earliest:
+        self.earliest = (earliest[0][0].decode(), earliest[0][1]) if earliest else None
+        return self.seconds_until_earliest(now_epoch)
+
+    def seconds_until_earliest(self, now_epoch: float) -> float:
+        """How long until the schedule's earliest occurrence as last read (the move script returns it)."""
+        if self.earliest is None:
             return TICK_SECONDS
-        return min(max(earliest[0][1] - now_epoch, 0.0), TICK_SECONDS)
+        return min(max(self.earliest[1] - now_epoch, 0.0), TICK_SECONDS)
 
     def _install_stop_handlers(self) -> None:
         def stop(_signum: int, _frame: Any) -> None:
@@ -193,22 +230,26 @@ class ChimeScheduler:
             pass
 
     # -- one pass -------------------------------------------------------------------------
-    def dispatch_due(self, now: datetime, *, save_next_run_at: bool = True) -> int:
+    def dispatch_due(self, now: datetime, *, save_next_run_at: bool = True, lookahead_seconds: float = 0.0) -> int:
         """Move every due occurrence (up to a batch) onto its queue; return how many were due.
 
         The tasks' next_run_at (shown by the API) is saved now, or with the next housekeeping
         when `save_next_run_at` is False, so the dispatch path does not wait for the database's write lock.
+        With `lookahead_seconds`, the plain occurrences due within that long are planned too (follow_plan).
         """
-        due_ids = [j.decode() for j in self.connection.zrangebyscore(
-            occ.SCHEDULED_KEY, "-inf", now.timestamp(), start=0, num=BATCH_SIZE)]
-        if not due_ids:
+        due_ids, ahead = self.read_due(now, lookahead_seconds)
+        if not due_ids and not ahead:
             return 0
         parsed = [(job_id, occ.parse_job_id(job_id)) for job_id in due_ids]
         ours = [due for _, due in parsed if due is not None]
         self.refuse_foreign([job_id for job_id, due in parsed if due is None])
-        if not ours:
+        if not ours and not ahead:
             return len(due_ids)
-        plan = self.plan(ours, now)
+        plan = self.plan(ours, now, ahead)
+        self.planned.update({item.job_id: None for item, _ in ahead})
+        self.planned.update({planned.move.due_id: planned for planned in plan.ahead})
+        if not plan.moves:
+            return len(due_ids)
         occ.save_new_jobs(self.connection, plan.new_jobs)
         moved, unsaved = occ.move_due(self.connection, plan.moves, utcnow())  # enqueued_at: the move, not the plan
         occ.save_jobs(self.connection, [plan.next_jobs[job_id] for job_id in unsaved])
@@ -219,6 +260,73 @@ class ChimeScheduler:
         if save_next_run_at:
             self.save_next_run_at()
         return len(due_ids)
+
+    def read_due(self, now: datetime, lookahead_seconds: float) -> tuple[list[str], list[tuple[occ.DueJob, float]]]:
+        """The ids due at `now`, and the occurrences (with their scores) due within `lookahead_seconds` after
+        it that are not planned yet. A look-ahead read first empties the wake-up list: a task change from
+        then on is seen by the planned moves' script, one before it by this pass's database read."""
+        now_epoch = now.timestamp()
+        with self.connection.pipeline(transaction=False) as pipe:
+            if lookahead_seconds:
+                pipe.delete(occ.WAKEUP_KEY)
+            pipe.zrangebyscore(occ.SCHEDULED_KEY, "-inf", now_epoch + lookahead_seconds, start=0, num=BATCH_SIZE,
+                               withscores=True)
+            *woken, scheduled = pipe.execute()
+        if any(woken):
+            self.planned.clear()
+        due_ids: list[str] = []
+        ahead: list[tuple[occ.DueJob, float]] = []
+        still_ahead = set()
+        for raw, score in scheduled:
+            job_id = raw.decode()
+            if score <= now_epoch:
+                due_ids.append(job_id)
+            elif job_id in self.planned:
+                still_ahead.add(job_id)
+            elif (item := occ.parse_job_id(job_id)) is not None:
+                ahead.append((item, score))
+        if len(scheduled) < BATCH_SIZE:  # forget what left the schedule meanwhile (moved by a fresh pass, removed)
+            self.planned = {job_id: p for job_id, p in self.planned.items() if job_id in still_ahead}
+        for job_id in due_ids:
+            self.planned.pop(job_id, None)
+        return due_ids, ahead
+
+    def follow_plan(self, now_epoch: float) -> bool:
+        """Make the planned moves due by now; say whether that was all there is to do (else a fresh pass:
+        something unplanned is due, a planned move is too late or was found stale, or a task changed)."""
+        due = [p for p in self.planned.values() if p is not None and p.due_epoch <= now_epoch]
+        unplanned_due = (self.earliest is not None and self.earliest[1] <= now_epoch
+                         and self.planned.get(self.earliest[0]) is None)
+        if not due or unplanned_due:
+            return False
+        for planned in due:
+            del self.planned[planned.move.due_id]
+        if any(now_epoch > planned.valid_until_epoch for planned in due):
+            return False
+        return self.move_planned(due, utcnow())
+
+    def move_planned(self, due: Sequence[PlannedMove], now: datetime) -> bool:
+        """Apply planned moves with MOVE_PLANNED_LUA; say whether all were made (else a fresh pass)."""
+        keys: list[str] = [SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY, WAKEUP_KEY]
+        args: list[object] = [utcformat(now)]
+        for planned in due:
+            move = planned.move
+            keys += [job_key(move.due_id), *([job_key(move.next_id)] if move.next_id else []),
+                     queue_key(move.queue), inflight_key(move.task_id)]
+            args += [move.due_id, move.queue, move.task_id, move.next_id, move.next_score, move.next_description,
+                     planned.version, "1" if planned.solo else "0"]
+        moved, unsaved, changed, stale, earliest = self.move_planned_script(keys=keys, args=args)
+        if changed:
+            self.planned.clear()
+            return False
+        moved_ids = {m.decode() for m in moved}
+        next_jobs = {p.next_job.job_id: p.next_job for p in due if p.next_job is not None}
+        occ.save_jobs(self.connection, [next_jobs[u.decode()] for u in unsaved])
+        fault_point("after_move")
+        self.unsaved_next_run_at.update({p.move.task_id: p.next_job.scheduled_for if p.next_job else None
+                                         for p in due if p.move.due_id in moved_ids})
+        self.earliest = (earliest[0].decode(), float(earliest[1])) if earliest else None
+        return not stale
 
     def refuse_foreign(self, job_ids: Sequence[str]) -> None:
         """Take job ids that are not occurrences out of the schedule; never run them.
@@ -234,12 +342,14 @@ class ChimeScheduler:
                 log.warning("Refused %s: it is in the schedule but Chime did not put it there; removed", job_id)
                 self.connection.zrem(occ.SCHEDULED_KEY, job_id)
 
-    def plan(self, due: Sequence[occ.DueJob], now: datetime) -> Plan:
-        """Decide, per due occurrence, what to push and what comes next; record skips."""
-        task_ids = sorted({d.task_id for d in due})
+    def plan(self, due: Sequence[occ.DueJob], now: datetime,
+             ahead: Sequence[tuple[occ.DueJob, float]] = ()) -> Plan:
+        """Decide, per due occurrence, what to push and what comes next; record skips. Plan the plain moves
+        of the occurrences `ahead` (due a moment later, with their scores) in the same reads."""
+        task_ids = sorted({d.task_id for d in due} | {d.task_id for d, _ in ahead})
         begin_read_only()
         tasks = {row.id: row for row in db.session.execute(select(*PLAN_COLUMNS).where(Task.id.in_(task_ids)))}
-        recorded = self.recorded_since(due)
+        recorded = self.recorded_since([*due, *(d for d, _ in ahead)])
         db.session.rollback()  # end the read-only transaction before writing anything
         pending = {i: p.decode() for i, p in zip(task_ids, self.connection.hmget(occ.PENDING_KEY, task_ids)) if p}
         busy = occ.busy_task_ids(self.connection, [t.id for t in tasks.values() if t.overlap == Overlap.SKIP.value])
@@ -252,7 +362,29 @@ class ChimeScheduler:
             self.plan_one(plan, item, task, item.task_id in busy, now, recorded.get(item.task_id))
         if plan.writes:
             self.write(plan.writes)
+        plan.ahead = [planned for item, score in ahead if (planned := self.plan_ahead(
+            item, score, tasks.get(item.task_id), pending.get(item.task_id) == item.job_id and item.task_id not in busy,
+            recorded.get(item.task_id))) is not None]
         return plan
+
+    def plan_ahead(self, item: occ.DueJob, due_epoch: float, task: TaskRow | None, pending_and_idle: bool,
+                   recorded_at: datetime | None) -> PlannedMove | None:
+        """The move of an occurrence due a moment later if it is plain -- the task's pending occurrence, on
+        time, nothing of it recorded nor in flight, pushed itself -- decided as at its due instant; else None."""
+        if (task is None or not task.enabled or item.attempt > 1 or item.extra or not pending_and_idle
+                or (recorded_at is not None and recorded_at >= item.scheduled_for)
+                or due_epoch != occ.score_of(item.scheduled_for)):
+            return None
+        scratch = Plan()
+        self.plan_one(scratch, item, task, False, item.scheduled_for)
+        if scratch.writes or scratch.new_jobs or [m.push_id for m in scratch.moves] != [item.job_id]:
+            return None
+        move = scratch.moves[0]
+        next_job = scratch.next_jobs.get(move.next_id)
+        valid_until = due_epoch + min(PLANNED_MAX_LATE_SECONDS, task.misfire_grace_seconds)
+        if next_job is not None:  # late past the next fire time, the occurrence would count as missed
+            valid_until = min(valid_until, occ.score_of(next_job.scheduled_for) - 1e-6)
+        return PlannedMove(move, due_epoch, valid_until, task.version, task.overlap == Overlap.SKIP.value, next_job)
 
     def write(self, writes: Sequence[tuple[int, Callable[[Task], object]]]) -> None:
         """Record the plan's skips and notifications, in one transaction, and count the skips."""

@@ -16,13 +16,16 @@ class Lock:
         self.key = key
         self.ttl_ms = int(ttl_seconds * 1000)
         self.token = secrets.token_hex(16)
+        # Registered once: each call sends the script's SHA, not its text (the scheduler extends every second).
+        self.extend_script = connection.register_script(EXTEND_LOCK_LUA)
+        self.release_script = connection.register_script(RELEASE_LOCK_LUA)
 
     def acquire_or_extend(self) -> bool:
         """Extend the lock if we hold it, else try to take it; say whether we hold it now."""
-        if self.connection.eval(EXTEND_LOCK_LUA, 1, self.key, self.token, self.ttl_ms):
+        if self.extend_script(keys=[self.key], args=[self.token, self.ttl_ms]):
             return True
         return bool(self.connection.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
     def release(self) -> bool:
         """Release the lock if we still hold it."""
-        return bool(self.connection.eval(RELEASE_LOCK_LUA, 1, self.key, self.token))
+        return bool(self.release_script(keys=[self.key], args=[self.token]))
