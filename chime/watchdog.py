@@ -12,6 +12,7 @@ across a restart of the noticing process.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,7 +35,9 @@ SCHEDULER_KEY, WORKERS_KEY = "watchdog.scheduler", "watchdog.workers"
 MISSED_KEY, OVERRUN_KEY = "watchdog.missed", "watchdog.overrun"
 SCHEDULER_UP, WORKERS_BACK = "scheduler_up", "workers_back"  # the resolved events (when the rules know them)
 QUERY_LIMIT = 500  # at most this many due tasks / running runs are judged per pass (oldest first)
-MISSED_MEMORY = timedelta(days=2)  # an alerted occurrence is remembered this long
+MISSED_MEMORY = timedelta(days=2)  # an alerted occurrence is remembered this long (longer while still seen due)
+MISSED_REMEMBERED = 5000  # at most this many alerted occurrences are remembered, the newest (besides those seen due)
+WATCH_GAP_INTERVALS = 3  # an absence's start is trusted only if the watchdog looked within this many intervals
 MISSED_SLACK_SECONDS = 10  # a run is missed after its grace, and never sooner than this after its due time
 # (the scheduler saves next_run_at about a second after the move, and a free worker takes it at once)
 
@@ -54,39 +57,52 @@ def setting(name: str) -> float:
 # --------------------------------------------------------------------------- pure detectors
 
 
-def scheduler_step(state: dict[str, Any], status: str, now: datetime,
-                   missing_after_seconds: float) -> tuple[str | None, dict[str, Any]]:
+def absent_since(state: dict[str, Any], key: str, now: datetime, max_gap_seconds: float) -> datetime:
+    """When an absence the watchdog is timing began: state[key] as it last saved it, unless its last look
+    (state["seen_at"]; the start itself in a state saved without one) is more than `max_gap_seconds` before
+    `now` (or after it): the watchdog was stopped (with everything else, say), knows nothing of the time
+    between, and counts the absence from `now`."""
+    seen_at = parse(state.get("seen_at")) or parse(state.get(key))  # a state saved without seen_at: its start
+    if seen_at is None or not 0 <= (now - seen_at).total_seconds() <= max_gap_seconds:
+        return now
+    return parse(state.get(key)) or now
+
+
+def scheduler_step(state: dict[str, Any], status: str, now: datetime, missing_after_seconds: float,
+                   max_gap_seconds: float = math.inf) -> tuple[str | None, dict[str, Any]]:
     """One look at the scheduler: (event or None, the episode's new state).
 
     `status` is scheduler.health's: "ok", "stale" (the lock holder's beat is too old: down at once) or
     "missing" (no lock holder's beat at all: none ever started, or its heartbeat expired). Missing is
-    down once the watchdog has seen it missing for `missing_after_seconds`, so processes starting
-    together raise nothing. `scheduler_down` once per episode; SCHEDULER_UP when it ends.
+    down once the watchdog has seen it missing for `missing_after_seconds` without a gap longer than
+    `max_gap_seconds` between two looks, so processes starting together raise nothing (also after a
+    full stop that left a `missing_since` behind). `scheduler_down` once per episode; SCHEDULER_UP when it ends.
     """
     down = bool(state.get("down"))
     if status == "ok":
         return (SCHEDULER_UP if down else None), {"down": False}
     if down:
         return None, state
-    missing_since = parse(state.get("missing_since")) or now
+    missing_since = absent_since(state, "missing_since", now, max_gap_seconds)
     if status == "stale" or (now - missing_since).total_seconds() >= missing_after_seconds:
         return "scheduler_down", {"down": True, "since": isoformat(now)}
-    return None, {"down": False, "missing_since": isoformat(missing_since)}
+    return None, {"down": False, "missing_since": isoformat(missing_since), "seen_at": isoformat(now)}
 
 
-def workers_step(state: dict[str, Any], task_workers: int, now: datetime,
-                 after_seconds: float) -> tuple[str | None, dict[str, Any]]:
+def workers_step(state: dict[str, Any], task_workers: int, now: datetime, after_seconds: float,
+                 max_gap_seconds: float = math.inf) -> tuple[str | None, dict[str, Any]]:
     """One look at the task workers: `no_workers` once none has been registered for `after_seconds`
-    (a restart in between raises nothing); WORKERS_BACK when one is registered again."""
+    (a restart in between raises nothing; nor does a `none_since` left by a look more than
+    `max_gap_seconds` ago); WORKERS_BACK when one is registered again."""
     down = bool(state.get("down"))
     if task_workers > 0:
         return (WORKERS_BACK if down else None), {"down": False}
     if down:
         return None, state
-    none_since = parse(state.get("none_since")) or now
+    none_since = absent_since(state, "none_since", now, max_gap_seconds)
     if (now - none_since).total_seconds() >= after_seconds:
         return "no_workers", {"down": True, "since": isoformat(now)}
-    return None, {"down": False, "none_since": isoformat(none_since)}
+    return None, {"down": False, "none_since": isoformat(none_since), "seen_at": isoformat(now)}
 
 
 @dataclass(frozen=True)
@@ -99,21 +115,39 @@ class Due:
     where: str  # "schedule": never dispatched (next_run_at passed); "queue": dispatched, not taken
 
 
-def missed(due: Iterable[Due], started: set[tuple[int, datetime]], alerted: dict[str, str],
+def missed(due: Iterable[Due], started: set[tuple[int, datetime]], alerted: set[tuple[int, datetime]],
            now: datetime) -> list[Due]:
     """The occurrences past their grace (at least MISSED_SLACK_SECONDS) that no run has started (no
-    execution row for them) and that were not alerted already (`alerted`: task id -> the occurrence last
-    alerted); one per occurrence."""
+    execution row for them) and that were not alerted already (`alerted`: the (task id, occurrence) pairs
+    sent before); one per occurrence."""
     found: dict[tuple[int, datetime], Due] = {}
     for item in due:
         key = (item.task_id, item.scheduled_for)
         wait = max(item.grace_seconds, MISSED_SLACK_SECONDS)
         if item.scheduled_for + timedelta(seconds=wait) >= now or key in started:
             continue
-        if alerted.get(str(item.task_id)) == isoformat(item.scheduled_for) or key in found:
+        if key in alerted or key in found:
             continue
         found[key] = item
     return sorted(found.values(), key=lambda d: (d.scheduled_for, d.task_id))
+
+
+def remembered(value: dict[str, Any], due: Iterable[Due], now: datetime) -> set[tuple[int, datetime]]:
+    """The alerted (task id, occurrence) pairs a `missed` state row holds ({task id: [ISO instants]}; the
+    earlier form, {task id: one ISO instant}, reads as that one pair) that are still worth remembering:
+    every one still seen due, and of the others the newest MISSED_REMEMBERED due within MISSED_MEMORY."""
+    pairs = {(int(task_id), at) for task_id, texts in value.items()
+             for text in ([texts] if isinstance(texts, str) else texts) if (at := parse(text)) is not None}
+    recent = sorted((pair for pair in pairs if pair[1] > now - MISSED_MEMORY), key=lambda pair: pair[1])
+    return set(recent[-MISSED_REMEMBERED:]) | (pairs & {(d.task_id, d.scheduled_for) for d in due})
+
+
+def remembered_value(pairs: Iterable[tuple[int, datetime]]) -> dict[str, list[str]]:
+    """The `missed` state row's value for these alerted pairs: {task id: [ISO instants, oldest first]}."""
+    value: dict[str, list[str]] = {}
+    for task_id, at in sorted(pairs):
+        value.setdefault(str(task_id), []).append(str(isoformat(at)))
+    return value
 
 
 def overrun_threshold_seconds(timeout_seconds: int, configured_seconds: float) -> float:
@@ -174,9 +208,10 @@ def watch_engine(seen: Observation, now: datetime) -> list[str]:
     events = []
     steps = ((SCHEDULER_KEY, scheduler_step, seen.scheduler_status, "WATCHDOG_MISSING_SCHEDULER_SECONDS"),
              (WORKERS_KEY, workers_step, seen.task_workers, "WATCHDOG_NO_WORKERS_SECONDS"))
+    max_gap_seconds = WATCH_GAP_INTERVALS * setting("WATCHDOG_INTERVAL_SECONDS")
     for key, step, value, grace_name in steps:
         row = state_row(key)
-        event, new_state = step(dict(row.value or {}), value, now, setting(grace_name))
+        event, new_state = step(dict(row.value or {}), value, now, setting(grace_name), max_gap_seconds)
         if new_state != row.value:
             row.value = new_state
         if event is not None and emit_engine(event, row.value, now):
@@ -211,17 +246,18 @@ def watch_missed(seen: Observation, now: datetime) -> list[str]:
     if not due:
         return []
     row = state_row(MISSED_KEY)
-    alerted = {k: v for k, v in dict(row.value or {}).items() if (parse(v) or now) > now - MISSED_MEMORY}
+    alerted = remembered(dict(row.value or {}), due, now)
     found = missed(due, started_occurrences(due), alerted, now)
     tasks = {t.id: t for t in db.session.scalars(select(Task).where(Task.id.in_({d.task_id for d in found})))}
     for item in found:
         task = tasks.get(item.task_id)
         if task is None:
             continue
-        alerted[str(item.task_id)] = isoformat(item.scheduled_for)
+        alerted.add((item.task_id, item.scheduled_for))
         rules.emit("missed", task=task, details=missed_details(task, item, seen, now), now=now)
-    if alerted != row.value:
-        row.value = alerted
+    new_value = remembered_value(alerted)
+    if new_value != row.value:
+        row.value = new_value
     return ["missed"] * len(found)
 
 

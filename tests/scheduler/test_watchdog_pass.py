@@ -11,9 +11,9 @@ from chime import occurrence as occ
 from chime import watchdog
 from chime.enums import Status, Trigger
 from chime.extensions import db
-from chime.models import AlertOutbox, Execution, Task
+from chime.models import AlertOutbox, Execution, Setting, Task
 from chime.redis_keys import queue_key
-from chime.timeutil import utcnow
+from chime.timeutil import isoformat, utcnow
 from chime.unit_of_work import unit_of_work
 from scheduler import watchdog as edge
 from tests.engine.helpers import create
@@ -54,6 +54,32 @@ def test_a_task_whose_run_was_due_past_its_grace_and_never_started_is_missed_onc
     row = db.session.scalars(select(AlertOutbox)).one()
     assert row.details["grace_seconds"] == 10 and row.details["where"] == "schedule"
     assert "had not started" in row.details["message"]
+
+
+def test_two_occurrences_of_one_task_that_never_started_are_each_missed_once_over_many_passes(app: Any) -> None:
+    task_id = create(name="every minute", interval_seconds=60, misfire_grace_seconds=10)
+    scheduled = overdue(task_id, 60)  # in the schedule, never dispatched
+    queued = [watchdog.Due(task_id, scheduled - timedelta(seconds=60), 10, "queue")]  # dispatched, never taken
+    busy = watchdog.Observation("ok", task_workers=1, queued=queued)
+
+    assert watchdog.watch(busy, utcnow()) == ["missed", "missed"]
+    for _ in range(3):
+        assert watchdog.watch(busy, utcnow()) == []
+    assert outbox() == [("missed", task_id), ("missed", task_id)]
+
+
+def test_absences_saved_before_a_full_stop_raise_nothing_when_everything_starts_together(app: Any) -> None:
+    an_hour_ago = isoformat(utcnow() - timedelta(hours=1))
+    with unit_of_work():
+        db.session.add(Setting(key=watchdog.SCHEDULER_KEY,
+                               value={"down": False, "missing_since": an_hour_ago, "seen_at": an_hour_ago}))
+        db.session.add(Setting(key=watchdog.WORKERS_KEY,
+                               value={"down": False, "none_since": an_hour_ago, "seen_at": an_hour_ago}))
+    starting = watchdog.Observation("missing", task_workers=0)
+
+    assert watchdog.watch(starting, utcnow()) == []
+    assert watchdog.watch(ALIVE, utcnow()) == []
+    assert outbox() == []
 
 
 def test_a_task_still_within_its_grace_or_whose_run_was_recorded_is_not_missed(app: Any) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from chime.watchdog import (
-    SCHEDULER_UP, WORKERS_BACK, Due, Running, missed, overrun_threshold_seconds, overruns, repaired_counts,
-    scheduler_step, workers_step,
+    SCHEDULER_UP, WORKERS_BACK, Due, Running, missed, overrun_threshold_seconds, overruns, remembered,
+    remembered_value, repaired_counts, scheduler_step, workers_step,
 )
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
@@ -34,7 +34,8 @@ def test_a_scheduler_whose_heartbeat_expired_stays_down_without_a_second_alert()
 
 def test_a_scheduler_never_seen_is_down_only_after_being_missing_for_the_grace():
     event, state = scheduler_step({}, "missing", NOW, missing_after_seconds=60)
-    assert event is None and state == {"down": False, "missing_since": "2026-11-30T12:00:00+00:00"}
+    assert event is None and state == {"down": False, "missing_since": "2026-11-30T12:00:00+00:00",
+                                       "seen_at": "2026-11-30T12:00:00+00:00"}
     event, state = scheduler_step(state, "missing", NOW + timedelta(seconds=59), missing_after_seconds=60)
     assert event is None
     event, state = scheduler_step(state, "missing", NOW + timedelta(seconds=60), missing_after_seconds=60)
@@ -88,6 +89,44 @@ def test_a_worker_restarting_within_the_grace_raises_nothing():
     assert event is None  # the grace counts again from the new absence
 
 
+# --------------------------------------------------------------------------- a cold start (everything was stopped)
+
+BEFORE_THE_STOP = {"down": False, "missing_since": "2026-11-30T11:00:00+00:00", "seen_at": "2026-11-30T11:00:30+00:00"}
+
+
+def test_a_missing_scheduler_left_in_the_state_before_a_full_stop_is_timed_again_from_the_first_look():
+    event, state = scheduler_step(BEFORE_THE_STOP, "missing", NOW, missing_after_seconds=60, max_gap_seconds=15)
+    assert event is None
+    assert state == {"down": False, "missing_since": "2026-11-30T12:00:00+00:00", "seen_at": "2026-11-30T12:00:00+00:00"}
+    event, state = scheduler_step(state, "ok", NOW + timedelta(seconds=4), missing_after_seconds=60, max_gap_seconds=15)
+    assert event is None and state == {"down": False}
+
+
+def test_a_scheduler_missing_across_looks_close_together_is_down_after_the_grace():
+    state = {"down": False, "missing_since": "2026-11-30T11:59:05+00:00", "seen_at": "2026-11-30T11:59:55+00:00"}
+    event, state = scheduler_step(state, "missing", NOW, missing_after_seconds=60, max_gap_seconds=15)
+    assert event is None and state["missing_since"] == "2026-11-30T11:59:05+00:00"
+    event, _ = scheduler_step(state, "missing", NOW + timedelta(seconds=5), missing_after_seconds=60,
+                              max_gap_seconds=15)
+    assert event == "scheduler_down"
+
+
+def test_a_state_saved_without_its_last_look_counts_only_if_its_start_is_recent():
+    old = {"down": False, "missing_since": "2026-11-30T11:00:00+00:00"}
+    assert scheduler_step(old, "missing", NOW, missing_after_seconds=60, max_gap_seconds=15)[0] is None
+    recent = {"down": False, "none_since": "2026-11-30T11:59:50+00:00"}
+    event, state = workers_step(recent, 0, NOW, after_seconds=30, max_gap_seconds=15)
+    assert event is None and state["none_since"] == "2026-11-30T11:59:50+00:00"
+
+
+def test_no_workers_left_in_the_state_before_a_full_stop_raises_nothing_when_workers_start_with_it():
+    before = {"down": False, "none_since": "2026-11-30T11:00:00+00:00", "seen_at": "2026-11-30T11:00:30+00:00"}
+    event, state = workers_step(before, 0, NOW, after_seconds=30, max_gap_seconds=15)
+    assert event is None and state["none_since"] == "2026-11-30T12:00:00+00:00"
+    event, state = workers_step(state, 1, NOW + timedelta(seconds=5), after_seconds=30, max_gap_seconds=15)
+    assert event is None and state == {"down": False}
+
+
 # --------------------------------------------------------------------------- missed
 
 
@@ -113,11 +152,39 @@ def test_an_occurrence_that_has_a_run_is_not_missed():
 
 def test_a_missed_occurrence_is_alerted_once_but_the_next_one_again():
     at = ago(400)
-    alerted = {"7": "2026-11-30T11:53:20+00:00"}
-    assert at.isoformat() == alerted["7"]
+    alerted = remembered({"7": ["2026-11-30T11:53:20+00:00"]}, [], NOW)
+    assert alerted == {(7, at)}
     assert missed([Due(7, at, 300, "schedule")], set(), alerted, NOW) == []
     later = Due(7, ago(320), 30, "queue")
     assert missed([later], set(), alerted, NOW) == [later]
+
+
+def test_two_occurrences_of_one_task_that_never_started_are_each_missed_once():
+    queued, scheduled = Due(7, ago(120), 10, "queue"), Due(7, ago(60), 10, "schedule")
+    assert missed([queued, scheduled], set(), set(), NOW) == [queued, scheduled]
+    alerted = remembered(remembered_value({(7, ago(120)), (7, ago(60))}), [queued, scheduled], NOW)
+    assert missed([queued, scheduled], set(), alerted, NOW + timedelta(seconds=5)) == []
+    next_one = Due(7, ago(0), 10, "schedule")
+    assert missed([queued, next_one], set(), alerted, NOW + timedelta(seconds=20)) == [next_one]
+
+
+def test_an_older_occurrence_seen_only_after_a_newer_one_was_alerted_is_still_missed_once():
+    alerted = {(7, ago(60))}
+    older = Due(7, ago(120), 10, "queue")
+    assert missed([older], set(), alerted, NOW) == [older]
+
+
+def test_the_missed_state_is_kept_per_occurrence_and_reads_its_earlier_form():
+    assert remembered_value({(7, ago(60)), (7, ago(120)), (3, ago(5))}) == {
+        "3": ["2026-11-30T11:59:55+00:00"], "7": ["2026-11-30T11:58:00+00:00", "2026-11-30T11:59:00+00:00"]}
+    assert remembered({"7": "2026-11-30T11:59:00+00:00"}, [], NOW) == {(7, ago(60))}
+
+
+def test_an_alerted_occurrence_is_forgotten_after_two_days_unless_it_is_still_seen_due():
+    three_days = 3 * 86400
+    value = {"7": ["2026-11-27T12:00:00+00:00", "2026-11-30T11:00:00+00:00"], "8": ["2026-11-27T12:00:00+00:00"]}
+    still_queued = Due(8, ago(three_days), 10, "queue")
+    assert remembered(value, [still_queued], NOW) == {(7, ago(3600)), (8, ago(three_days))}
 
 
 def test_the_same_occurrence_seen_in_the_schedule_and_a_queue_is_one_miss_oldest_first():
