@@ -17,7 +17,8 @@ occurrence (trigger RETRY, attempt + 1) that starts PENDING again.
 
 Every decision is made on a typed reason; the message stored with a run is only its text.
 The decisions are pure (they take `now`); `claim`, `start`, `skipped_row` and `close_run` write the
-decision onto rows (no session calls: the caller adds, flushes and commits).
+decision onto rows (no session calls: the caller adds, flushes and commits); `running_row` rebuilds a
+claimed run from its values, so the executor closes it without reading it back (`closed_fields`).
 """
 from __future__ import annotations
 
@@ -386,16 +387,32 @@ def note_on_task(task: Task, run_status: Status | str, *, ran: bool = True) -> N
     task.last_status = Status(run_status).value
 
 
-def close_run(execution: Execution, task: Task | None, ending: Ending) -> None:
-    """RUNNING -> the ending's status: write it onto the run and its task (None: deleted while it ran)."""
+CLOSED_FIELDS = ("status", "message", "result", "finished_at", "duration_ms", "retry_at", "traceback")
+
+
+def closed_fields(execution: Execution, ending: Ending) -> dict[str, Any]:
+    """The columns (CLOSED_FIELDS) a run's end writes; raise IllegalTransition if the run may not end so."""
     next_status(execution.status, ending.event, ending.reason, retries_left=ending.retry_at is not None,
                 trigger=execution.trigger)
-    execution.status = ending.status.value
-    execution.message = ending.message
-    execution.result = ending.result
-    execution.finished_at = ending.finished_at
-    execution.duration_ms = int((ending.finished_at - as_utc(execution.started_at)).total_seconds() * 1000)
-    execution.retry_at = ending.retry_at
-    execution.traceback = ending.traceback
+    return {"status": ending.status.value, "message": ending.message, "result": ending.result,
+            "finished_at": ending.finished_at,
+            "duration_ms": int((ending.finished_at - as_utc(execution.started_at)).total_seconds() * 1000),
+            "retry_at": ending.retry_at, "traceback": ending.traceback}
+
+
+def close_run(execution: Execution, task: Task | None, ending: Ending) -> None:
+    """RUNNING -> the ending's status: write it onto the run and its task (None: deleted while it ran)."""
+    for name, value in closed_fields(execution, ending).items():
+        setattr(execution, name, value)
     if task is not None:
         note_on_task(task, ending.status)
+
+
+def running_row(*, execution_id: int, task_id: int | None, task_name: str, attempt: int, trigger: str,
+                scheduled_for: datetime, started_at: datetime, job_id: str | None,
+                args: dict[str, Any] | None) -> Execution:
+    """The RUNNING row a claim wrote, rebuilt from its values (not attached to any session): the executor
+    closes it with `close_run` and stores the closed fields with one conditional UPDATE, without reading it."""
+    return Execution(id=execution_id, task_id=task_id, task_name=task_name, status=Status.RUNNING.value,
+                     attempt=attempt, trigger=trigger, scheduled_for=scheduled_for, started_at=started_at,
+                     job_id=job_id, args=args, message="")

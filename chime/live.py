@@ -53,6 +53,12 @@ def note_changes(session: Session, _context: Any) -> None:
             changed.setdefault(kind, set()).add(task_id)
 
 
+def note_written(session: Session, kind: str, task_id: int | None) -> None:
+    """Note a write no flush shows (a DML statement, such as the executor's conditional UPDATE that records a
+    run), so the commit announces it like any other: `kind` is one of KINDS' values."""
+    session.info.setdefault(CHANGED, {}).setdefault(kind, set()).add(task_id)
+
+
 def forget_changes(session: Session) -> None:
     session.info.pop(CHANGED, None)
 

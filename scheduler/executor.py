@@ -20,16 +20,19 @@ from typing import Any
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import joinedload
 
 import jobs.registry as registry
 from scheduler import metrics
+from scheduler.liveness import BEATER
 from scheduler.stopping import JobStopped, StopSwitch
 from chime import occurrence as occ
 from chime import lifecycle
+from chime import live
 from chime import rules
-from chime.redis_keys import alive_key, stop_key
+from chime.redis_keys import alive_key, inflight_key
 from chime.lifecycle import Outcome
 from chime.extensions import db, get_redis
 from chime.logs import log_context
@@ -150,59 +153,60 @@ class Call:
     timeout_seconds: int
     context: registry.JobContext
     skip: Outcome | None  # the gate's decision, made inside the claim's transaction
+    started_at: datetime  # the RUNNING row's started_at
+    overridden_args: dict[str, Any] | None  # the row's args (a run with arguments of its own)
+    job_id: str | None
+
+    def running_row(self, task_id: int | None) -> Execution:
+        """The claim's RUNNING row as values (lifecycle.running_row), for the record to close."""
+        return lifecycle.running_row(
+            execution_id=self.execution_id, task_id=task_id, task_name=self.context.task_name,
+            attempt=self.context.attempt, trigger=self.context.trigger, scheduled_for=self.context.scheduled_for,
+            started_at=self.started_at, job_id=self.job_id, args=self.overridden_args)
 
 
 def run_occurrence(claim_: Claim) -> dict[str, Any]:
     """Claim, gate, run and record one occurrence; a duplicate delivery does nothing."""
     job_id, worker = current_job_identity()
+    after = AfterRun(claim_.task_id, job_id)
     with log_context(task_id=claim_.task_id, job_id=job_id):
         try:
             call = claim(claim_, job_id, worker)
             if isinstance(call, dict):
                 return call
             switch = StopSwitch()  # an operator's stop: the liveness thread trips it (scheduler.stopping)
-            with liveness(call.execution_id, switch.trip), log_context(execution_id=call.execution_id):
+            with liveness(call.execution_id, switch.trip, after), log_context(execution_id=call.execution_id):
                 outcome = call.skip or perform(call, switch)
-                status = record_until_stored(claim_.task_id, call.execution_id, outcome, job_id)
-            if status == Status.FAILED.value:
-                raise RunFailedError.of(call, outcome)
-            return {"execution_id": call.execution_id, "status": status}
+                after.recorded, status = record_until_stored(call, outcome)
         finally:
-            forget_inflight(claim_.task_id, job_id)
+            after.send(get_redis())
+        if after.recorded is not None and after.recorded.retry is not None:
+            schedule_retry(after.recorded)
+        if status == Status.FAILED.value:
+            raise RunFailedError.of(call, outcome)
+        return {"execution_id": call.execution_id, "status": status}
 
 
 @contextmanager
-def liveness(execution_id: int, on_stop: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Keep an expiring 'alive' key for a running execution, so the reconciler can tell a lost worker;
-    with each beat, read the run's stop key and call `on_stop(who asked)` while it is set."""
+def liveness(execution_id: int, on_stop: Callable[[str], None] | None = None,
+             after: AfterRun | None = None) -> Iterator[None]:
+    """Beat an expiring 'alive' key for a running execution while the block runs, so the reconciler can tell
+    a lost worker; with each beat, read the run's stop key and call `on_stop(who asked)` while it is set.
+    The beat is the process's one liveness thread (scheduler.liveness: no thread per run, no key written
+    for a run shorter than a beat). A key it wrote is deleted with `after`'s pipeline (at once without one)."""
     connection = get_redis()
-    stop = threading.Event()
-    key, stop_requested_key = alive_key(execution_id), stop_key(execution_id)
-
-    def beat() -> None:
-        while not stop.is_set():
-            try:
-                with connection.pipeline(transaction=False) as pipe:
-                    pipe.set(key, os.getpid(), ex=occ.ALIVE_TTL_SECONDS)
-                    pipe.get(stop_requested_key)
-                    _, requested_by = pipe.execute()
-                if requested_by is not None and on_stop is not None:
-                    on_stop(requested_by.decode(errors="replace"))
-            except RedisError as error:
-                log.warning("Liveness beat of execution %s failed: %s", execution_id, error)
-            stop.wait(occ.ALIVE_BEAT_SECONDS)
-
-    thread = threading.Thread(target=beat, name=f"alive-{execution_id}", daemon=True)
-    thread.start()
+    watched = BEATER.watch(connection, execution_id, on_stop)
     try:
         yield
     finally:
-        stop.set()
-        thread.join(timeout=1)
-        try:
-            connection.delete(key)
-        except RedisError:
-            pass
+        if BEATER.unwatch(watched):
+            if after is not None:
+                after.alive_key = alive_key(execution_id)
+            else:
+                try:
+                    connection.delete(alive_key(execution_id))
+                except RedisError:
+                    pass
 
 
 def current_job_identity() -> tuple[str | None, str]:
@@ -222,26 +226,28 @@ def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, An
     Returns the run as plain values, or a result for a job that must not run: its task is gone,
     disabled, or is not the task it was made for; or this attempt already has its row (a duplicate).
     """
-    task = db.session.get(Task, claim_.task_id)
+    task = task_to_claim(claim_.task_id)
     refusal = refuse(task, claim_)
     if refusal:
         db.session.rollback()
         log.info("Dropping job %s: %s", job_id, refusal)
         return {"dropped": True, "reason": refusal}
+    skip = gate(task, claim_.trigger)  # before anything is written: its reads flush nothing
+    now = utcnow()
     execution = lifecycle.claim(task, scheduled_for=claim_.scheduled_for, attempt=claim_.attempt,
-                                trigger=claim_.trigger, now=utcnow(), worker=worker, job_id=job_id)
+                                trigger=claim_.trigger, now=now, worker=worker, job_id=job_id)
     execution.args = claim_.args
+    if skip is None:
+        lifecycle.start(task)
     db.session.add(execution)
     try:
-        db.session.flush()
+        db.session.flush()  # one flush: the RUNNING row and the task's last_run_at and status
         call = Call(execution.id, task.job, dict(task.args or {} if claim_.args is None else claim_.args),
                     task.timeout_seconds,
                     registry.JobContext(task_id=task.id, execution_id=execution.id, attempt=claim_.attempt,
                                         scheduled_for=claim_.scheduled_for, task_name=task.name,
                                         trigger=str(claim_.trigger)),
-                    gate(task, execution))
-        if call.skip is None:
-            lifecycle.start(task)
+                    skip, now, claim_.args, job_id)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -249,6 +255,16 @@ def claim(claim_: Claim, job_id: str | None, worker: str) -> Call | dict[str, An
                  claim_.scheduled_for, claim_.attempt, job_id)
         return {"duplicate": True}
     return call
+
+
+def task_to_claim(task_id: int) -> Task | None:
+    """The task, fresh and locked until the claim commits, with its parents in the same statement (none for
+    most tasks: no second query). The lock (FOR NO KEY UPDATE on Postgres, SQLite's write lock) serialises
+    two claims of one task, so the gate's overlap query sees a run the other one committed; rows that only
+    reference the task (another claim's insert, a skip) are not blocked."""
+    return db.session.scalars(
+        select(Task).options(joinedload(Task.parents)).where(Task.id == task_id)
+        .with_for_update(key_share=True, of=Task).execution_options(populate_existing=True)).unique().first()
 
 
 def refuse(task: Task | None, claim_: Claim) -> str:
@@ -268,8 +284,9 @@ def refuse(task: Task | None, claim_: Claim) -> str:
     return ""
 
 
-def gate(task: Task, execution: Execution) -> Outcome | None:
-    """Return a skip when a parent has not succeeded or a previous run still runs."""
+def gate(task: Task, trigger: str) -> Outcome | None:
+    """Return a skip when a parent has not succeeded or a previous run still runs (called before the claim
+    writes its own row: any RUNNING row of the task is another run)."""
     for parent in task.parents:
         latest = db.session.scalar(
             select(Execution.status).where(Execution.task_id == parent.id,
@@ -277,17 +294,17 @@ def gate(task: Task, execution: Execution) -> Outcome | None:
             .order_by(Execution.id.desc()).limit(1))
         if latest != Status.SUCCESS:
             return lifecycle.dependency_skip(parent.name, parent.id, latest)
-    if lifecycle.overlap_applies(task.overlap, execution.trigger) and other_run_active(task, execution):
+    if lifecycle.overlap_applies(task.overlap, trigger) and other_run_active(task):
         return lifecycle.overlap_skip()
     return None
 
 
-def other_run_active(task: Task, execution: Execution) -> bool:
-    """Say whether another execution of the task is RUNNING and not stale."""
+def other_run_active(task: Task) -> bool:
+    """Say whether an execution of the task is RUNNING and not stale."""
     fresh_after = utcnow() - timedelta(seconds=task.timeout_seconds + RUNNING_STALE_MARGIN_SECONDS)
     other = db.session.scalar(
-        select(Execution.id).where(Execution.task_id == task.id, Execution.id != execution.id,
-                                   Execution.status == Status.RUNNING.value, Execution.started_at >= fresh_after)
+        select(Execution.id).where(Execution.task_id == task.id, Execution.status == Status.RUNNING.value,
+                                   Execution.started_at >= fresh_after)
         .limit(1))
     return other is not None
 
@@ -372,73 +389,104 @@ class Recorded:
     retry_at: datetime | None
 
 
-def record_until_stored(task_id: int, execution_id: int, outcome: Outcome, job_id: str | None = None) -> str:
-    """Record the outcome, retrying while the database is unreachable (the job must not run twice);
-    then, with no transaction open, clear the in-flight marker at once (a later occurrence must not
-    find this finished run busy), add the metrics and schedule the retry. Return the status stored."""
+def record_until_stored(call: Call, outcome: Outcome) -> tuple[Recorded | None, str]:
+    """Record the outcome, retrying while the database is unreachable (the job must not run twice).
+    Return what was stored (None: the run had been closed meanwhile, nothing was) and the status."""
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     delay = 0.5
     while True:
         try:
-            # FOR UPDATE (Postgres): the reconciler closing this run as lost and this outcome are serialised,
-            # so exactly one of them is recorded (SQLite's write lock does the same). The task row is locked
-            # first, as deleting a task and the reconciler do: one order, no deadlock.
-            # FOR NO KEY UPDATE: inserting a row that references the task (a claim, a skip) is not blocked.
-            task = db.session.get(Task, task_id, with_for_update={"key_share": True}, populate_existing=True)
-            execution = db.session.get(Execution, execution_id, with_for_update={"key_share": True},
-                                       populate_existing=True)
-            recorded = record(task, execution, outcome)
+            # The task row first, locked (FOR NO KEY UPDATE on Postgres; SQLite's write lock): read fresh for
+            # its retry policy and notifications, in the order the reconciler and a task's deletion lock
+            # (task, then run). Inserting a row that references the task (a claim, a skip) is not blocked.
+            task = db.session.get(Task, call.context.task_id, with_for_update={"key_share": True},
+                                  populate_existing=True)
+            recorded = record(task, call.running_row(call.context.task_id if task is not None else None), outcome)
             break
         except OperationalError as error:
             db.session.rollback()
             if time.monotonic() > deadline:
                 raise
-            log.warning("Recording execution %s failed (%s); retrying in %.1f s", execution_id, error, delay)
+            log.warning("Recording execution %s failed (%s); retrying in %.1f s", call.execution_id, error, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10)
-    forget_inflight(task_id, job_id)
-    if recorded is None:
-        return outcome.status.value
-    observe(recorded)
-    if recorded.retry is not None:
-        schedule_retry(recorded)
-    return recorded.status
+    return recorded, recorded.status if recorded is not None else outcome.status.value
 
 
-def record(task: Task | None, execution: Execution, outcome: Outcome) -> Recorded | None:
+def record(task: Task | None, run: Execution, outcome: Outcome) -> Recorded | None:
     """Store the outcome and its notification in one transaction; None if the run was closed meanwhile.
 
+    `run` is the claim's RUNNING row as values (not read back): its end is stored with one conditional
+    UPDATE (`close_if_running`), so of this outcome and anything else closing the run (the reconciler
+    finding it lost, a stop closed by the reconciler) exactly one is stored, whichever commits first.
     A task deleted while it ran keeps its run's outcome in the log, with nothing to retry or notify.
     """
-    if not lifecycle.may(execution.status, outcome.event):
-        log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded",
-                    execution.id, execution.status, execution.message, outcome.status)
+    ending = lifecycle.end_of_run(outcome, run, task, utcnow())
+    previous_status = task.last_status if task is not None else None
+    lifecycle.close_run(run, task, ending)
+    if not close_if_running(run):
+        closed = db.session.execute(select(Execution.status, Execution.message).where(Execution.id == run.id)).first()
+        log.warning("Execution %s was already closed as %s (%s); its late outcome %s is not recorded", run.id,
+                    closed.status if closed else "deleted", closed.message if closed else "", outcome.status)
         db.session.rollback()
         return None
-    ending = lifecycle.end_of_run(outcome, execution, task, utcnow())
-    previous_status = task.last_status if task is not None else None
-    lifecycle.close_run(execution, task, ending)
     if task is not None:
-        notify(task, lifecycle.notice_of(task.name, execution, ending.reason, task.timezone), execution)
-        rules.note_run(task, execution, previous_status)  # at most one small outbox row (chime.rules)
+        notify(task, lifecycle.notice_of(task.name, run, ending.reason, task.timezone), run)
+        rules.note_run(task, run, previous_status)  # at most one small outbox row (chime.rules)
     recorded = Recorded(
-        execution.task_id or 0, execution.id, ending.status.value, execution.duration_ms / 1000,
-        (as_utc(execution.started_at) - as_utc(execution.scheduled_for)).total_seconds()
-        if execution.trigger == Trigger.SCHEDULE else None,
-        lifecycle.retry_of(task, execution) if ending.retry_at else None, ending.retry_at)
-    log.info("Execution %s of task %s finished %s in %s ms", execution.id, execution.task_id, ending.status.value,
-             execution.duration_ms)
+        run.task_id or 0, run.id, ending.status.value, run.duration_ms / 1000,
+        (as_utc(run.started_at) - as_utc(run.scheduled_for)).total_seconds()
+        if run.trigger == Trigger.SCHEDULE else None,
+        lifecycle.retry_of(task, run) if ending.retry_at else None, ending.retry_at)
+    log.info("Execution %s of task %s finished %s in %s ms", run.id, run.task_id, ending.status.value,
+             run.duration_ms)
     db.session.commit()
     return recorded
 
 
-def observe(recorded: Recorded) -> None:
-    """Add the execution to the engine metrics (a Redis outage only loses the sample)."""
-    try:
-        metrics.record_execution(get_redis(), task_id=recorded.task_id, status=recorded.status,
-                                 duration_seconds=recorded.duration_seconds, lag_seconds=recorded.lag_seconds)
-    except RedisError as error:
-        log.warning("Metrics of execution %s not recorded: %s", recorded.execution_id, error)
+def close_if_running(run: Execution) -> bool:
+    """Write the closed run's fields (lifecycle.CLOSED_FIELDS) onto its row if the row is still RUNNING;
+    say whether it was. The row is not read first: the UPDATE's own condition decides (on Postgres a
+    concurrent close holding the row makes it wait, then re-check the condition on the row it committed)."""
+    result = db.session.execute(
+        update(Execution).where(Execution.id == run.id, Execution.status == Status.RUNNING.value)
+        .values({name: getattr(run, name) for name in lifecycle.CLOSED_FIELDS})
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    live.note_written(db.session, "run", run.task_id)  # a statement, not a flush: announce it too (chime.live)
+    return True
+
+
+@dataclass
+class AfterRun:
+    """The Redis work left once a run's outcome is committed (or the job did not run), sent in one pipeline:
+    delete the alive key if a beat wrote it, forget the in-flight marker (a later occurrence must not find
+    this finished run busy), add the metrics. A Redis outage loses only the samples: the reconciler clears
+    a stale marker and keys expire."""
+
+    task_id: int
+    job_id: str | None
+    alive_key: str | None = None
+    recorded: Recorded | None = None
+
+    def send(self, connection: Any) -> None:
+        if self.job_id is None and self.alive_key is None and self.recorded is None:
+            return
+        try:
+            with connection.pipeline(transaction=False) as pipe:
+                if self.alive_key is not None:
+                    pipe.delete(self.alive_key)
+                if self.job_id is not None:
+                    pipe.zrem(inflight_key(self.task_id), self.job_id)
+                if self.recorded is not None:
+                    metrics.add_execution(pipe, task_id=self.recorded.task_id, status=self.recorded.status,
+                                          duration_seconds=self.recorded.duration_seconds,
+                                          lag_seconds=self.recorded.lag_seconds)
+                pipe.execute()
+        except RedisError as error:
+            log.warning("Redis work after job %s not done (alive key, in-flight marker, metrics): %s",
+                        self.job_id, error)
 
 
 def schedule_retry(recorded: Recorded) -> None:
@@ -448,12 +496,3 @@ def schedule_retry(recorded: Recorded) -> None:
     except RedisError as error:
         log.warning("Retry of execution %s not scheduled (Redis: %s); the reconciler will enqueue it",
                     recorded.execution_id, error)
-
-
-def forget_inflight(task_id: int, job_id: str | None) -> None:
-    if job_id is None:
-        return
-    try:
-        occ.finish_inflight(get_redis(), task_id, job_id)
-    except RedisError as error:
-        log.warning("Could not clear in-flight marker of job %s: %s", job_id, error)

@@ -46,12 +46,20 @@ def record_execution(connection: Redis, *, task_id: int, status: str, duration_s
     """Count one finished execution (per task too when `per_task`, by default the app's setting)
     and observe its duration and dispatch lag."""
     with connection.pipeline(transaction=False) as pipe:
-        _count(pipe, status, [task_id], counts_per_task() if per_task is None else per_task)
-        if duration_seconds is not None:
-            _observe(pipe, "duration", duration_seconds, DURATION_BUCKETS_SECONDS)
-        if lag_seconds is not None:
-            _observe(pipe, "dispatch_lag", max(lag_seconds, 0.0), LAG_BUCKETS_SECONDS)
+        add_execution(pipe, task_id=task_id, status=status, duration_seconds=duration_seconds,
+                      lag_seconds=lag_seconds, per_task=per_task)
         pipe.execute()
+
+
+def add_execution(pipe: object, *, task_id: int, status: str, duration_seconds: float | None,
+                  lag_seconds: float | None, per_task: bool | None = None) -> None:
+    """Queue `record_execution`'s commands on the caller's pipeline (the executor sends them with the other
+    Redis work of a run's end, in one round trip)."""
+    _count(pipe, status, [task_id], counts_per_task() if per_task is None else per_task)
+    if duration_seconds is not None:
+        _observe(pipe, "duration", duration_seconds, DURATION_BUCKETS_SECONDS)
+    if lag_seconds is not None:
+        _observe(pipe, "dispatch_lag", max(lag_seconds, 0.0), LAG_BUCKETS_SECONDS)
 
 
 def record_skipped(connection: Redis, task_ids: Sequence[int], per_task: bool | None = None) -> None:

@@ -4,9 +4,10 @@ RQ's `send_stop_job_command` kills a forking worker's work horse; Chime's worker
 SimpleWorker), so a stop works like the task timeout does: an exception raised inside the job.
 
 - `POST /api/logs/<id>/stop/` (chime.run_control) sets the run's stop key in Redis (redis_keys.STOP_KEY).
-- The run's liveness thread (scheduler.executor.liveness) reads that key with every beat and calls
-  `StopSwitch.trip`, which sends STOP_SIGNAL to the main thread (`signal.pthread_kill`): a blocking call
-  there (time.sleep, a socket read, waiting for a child process) returns at once.
+- The worker process's liveness thread (scheduler.liveness, beating for the run through
+  scheduler.executor.liveness) reads that key with every beat and calls `StopSwitch.trip`, which sends
+  STOP_SIGNAL to the main thread (`signal.pthread_kill`): a blocking call there (time.sleep, a socket read,
+  waiting for a child process) returns at once.
 - The signal's handler raises JobStopped in the main thread, inside the job, while the job runs (the
   switch is armed only around the job function, so the executor's own bookkeeping is never interrupted).
   It is a BaseException: a job's `except Exception` does not swallow it; a job that swallows it anyway

@@ -29,6 +29,7 @@ from scheduler.boundary import ChimeJob, PlainPickleSerializer, refusal
 _app: Flask | None = None
 REDIS_RETRY_FIRST_SECONDS = 0.5
 REDIS_RETRY_MAX_SECONDS = 5.0
+REGISTRATION_CHECK_SECONDS = 5.0  # how often a heartbeat checks that the worker is still registered
 
 
 def worker_app() -> Flask:
@@ -79,6 +80,7 @@ class ChimeWorker(SimpleWorker):
     """
 
     _job_performing = False  # set once RQ is about to call the current job's function
+    _registration_checked_at: float | None = None  # time.monotonic() of the last registration check
 
     def __init__(self, queues: Any, *args: Any, **kwargs: Any) -> None:
         given = _as_list(queues)
@@ -109,7 +111,7 @@ class ChimeWorker(SimpleWorker):
             self._until_redis_answers(lambda: self._heartbeat_now(timeout))
 
     def _heartbeat_now(self, timeout: int | None) -> None:
-        if self.birth_date is not None and not self._is_registered():
+        if self.birth_date is not None and self._registration_check_due() and not self._is_registered():
             self.log.warning("Worker %s: registration lost (Redis restarted?); registering again", self.name)
             with self.connection.pipeline() as pipe:
                 pipe.hset(self.key, mapping=self.serialize())
@@ -182,6 +184,15 @@ class ChimeWorker(SimpleWorker):
             except (RedisConnectionError, RedisTimeoutError):
                 time.sleep(delay)
                 delay = min(delay * 2, REDIS_RETRY_MAX_SECONDS)
+
+    def _registration_check_due(self, now: float | None = None) -> bool:
+        """Whether this heartbeat checks the registration: at most once per REGISTRATION_CHECK_SECONDS, not
+        with every dequeue (RQ beats before each one); a worker Redis forgot registers again within that."""
+        now = time.monotonic() if now is None else now
+        if self._registration_checked_at is not None and now - self._registration_checked_at < REGISTRATION_CHECK_SECONDS:
+            return False
+        self._registration_checked_at = now
+        return True
 
     def _is_registered(self) -> bool:
         try:

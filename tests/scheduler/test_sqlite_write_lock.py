@@ -69,7 +69,7 @@ def test_a_worker_holds_no_write_lock_while_it_beats_runs_the_job_or_calls_redis
     original_liveness = executor.liveness
     monkeypatch.setattr(executor, "liveness", probed_liveness)
     monkeypatch.setattr(executor.registry, "run", probing(app, seen, "job", executor.registry.run))
-    monkeypatch.setattr(metrics, "record_execution", probing(app, seen, "metrics", metrics.record_execution))
+    monkeypatch.setattr(metrics, "add_execution", probing(app, seen, "metrics", metrics.add_execution))
     monkeypatch.setattr(occ, "schedule_at", probing(app, seen, "retry", occ.schedule_at))
     work()
 
