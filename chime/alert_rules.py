@@ -14,7 +14,9 @@ from chime.models import AlertRule, AlertState, Channel, Task
 from chime.schemas.rule import read_maintenance, read_rule, read_rule_patch, read_task_mute
 from chime.timeutil import as_utc, isoformat
 
-FIELDS = ("events", "channel_ids", "enabled", "failing_threshold", "repeat_every_hours", "group_window_seconds")
+FIELDS = ("events", "channel_ids", "enabled", "failing_threshold", "repeat_every_hours", "group_window_seconds",
+          "overrun_after_seconds")
+NULLABLE = frozenset({"repeat_every_hours", "overrun_after_seconds"})  # null in a PATCH: back to the default
 
 
 def rule_view(rule: AlertRule) -> dict[str, Any]:
@@ -22,7 +24,8 @@ def rule_view(rule: AlertRule) -> dict[str, Any]:
     return {"id": rule.id, "task_id": rule.task_id, "task_name": task.name if task else None,
             "events": list(rule.events), "channel_ids": list(rule.channel_ids), "enabled": rule.enabled,
             "failing_threshold": rule.failing_threshold, "repeat_every_hours": rule.repeat_every_hours,
-            "group_window_seconds": rule.group_window_seconds, "created_at": rule.created_at,
+            "group_window_seconds": rule.group_window_seconds,
+            "overrun_after_seconds": rule.overrun_after_seconds, "created_at": rule.created_at,
             "updated_at": rule.updated_at}
 
 
@@ -67,7 +70,8 @@ def create_rule(payload: Any) -> AlertRule:
     rule = AlertRule(task_id=data.task_id, events=list(dict.fromkeys(data.events)),
                      channel_ids=_check_channels(data.channel_ids), enabled=data.enabled,
                      failing_threshold=data.failing_threshold, repeat_every_hours=data.repeat_every_hours,
-                     group_window_seconds=data.group_window_seconds)
+                     group_window_seconds=data.group_window_seconds,
+                     overrun_after_seconds=data.overrun_after_seconds)
     db.session.add(rule)
     db.session.flush()
     audit.record("create", "rule", rule.id, _name(rule), after=_audit_fields(rule))
@@ -79,7 +83,7 @@ def update_rule(rule: AlertRule, payload: Any) -> AlertRule:
     before = _audit_fields(rule)
     for name in patch.model_fields_set:
         value = getattr(patch, name)
-        if value is None and name != "repeat_every_hours":
+        if value is None and name not in NULLABLE:
             raise ValidationError({name: "must not be null"})
         if name == "channel_ids":
             value = _check_channels(value)

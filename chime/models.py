@@ -311,6 +311,7 @@ class AlertRule(db.Model):
     failing_threshold: Mapped[int] = mapped_column(default=3, server_default="3")  # N of `failing`
     repeat_every_hours: Mapped[float | None] = mapped_column()  # None: a failing task alerts once
     group_window_seconds: Mapped[int] = mapped_column(default=600, server_default="600")
+    overrun_after_seconds: Mapped[int | None] = mapped_column(Integer)  # None: the global overrun threshold
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

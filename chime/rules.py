@@ -233,6 +233,8 @@ def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
                                .order_by(AlertRule.id)).all() if task_id is not None else \
         db.session.scalars(select(AlertRule).where(AlertRule.task_id.is_(None)).order_by(AlertRule.id)).all()
     chosen = rules_for([r for r in rules if r.task_id is not None], [r for r in rules if r.task_id is None])
+    if "rule_ids" in item.details:  # meant for some rules only (an overrun past a rule's own threshold)
+        chosen = [rule for rule in chosen if rule.id in item.details["rule_ids"]]
     cap = max([2, *(rule.failing_threshold for rule in chosen)]) + 1  # past it, only "still failing" matters
     streak = failure_streak(item, cap) if item.event == "failed" else 0
     made = 0

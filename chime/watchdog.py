@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from chime import rules
 from chime.alerts import seconds_setting
 from chime.enums import Status
 from chime.extensions import db
-from chime.models import Execution, Setting, Task
+from chime.models import AlertRule, Execution, Setting, Task
 from chime.timeutil import as_utc, isoformat, local_text
 from chime.unit_of_work import unit_of_work
 
@@ -150,23 +150,55 @@ def remembered_value(pairs: Iterable[tuple[int, datetime]]) -> dict[str, list[st
     return value
 
 
-def overrun_threshold_seconds(timeout_seconds: int, configured_seconds: float) -> float:
-    """A run overruns after the configured time when one is set (above 0), else after its own timeout."""
+def overrun_threshold_seconds(timeout_seconds: int, configured_seconds: float,
+                              rule_seconds: float | None = None) -> float:
+    """A run overruns after its rule's own time when the rule sets one; else after the configured time when
+    one is set (above 0); else after the run's own timeout."""
+    if rule_seconds:
+        return float(rule_seconds)
     return configured_seconds if configured_seconds > 0 else float(timeout_seconds)
 
 
 @dataclass(frozen=True)
 class Running:
+    """A run still RUNNING, watched for one rule (rule_id; None when no rule asks for `overrun`, the
+    threshold then being the global one)."""
+
     execution_id: int
     task_id: int | None
     started_at: datetime
     threshold_seconds: float
+    rule_id: int | None = None
+
+    @property
+    def key(self) -> str:
+        """What the once-per-run-and-rule state remembers: "<execution id>:<rule id or ->"."""
+        return f"{self.execution_id}:{'-' if self.rule_id is None else self.rule_id}"
 
 
-def overruns(running: Iterable[Running], alerted: set[int], now: datetime) -> list[Running]:
-    """The runs still RUNNING past their threshold and not alerted yet (once per run)."""
-    return [r for r in running if r.execution_id not in alerted
-            and (now - r.started_at).total_seconds() > r.threshold_seconds]
+@dataclass(frozen=True)
+class OverrunRule:
+    """A rule that sends `overrun` for a task (the task's own, else a default one), and its own threshold."""
+
+    rule_id: int
+    after_seconds: int | None
+
+
+def watched_runs(execution_id: int, task_id: int | None, started_at: datetime, timeout_seconds: int,
+                 rules: Iterable[OverrunRule], configured_seconds: float) -> list[Running]:
+    """One run as the overrun detector watches it: once per rule that sends its `overrun`, each with that
+    rule's threshold (falling back to the global one); once with the global threshold when no rule does."""
+    watched = [Running(execution_id, task_id, started_at,
+                       overrun_threshold_seconds(timeout_seconds, configured_seconds, rule.after_seconds), rule.rule_id)
+               for rule in rules]
+    return watched or [Running(execution_id, task_id, started_at,
+                               overrun_threshold_seconds(timeout_seconds, configured_seconds))]
+
+
+def overruns(running: Iterable[Running], alerted: set[str], now: datetime) -> list[Running]:
+    """The runs still RUNNING past their threshold and not alerted yet (once per run and rule: `alerted`
+    holds the keys of those already sent)."""
+    return [r for r in running if r.key not in alerted and (now - r.started_at).total_seconds() > r.threshold_seconds]
 
 
 REPAIR_KEYS = ("pending_restored", "missed_restored", "one_time_recovered", "stale_replaced",
@@ -290,30 +322,56 @@ def started_occurrences(due: list[Due]) -> set[tuple[int, datetime]]:
 
 
 def watch_overruns(now: datetime) -> list[str]:
-    """`overrun` once per run still RUNNING past its threshold."""
+    """`overrun` once per run still RUNNING past its threshold, and per rule when rules set their own."""
     rows = db.session.execute(
         select(Execution.id, Execution.task_id, Execution.started_at, Task.timeout_seconds)
         .join(Task, Task.id == Execution.task_id)
         .where(Execution.status == Status.RUNNING.value, Execution.started_at.is_not(None))
         .order_by(Execution.id).limit(QUERY_LIMIT)).all()
     row = state_row(OVERRUN_KEY)
-    alerted = set((row.value or {}).get("ids", [])) & {r[0] for r in rows}  # forget runs that ended
+    running_ids = {str(r[0]) for r in rows}
+    alerted = {key for key in (row.value or {}).get("sent", []) if key.split(":")[0] in running_ids}  # forget ended runs
     configured = setting("OVERRUN_AFTER_SECONDS")
-    running = [Running(i, t, as_utc(s), overrun_threshold_seconds(timeout, configured)) for i, t, s, timeout in rows]
+    rules_of = overrun_rules({task_id for _, task_id, _, _ in rows})
+    running = [run for i, t, s, timeout in rows
+               for run in watched_runs(i, t, as_utc(s), timeout, rules_of.get(t, []), configured)]
     found = overruns(running, alerted, now)
     for run in found:
-        execution = db.session.get(Execution, run.execution_id)
-        task = db.session.get(Task, run.task_id)
-        minutes = int((now - run.started_at).total_seconds() // 60)
-        rules.emit("overrun", task=task, execution=execution, now=now, details={
-            "message": f"Run {run.execution_id} started at {local_text(run.started_at, task.timezone)} is still "
-                       f"running after {minutes} min (threshold {int(run.threshold_seconds)} s).",
-            "started_at": isoformat(run.started_at), "threshold_seconds": run.threshold_seconds})
-        alerted.add(run.execution_id)
-    new_value = {"ids": sorted(alerted)}
+        emit_overrun(run, now)
+        alerted.add(run.key)
+    new_value = {"sent": sorted(alerted)}
     if new_value != row.value:
         row.value = new_value
     return ["overrun"] * len(found)
+
+
+def overrun_rules(task_ids: set[int]) -> dict[int, list[OverrunRule]]:
+    """Per task, the enabled rules that send its `overrun` (its own rules when it has any, else the
+    default ones: chime.rules.rules_for) with their own thresholds."""
+    if not task_ids:
+        return {}
+    found = db.session.scalars(select(AlertRule).where(
+        AlertRule.enabled.is_(True), or_(AlertRule.task_id.in_(task_ids), AlertRule.task_id.is_(None)))
+        .order_by(AlertRule.id)).all()
+    defaults = [rule for rule in found if rule.task_id is None]
+    return {task_id: [OverrunRule(rule.id, rule.overrun_after_seconds)
+                      for rule in rules.rules_for([r for r in found if r.task_id == task_id], defaults)
+                      if "overrun" in rule.events]
+            for task_id in task_ids}
+
+
+def emit_overrun(run: Running, now: datetime) -> None:
+    """The `overrun` event of one run; for one rule only (`rule_ids`) when a rule's threshold raised it."""
+    execution = db.session.get(Execution, run.execution_id)
+    task = db.session.get(Task, run.task_id)
+    minutes = int((now - run.started_at).total_seconds() // 60)
+    details: dict[str, Any] = {
+        "message": f"Run {run.execution_id} started at {local_text(run.started_at, task.timezone)} is still "
+                   f"running after {minutes} min (threshold {int(run.threshold_seconds)} s).",
+        "started_at": isoformat(run.started_at), "threshold_seconds": run.threshold_seconds}
+    if run.rule_id is not None:
+        details["rule_ids"] = [run.rule_id]
+    rules.emit("overrun", task=task, execution=execution, now=now, details=details)
 
 
 def state_row(key: str) -> Setting:

@@ -3,7 +3,7 @@
 One validation path (:func:`read_rule`, :func:`read_rule_patch`) for the API, the admin forms and the CLI."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,11 @@ MAX_CHANNELS_PER_RULE = 50
 MAX_WINDOW_SECONDS = 86400
 MAX_REPEAT_HOURS = 720
 MAX_REASON_CHARS = 500
+MAX_OVERRUN_SECONDS = 7 * 86400
+OVERRUN_DESCRIPTION = ("`overrun`: a run of a task this rule covers is overrunning once it has been running this many "
+                       "seconds; null: CHIME_OVERRUN_AFTER_SECONDS when set, else the task's own timeout")
+ChannelId = Annotated[int, Field(ge=1, le=MAX_ID)]  # bounded: an id the database can hold
+OverrunSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_OVERRUN_SECONDS)]  # strict: true is not 1 s
 
 
 class Received(BaseModel):
@@ -28,7 +33,7 @@ class RuleInput(Received):
 
     task_id: int | None = Field(None, ge=1, le=MAX_ID, description="The task; null for a default rule")
     events: list[Event] = Field(min_length=1, max_length=12, description="Which events it sends")
-    channel_ids: list[int] = Field(min_length=1, max_length=MAX_CHANNELS_PER_RULE,
+    channel_ids: list[ChannelId] = Field(min_length=1, max_length=MAX_CHANNELS_PER_RULE,
                                    description="Where it sends them (channel ids)")
     enabled: bool = True
     failing_threshold: int = Field(3, ge=1, le=1000, description="`failing`: after this many failed runs in a row")
@@ -37,17 +42,19 @@ class RuleInput(Received):
     group_window_seconds: int = Field(600, ge=0, le=MAX_WINDOW_SECONDS, description=(
         "Repeats of the same task and event within this window are counted and sent as one summary when it "
         "ends; 0: no grouping"))
+    overrun_after_seconds: OverrunSeconds | None = Field(None, description=OVERRUN_DESCRIPTION)
 
 
 class RulePatch(Received):
     """What may change of a rule (its task cannot)."""
 
     events: list[Event] | None = Field(None, min_length=1, max_length=12)
-    channel_ids: list[int] | None = Field(None, min_length=1, max_length=MAX_CHANNELS_PER_RULE)
+    channel_ids: list[ChannelId] | None = Field(None, min_length=1, max_length=MAX_CHANNELS_PER_RULE)
     enabled: bool | None = None
     failing_threshold: int | None = Field(None, ge=1, le=1000)
     repeat_every_hours: float | None = Field(None, ge=0.01, le=MAX_REPEAT_HOURS)
     group_window_seconds: int | None = Field(None, ge=0, le=MAX_WINDOW_SECONDS)
+    overrun_after_seconds: OverrunSeconds | None = Field(None, description=OVERRUN_DESCRIPTION)
 
 
 class RuleRead(Sent):
@@ -60,6 +67,7 @@ class RuleRead(Sent):
     failing_threshold: int
     repeat_every_hours: float | None
     group_window_seconds: int
+    overrun_after_seconds: int | None = Field(description=OVERRUN_DESCRIPTION)
     created_at: Instant
     updated_at: Instant
 

@@ -64,3 +64,26 @@ def test_the_task_page_shows_its_rules_and_mutes_its_alerts(admin: Any) -> None:
     db.session.expire_all()
     assert db.session.get(Task, task_id).alerts_muted_until.isoformat() == "2031-06-01T09:00:00+00:00"
     assert "Alerts muted until" in admin.html(f"/tasks/{task_id}")
+
+
+def test_a_task_rule_with_its_own_overrun_threshold_from_the_form(admin: Any) -> None:
+    channel_id = hook()
+    task = add_task("report")
+    task_id = task.id
+    db.session.commit()
+    form = [("task_id", str(task_id)), ("events", "overrun"), ("channel_ids", str(channel_id)),
+            ("overrun_after_seconds", "900")]
+    assert post_form(admin, "/alerts/rules", form).status_code == 302
+    [rule] = db.session.scalars(select(AlertRule)).all()
+    assert (rule.task_id, rule.events, rule.overrun_after_seconds) == (task_id, ["overrun"], 900)
+    assert "overrun after 900 s" in admin.html(f"/tasks/{task_id}")
+
+
+def test_a_bad_overrun_threshold_from_the_form_is_refused_and_saves_nothing(admin: Any) -> None:
+    channel_id = hook()
+    for bad in ("0", "soon", "604801", "1.5"):
+        pairs = [("csrf_token", admin.token), ("events", "overrun"), ("channel_ids", str(channel_id)),
+                 ("overrun_after_seconds", bad)]
+        response = admin.client.post("/alerts/rules", data=MultiDict(pairs), follow_redirects=True)
+        assert "Not saved: overrun_after_seconds" in response.get_data(as_text=True), bad
+    assert db.session.scalars(select(AlertRule)).all() == []

@@ -102,3 +102,38 @@ def test_a_task_is_muted_until_an_instant_and_unmuted_with_null(api: Any) -> Non
     assert api.put(f"/api/tasks/{task_id}/alerts-mute/", json={"until": "soon"}).status_code == 400
     assert api.put("/api/tasks/999/alerts-mute/", json={"until": None}).status_code == 404
     assert audit_actions("task")[-2:] == ["update", "update"]
+
+
+def test_a_rule_sets_its_own_overrun_threshold_and_null_takes_it_back(api: Any) -> None:
+    hook = channel_id()
+    created = api.post("/api/rules/", json={"events": ["overrun"], "channel_ids": [hook],
+                                            "overrun_after_seconds": 900})
+    assert created.status_code == 201 and created.get_json()["overrun_after_seconds"] == 900
+    rule_id = created.get_json()["id"]
+    changed = api.patch(f"/api/rules/{rule_id}/", json={"overrun_after_seconds": 60})
+    assert changed.get_json()["overrun_after_seconds"] == 60
+    cleared = api.patch(f"/api/rules/{rule_id}/", json={"overrun_after_seconds": None})
+    assert cleared.get_json()["overrun_after_seconds"] is None, "null: the global threshold again"
+    plain = api.post("/api/rules/", json={"events": ["failed"], "channel_ids": [hook]}).get_json()
+    assert plain["overrun_after_seconds"] is None
+    assert audit_actions("rule") == ["create", "update", "update", "create"]
+
+
+def test_a_bad_overrun_threshold_is_a_400_naming_the_field_and_changes_nothing(api: Any) -> None:
+    hook = channel_id()
+    rule = api.post("/api/rules/", json={"events": ["overrun"], "channel_ids": [hook],
+                                         "overrun_after_seconds": 300}).get_json()
+    week = 7 * 24 * 3600
+    for bad in (0, -5, week + 1, "soon", 1.5, True, [60], {"seconds": 60}):
+        made = api.post("/api/rules/", json={"events": ["overrun"], "channel_ids": [hook],
+                                             "overrun_after_seconds": bad})
+        assert made.status_code == 400, bad
+        assert "overrun_after_seconds" in made.get_json()["fields"], bad
+        patched = api.patch(f"/api/rules/{rule['id']}/", json={"overrun_after_seconds": bad})
+        assert patched.status_code == 400, bad
+        assert "overrun_after_seconds" in patched.get_json()["fields"], bad
+    assert [r["id"] for r in api.get("/api/rules/").get_json()["results"]] == [rule["id"]]
+    assert api.get(f"/api/rules/{rule['id']}/").get_json() == rule
+    assert audit_actions("rule") == ["create"]
+    assert api.post("/api/rules/", json={"events": ["overrun"], "channel_ids": [hook],
+                                         "overrun_after_seconds": week}).status_code == 201, "a week is the most"

@@ -4,8 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from chime.watchdog import (
-    SCHEDULER_UP, WORKERS_BACK, Due, Running, missed, overrun_threshold_seconds, overruns, remembered,
-    remembered_value, repaired_counts, scheduler_step, workers_step,
+    SCHEDULER_UP, WORKERS_BACK, Due, OverrunRule, Running, missed, overrun_threshold_seconds, overruns,
+    remembered, remembered_value, repaired_counts, scheduler_step, watched_runs, workers_step,
 )
 
 NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=timezone.utc)
@@ -200,10 +200,43 @@ def test_the_overrun_threshold_is_the_configured_time_else_the_run_timeout():
     assert overrun_threshold_seconds(300, 120) == 120
 
 
+def test_a_rules_own_overrun_time_comes_before_the_configured_time_and_the_timeout():
+    assert overrun_threshold_seconds(300, 120, rule_seconds=45) == 45
+    assert overrun_threshold_seconds(300, 0, rule_seconds=900) == 900  # also later than the timeout
+    assert overrun_threshold_seconds(300, 120, rule_seconds=None) == 120
+
+
 def test_a_run_past_its_threshold_overruns_once():
     long_run, short_run = Running(1, 5, ago(301), 300), Running(2, 5, ago(200), 300)
     assert overruns([long_run, short_run], set(), NOW) == [long_run]
-    assert overruns([long_run, short_run], {1}, NOW) == []
+    assert overruns([long_run, short_run], {"1:-"}, NOW) == []
+
+
+def test_a_run_no_rule_watches_for_overrun_is_watched_with_the_global_threshold():
+    assert watched_runs(7, 5, ago(10), 600, [], configured_seconds=0) == [Running(7, 5, ago(10), 600.0)]
+    assert watched_runs(7, 5, ago(10), 600, [], configured_seconds=90) == [Running(7, 5, ago(10), 90.0)]
+
+
+def test_a_run_is_watched_once_per_rule_with_that_rules_threshold_else_the_global_one():
+    rules = [OverrunRule(rule_id=3, after_seconds=60), OverrunRule(rule_id=4, after_seconds=None)]
+    assert watched_runs(7, 5, ago(10), 600, rules, configured_seconds=0) == [
+        Running(7, 5, ago(10), 60.0, rule_id=3), Running(7, 5, ago(10), 600.0, rule_id=4)]
+    assert watched_runs(7, 5, ago(10), 600, rules, configured_seconds=300)[1].threshold_seconds == 300
+
+
+def test_each_rule_hears_of_an_overrun_when_its_own_threshold_passes_once():
+    # one run, started 2 min ago; rule 3 wants to know after 1 min, rule 4 after 5 min
+    early, late = Running(7, 5, ago(120), 60, rule_id=3), Running(7, 5, ago(120), 300, rule_id=4)
+    assert overruns([early, late], set(), NOW) == [early]
+    assert overruns([early, late], {"7:3"}, NOW) == []
+    assert overruns([early, late], {"7:3"}, NOW + timedelta(minutes=3, seconds=1)) == [late]
+    assert overruns([early, late], {"7:3", "7:4"}, NOW + timedelta(hours=1)) == []
+
+
+def test_a_run_exactly_at_its_rules_threshold_is_not_overrunning_yet():
+    at_threshold = Running(8, 5, ago(60), 60, rule_id=3)
+    assert overruns([at_threshold], set(), NOW) == []
+    assert overruns([at_threshold], set(), NOW + timedelta(seconds=1)) == [at_threshold]
 
 
 # --------------------------------------------------------------------------- reconcile_repaired

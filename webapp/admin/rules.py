@@ -62,7 +62,8 @@ def form_rule(form: Any) -> dict[str, Any]:
                                "channel_ids": [parse_id(c, "channel_ids") for c in form.getlist("channel_ids")]}
     if form.get("task_id", ""):
         payload["task_id"] = parse_id(form["task_id"], "task_id")
-    for name, kind in (("failing_threshold", int), ("group_window_seconds", int), ("repeat_every_hours", float)):
+    for name, kind in (("failing_threshold", int), ("group_window_seconds", int), ("repeat_every_hours", float),
+                       ("overrun_after_seconds", int)):
         raw = form.get(name, "").strip()
         if raw:
             try:
