@@ -33,7 +33,7 @@ from chime.enums import Status
 from chime.errors import ValidationError
 from chime.extensions import db
 from chime.models import AlertOutbox, AlertRule, AlertState, Execution, Setting, Task
-from chime.timeutil import isoformat, local_text, utcnow
+from chime.timeutil import as_utc, isoformat, local_text, utcnow
 from chime.unit_of_work import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ STREAK_EVENTS = frozenset({"failed", "failing"})  # the ones that repeat only wh
 RUN_EVENTS = {Status.FAILED.value: "failed", Status.RETRYING.value: "retrying", Status.SKIPPED.value: "skipped",
               Status.SUCCESS.value: "recovered"}
 MAINTENANCE_KEY = "alerts.maintenance"
+MAINTENANCE_KEPT = 50  # the switch remembers this many past periods, so a late drain judges an event by its time
 DRAIN_BATCH = 50  # rows per drain transaction: short, so SQLite's write lock is not held for long
 
 SEND, GROUP, SUPPRESS, QUIET = "send", "group", "suppress", "quiet"
@@ -156,23 +157,53 @@ def maintenance() -> dict[str, Any]:
 
 
 def set_maintenance(on: bool, reason: str = "", now: datetime | None = None) -> dict[str, Any]:
-    """Turn maintenance (every alert muted) on or off; the caller audits and commits."""
+    """Turn maintenance (every alert muted) on or off; the caller audits and commits. The row also keeps
+    the last MAINTENANCE_KEPT periods ({"periods": [[from, until], ...]}), so an event that happened during
+    one is held back when the alerts worker drains it after maintenance ended."""
     row = db.session.get(Setting, MAINTENANCE_KEY)
-    value = {"on": bool(on), "reason": reason if on else "", "since": isoformat(now or utcnow()) if on else None}
+    now = now or utcnow()
+    old = dict(row.value) if row is not None else {}
+    still_on = on and old.get("on") and old.get("since")  # the same period goes on (its reason may change)
+    value = {"on": bool(on), "reason": reason if on else "",
+             "since": (old["since"] if still_on else isoformat(now)) if on else None,
+             "periods": (old.get("periods") or []) if on else ended_periods(old, now)}
     if row is None:
         db.session.add(Setting(key=MAINTENANCE_KEY, value=value))
     else:
         row.value = value
     db.session.flush()
-    return value
+    return {key: value[key] for key in ("on", "reason", "since")}
 
 
-def muted(task: Task | None, channel: Any, now: datetime, in_maintenance: bool) -> bool:
+def ended_periods(value: dict[str, Any], now: datetime) -> list[list[str]]:
+    """The switch's past periods, with the one `value` has on ending at `now` (at most MAINTENANCE_KEPT, newest last)."""
+    periods = [list(period) for period in value.get("periods") or []]
+    if value.get("on") and value.get("since"):
+        periods.append([value["since"], isoformat(now)])
+    return periods[-MAINTENANCE_KEPT:]
+
+
+def in_maintenance_at(value: dict[str, Any], at: datetime) -> bool:
+    """Whether maintenance was on at the instant `at`, as the switch's row `value` remembers it."""
+    if value.get("on") and value.get("since") and datetime.fromisoformat(value["since"]) <= at:
+        return True
+    return any(datetime.fromisoformat(start) <= at < datetime.fromisoformat(end)
+               for start, end in value.get("periods") or [])
+
+
+def maintenance_value() -> dict[str, Any]:
+    row = db.session.get(Setting, MAINTENANCE_KEY)
+    return dict(row.value) if row is not None else {}
+
+
+def muted(task: Task | None, channel: Any, at: datetime, in_maintenance: bool) -> bool:
+    """Whether an event of `task` that happened at `at` is held back: maintenance then, or a mute of the task
+    or the channel that lasts past it."""
     if in_maintenance:
         return True
-    if task is not None and task.alerts_muted_until is not None and task.alerts_muted_until > now:
+    if task is not None and task.alerts_muted_until is not None and task.alerts_muted_until > at:
         return True
-    return channel is not None and channel.muted_until is not None and channel.muted_until > now
+    return channel is not None and channel.muted_until is not None and channel.muted_until > at
 
 
 # --------------------------------------------------------------------------- the alerts worker's drain
@@ -180,7 +211,8 @@ def muted(task: Task | None, channel: Any, now: datetime, in_maintenance: bool) 
 
 @dataclass
 class Item:
-    """One outbox row, read."""
+    """One outbox row, read; `occurred_at`: when it happened (a run's end, else when it was written), by which
+    mutes and maintenance judge it, however late it is drained."""
 
     event: str
     task: Task | None
@@ -209,19 +241,21 @@ def drain_batch(now: datetime, batch: int) -> tuple[int, bool]:
         if db.engine.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         rows = db.session.scalars(query).all()
-        in_maintenance = maintenance()["on"]
+        switch = maintenance_value()
         for row in rows:
             # the delete claims the row: a second worker's delete finds nothing and leaves it alone
             if db.session.execute(delete(AlertOutbox).where(AlertOutbox.id == row.id)).rowcount:
-                made += evaluate(read_item(row), now, in_maintenance)
-        made += send_summaries(now, in_maintenance)
+                item = read_item(row)
+                made += evaluate(item, now, in_maintenance_at(switch, item.occurred_at))
+        made += send_summaries(now, in_maintenance_at(switch, now))
     return made, len(rows) == batch
 
 
 def read_item(row: AlertOutbox) -> Item:
     task = db.session.get(Task, row.task_id) if row.task_id is not None else None
     execution = db.session.get(Execution, row.execution_id) if row.execution_id is not None else None
-    return Item(str(row.event), task, execution, dict(row.details or {}), row.created_at)
+    ended_at = execution.finished_at if row.status is not None and execution is not None else None
+    return Item(str(row.event), task, execution, dict(row.details or {}), as_utc(ended_at or row.created_at))
 
 
 def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
@@ -248,7 +282,7 @@ def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
 def apply(rule: AlertRule, event: str, continuing: bool, item: Item, now: datetime, in_maintenance: bool,
           streak: int) -> int:
     state = state_of(rule, item.task.id if item.task is not None else None, event)
-    task_muted = muted(item.task, None, now, in_maintenance)
+    task_muted = muted(item.task, None, item.occurred_at, in_maintenance)
     choice = decide(now=now, last_sent_at=state.last_sent_at, window_seconds=rule.group_window_seconds,
                     continuing=continuing, repeat_every_hours=rule.repeat_every_hours, muted=task_muted)
     payload = payload_of(event, item, streak)
@@ -260,13 +294,14 @@ def apply(rule: AlertRule, event: str, continuing: bool, item: Item, now: dateti
         state.pending_since = state.pending_since or now
     elif choice == SEND:
         state.last_sent_at = now
-        return deliver(rule, item.task, payload, now, in_maintenance, state)
+        return deliver(rule, item.task, payload, now, in_maintenance, state, item.occurred_at)
     return 0
 
 
 def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: datetime, in_maintenance: bool,
-            state: AlertState) -> int:
-    """One delivery per enabled, unmuted channel of the rule (a muted channel's is counted as suppressed)."""
+            state: AlertState, occurred_at: datetime | None = None) -> int:
+    """One delivery per enabled channel of the rule not muted when the event happened (`occurred_at`, default
+    `now`; a muted channel's is counted as suppressed)."""
     from chime import alerts  # imported here so this module loads without the channels' modules (tests)
     from chime.models import Channel
 
@@ -275,7 +310,7 @@ def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: da
         channel = db.session.get(Channel, int(channel_id))
         if channel is None or not channel.enabled:
             continue
-        if muted(task, channel, now, in_maintenance):
+        if muted(task, channel, occurred_at or now, in_maintenance):
             state.suppressed_count += 1
             continue
         if alerts.enqueue_delivery(channel, payload, now=now) is not None:
@@ -298,10 +333,10 @@ def state_of(rule: AlertRule, task_id: int | None, event: str) -> AlertState:
 
 
 def send_summaries(now: datetime, in_maintenance: bool) -> int:
-    """Send one "N more" summary for every window that ended with grouped events."""
+    """Send one "N more" summary for every window that ended with grouped events (at most DRAIN_BATCH a
+    transaction, the oldest first, chosen among the due ones: a long window still open holds none back)."""
     made = 0
-    for state in db.session.scalars(select(AlertState).where(AlertState.pending_count > 0)
-                                    .order_by(AlertState.pending_since).limit(DRAIN_BATCH)).all():
+    for state in due_summaries(now, DRAIN_BATCH):
         rule = db.session.get(AlertRule, state.rule_id)
         if rule is None:
             state.pending_count, state.pending_since = 0, None
@@ -317,6 +352,20 @@ def send_summaries(now: datetime, in_maintenance: bool) -> int:
             continue
         made += deliver(rule, task, payload, now, in_maintenance, state)
     return made
+
+
+def due_summaries(now: datetime, limit: int) -> list[AlertState]:
+    """The states with grouped events whose window ended (or whose rule is gone), oldest first, at most `limit`:
+    judged on a narrow read of every pending state, so only the chosen rows are loaded."""
+    pending = db.session.execute(
+        select(AlertState.id, AlertState.last_sent_at, AlertState.pending_count, AlertRule.group_window_seconds)
+        .outerjoin(AlertRule, AlertRule.id == AlertState.rule_id).where(AlertState.pending_count > 0)
+        .order_by(AlertState.pending_since, AlertState.id)).all()
+    chosen = [state_id for state_id, last_sent_at, count, window in pending
+              if window is None or summary_due(now=now, last_sent_at=as_utc(last_sent_at), window_seconds=window,
+                                               pending_count=count)][:limit]
+    found = {state.id: state for state in db.session.scalars(select(AlertState).where(AlertState.id.in_(chosen)))}
+    return [found[state_id] for state_id in chosen if state_id in found]
 
 
 # --------------------------------------------------------------------------- history and texts

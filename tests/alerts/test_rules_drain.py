@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from chime import rules
 from chime.extensions import db
-from chime.models import AlertOutbox, AlertRule, AlertState, Channel, Delivery, Execution, Task
+from chime.models import AlertOutbox, AlertRule, AlertState, Channel, Delivery, Execution, Setting, Task
 from chime.unit_of_work import unit_of_work
 from tests.engine.helpers import create
 
@@ -183,3 +183,53 @@ def test_an_engine_event_goes_to_the_default_rules(app: Any) -> None:
     [payload] = sent()
     assert (payload["event"], payload["title"], payload["message"], payload["task"]) == (
         "scheduler_down", "The scheduler is down", "no beat for 90 s", None)
+
+
+def test_mutes_and_maintenance_judge_an_event_by_when_it_happened_not_when_it_is_drained(app: Any) -> None:
+    hook = channel("hook")
+    rule([hook], ["failed"], group_window_seconds=0)
+    during, before, muted_task = create(name="during"), create(name="before"), create(name="muted")
+    run(before, "FAILED", T0 - timedelta(minutes=1))
+    with unit_of_work():
+        rules.set_maintenance(True, "deploy", T0)
+        db.session.get(Task, muted_task).alerts_muted_until = T0 + timedelta(minutes=5)
+    run(during, "FAILED", T0 + timedelta(minutes=1))
+    run(muted_task, "FAILED", T0 + timedelta(minutes=2))
+    with unit_of_work():
+        rules.set_maintenance(False, now=T0 + timedelta(minutes=3))
+    drain(T0 + timedelta(minutes=10))  # maintenance and the task's mute ended before the alerts worker drained
+    assert [p["task_id"] for p in sent()] == [before], "only the failure from before maintenance went out"
+    assert db.session.scalar(select(func.sum(AlertState.suppressed_count))) == 2
+
+
+def test_a_failure_after_maintenance_ended_goes_out_though_maintenance_is_on_again_when_drained(app: Any) -> None:
+    rule([channel("hook")], ["failed"], group_window_seconds=0)
+    first, second = create(name="first"), create(name="second")
+    with unit_of_work():
+        rules.set_maintenance(True, "deploy", T0)
+        rules.set_maintenance(True, "deploy, still", T0 + timedelta(minutes=1))  # the same period goes on
+        rules.set_maintenance(False, now=T0 + timedelta(minutes=2))
+    run(first, "FAILED", T0 + timedelta(minutes=3))
+    run(second, "FAILED", T0 + timedelta(minutes=4))
+    with unit_of_work():
+        rules.set_maintenance(True, "again", T0 + timedelta(minutes=5))
+    drain(T0 + timedelta(minutes=6))
+    assert [p["task_id"] for p in sent()] == [first, second]
+    switch = db.session.get(Setting, rules.MAINTENANCE_KEY).value
+    assert switch["periods"] == [["2026-11-30T12:00:00+00:00", "2026-11-30T12:02:00+00:00"]]
+    assert rules.in_maintenance_at(switch, T0 + timedelta(seconds=90))
+
+
+def test_a_due_summary_is_sent_while_older_long_windows_are_still_open(app: Any, monkeypatch: Any) -> None:
+    hook = channel()
+    long_task, short_task = create(name="long window"), create(name="short window")
+    rule([hook], ["retrying"], task_id=long_task, group_window_seconds=86400)
+    rule([hook], ["retrying"], task_id=short_task, group_window_seconds=60)
+    for task_id, at in ((long_task, T0), (long_task, T0), (short_task, T0 + timedelta(seconds=1)),
+                        (short_task, T0 + timedelta(seconds=1))):
+        run(task_id, "RETRYING", at)
+        drain(at)
+    monkeypatch.setattr(rules, "DRAIN_BATCH", 1)  # one summary a transaction: the long window comes first by age
+    drain(T0 + timedelta(seconds=61))
+    summaries = [p for p in sent() if p.get("summary")]
+    assert [(p["task_id"], p["count"]) for p in summaries] == [(short_task, 1)]
