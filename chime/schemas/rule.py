@@ -19,7 +19,7 @@ MAX_REASON_CHARS = 500
 MAX_OVERRUN_SECONDS = 7 * 86400
 OVERRUN_DESCRIPTION = ("`overrun`: a run of a task this rule covers is overrunning once it has been running this many "
                        "seconds; null: CHIME_OVERRUN_AFTER_SECONDS when set, else the task's own timeout")
-ChannelId = Annotated[int, Field(ge=1, le=MAX_ID)]  # bounded: an id the database can hold
+ChannelId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # an id the database can hold; true is not 1
 OverrunSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_OVERRUN_SECONDS)]  # strict: true is not 1 s
 
 

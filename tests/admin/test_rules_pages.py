@@ -87,3 +87,12 @@ def test_a_bad_overrun_threshold_from_the_form_is_refused_and_saves_nothing(admi
         response = admin.client.post("/alerts/rules", data=MultiDict(pairs), follow_redirects=True)
         assert "Not saved: overrun_after_seconds" in response.get_data(as_text=True), bad
     assert db.session.scalars(select(AlertRule)).all() == []
+
+
+def test_a_channel_id_no_database_can_hold_from_the_form_is_refused_and_saves_nothing(admin: Any) -> None:
+    hook()
+    for bad in ("9223372036854775808", "2147483648"):
+        pairs = [("csrf_token", admin.token), ("events", "failed"), ("channel_ids", bad)]
+        response = admin.client.post("/alerts/rules", data=MultiDict(pairs), follow_redirects=True)
+        assert response.status_code == 200 and "Not saved: channel_ids" in response.get_data(as_text=True), bad
+    assert db.session.scalars(select(AlertRule)).all() == []

@@ -137,3 +137,14 @@ def test_a_bad_overrun_threshold_is_a_400_naming_the_field_and_changes_nothing(a
     assert audit_actions("rule") == ["create"]
     assert api.post("/api/rules/", json={"events": ["overrun"], "channel_ids": [hook],
                                          "overrun_after_seconds": week}).status_code == 201, "a week is the most"
+
+
+def test_a_channel_id_no_database_can_hold_is_a_400_on_create_and_change_and_nothing_changes(api: Any) -> None:
+    hook = channel_id()
+    rule = api.post("/api/rules/", json={"events": ["failed"], "channel_ids": [hook]}).get_json()
+    for bad in (9223372036854775808, 2**31, 0, -1, True, "1"):
+        created = api.post("/api/rules/", json={"events": ["failed"], "channel_ids": [hook, bad]})
+        assert created.status_code == 400 and "channel_ids.1" in created.get_json()["fields"], bad
+        patched = api.patch(f"/api/rules/{rule['id']}/", json={"channel_ids": [bad]})
+        assert patched.status_code == 400 and "channel_ids.0" in patched.get_json()["fields"], bad
+    assert [r["channel_ids"] for r in api.get("/api/rules/").get_json()["results"]] == [[hook]]
