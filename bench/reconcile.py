@@ -13,11 +13,16 @@ Baselines, in the same run and on the same data:
   floor (b): the same SELECT + writing back exactly what pass (b) restored (every job hash, the
              sorted set and the pending index, captured after the pass) in pipelined batches.
 
+The CPU seconds of this process during each pass (the pass's own Python work, not Redis's or the
+database server's) are recorded too: on a busy machine they say what wall seconds cannot.
+FLUSHALL goes through a client without a read timeout (on a busy machine it can take seconds).
+
 Usage (from the repo root):  .venv/bin/python bench/reconcile.py --tasks 100000
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import timedelta
@@ -122,11 +127,33 @@ def floor_write(env: common.Env, state: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
+def flushall(env: common.Env) -> None:
+    import redis
+
+    client = redis.Redis.from_url(env.redis_server.url, socket_timeout=None)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+
+
+def timed_pass(env: common.Env) -> tuple[float, float, dict[str, Any]]:
+    """(wall seconds, CPU seconds of this process, report) of one reconcile pass."""
+    from scheduler.reconcile import reconcile
+
+    env.db.session.remove()
+    started, cpu = time.perf_counter(), time.process_time()
+    report = reconcile(env.redis, common.utcnow())
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    env.db.session.remove()
+    return elapsed, cpu, report
+
+
 def one_database(args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
     from chime import occurrence as occ
     from chime.app import freeze_start_up_objects
-    from scheduler.reconcile import reconcile
 
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with common.Env(database_url) as env:
         # The pass runs in a worker, which froze what its start-up loaded (chime.app.freeze_start_up_objects):
         # measure it in the same state.
@@ -138,43 +165,42 @@ def one_database(args: argparse.Namespace, database_url: str | None) -> dict[str
         log(f"{env.kind}: {args.tasks} tasks created in {setup:.1f} s")
         total = env.redis.zcard(occ.SCHEDULED_KEY)
 
-        in_place, floor_a, reports_a = [], [], []
+        in_place, cpu_a, floor_a, reports_a = [], [], [], []
         for _ in range(args.repeat):
             floor_a.append(floor_read(env))
-            env.db.session.remove()
-            started = time.perf_counter()
-            report = reconcile(env.redis, common.utcnow())
-            in_place.append(time.perf_counter() - started)
+            elapsed, cpu, report = timed_pass(env)
+            in_place.append(elapsed)
+            cpu_a.append(cpu)
             reports_a.append(report)
-            env.db.session.remove()
         log(f"{env.kind}: in place {[round(x, 2) for x in in_place]} s, floor {[round(x, 2) for x in floor_a]} s")
 
-        flushed, floor_b, reports_b = [], [], []
+        flushed, cpu_b, floor_b, reports_b = [], [], [], []
         for _ in range(args.repeat_flush):
-            env.redis.flushall()
-            env.db.session.remove()
-            started = time.perf_counter()
-            report = reconcile(env.redis, common.utcnow())
-            flushed.append(time.perf_counter() - started)
+            flushall(env)
+            elapsed, cpu, report = timed_pass(env)
+            flushed.append(elapsed)
+            cpu_b.append(cpu)
             reports_b.append(report)
-            env.db.session.remove()
             restored = env.redis.zcard(occ.SCHEDULED_KEY)
             if restored < total:
                 log(f"WARNING: only {restored} of {total} occurrences restored")
             state = capture_state(env)
-            env.redis.flushall()
+            flushall(env)
             floor_b.append(floor_write(env, state))
             # leave the restored state in place for the next repetition's FLUSHALL
         log(f"{env.kind}: after FLUSHALL {[round(x, 2) for x in flushed]} s, floor {[round(x, 2) for x in floor_b]} s")
         a, fa, b, fb = (common.median(v) for v in (in_place, floor_a, flushed, floor_b))
         return {
-            "database": env.kind, "tasks": args.tasks, "pending_before": total, "setup_seconds": round(setup, 1),
+            "database": env.kind, "tasks": args.tasks, "load_average_at_start": load_at_start, "pending_before": total, "setup_seconds": round(setup, 1),
             "in_place_seconds": [round(x, 3) for x in in_place], "in_place_median": round(a, 3),
             "floor_read_seconds": [round(x, 3) for x in floor_a], "floor_read_median": round(fa, 3),
             "in_place_ratio_to_floor": common.ratio(a, fa),
+            "in_place_cpu_seconds": [round(x, 3) for x in cpu_a], "in_place_cpu_median": round(common.median(cpu_a), 3),
             "after_flushall_seconds": [round(x, 3) for x in flushed], "after_flushall_median": round(b, 3),
             "floor_write_seconds": [round(x, 3) for x in floor_b], "floor_write_median": round(fb, 3),
             "after_flushall_ratio_to_floor": common.ratio(b, fb),
+            "after_flushall_cpu_seconds": [round(x, 3) for x in cpu_b],
+            "after_flushall_cpu_median": round(common.median(cpu_b), 3),
             "restored_after_flushall": env.redis.zcard(occ.SCHEDULED_KEY),
             "report_in_place": reports_a[-1], "report_after_flushall": reports_b[-1],
         }

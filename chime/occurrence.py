@@ -17,7 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import pickle
+import zlib
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -194,6 +197,25 @@ def job_fields(connection: Redis, occurrence: Occurrence) -> list[Any]:
     return [item for pair in mapping.items() for item in pair]
 
 
+def scheduled_job_fields(occurrence: Occurrence, created_at: str) -> list[Any]:
+    """job_fields of a scheduled occurrence without overridden arguments, built directly: the same hash RQ's
+    Job.create(...).to_dict() gives (tests/unit/test_occurrence.py compares them), created at `created_at`
+    (utcformat), at a fraction of the cost -- the reconciler writes one for every task after a Redis loss."""
+    if occurrence.args is not None:
+        raise ValueError("an occurrence with overridden arguments needs job_fields (its arguments are signed)")
+    payload = (EXECUTE_FUNC, None, (), job_kwargs(occurrence))  # what rq's Job.data pickles
+    data = zlib.compress(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+    meta = pickle.dumps({"task_id": occurrence.task_id, "trigger": occurrence.trigger},
+                        protocol=pickle.HIGHEST_PROTOCOL)
+    description = describe(occurrence.task_id, occurrence.trigger, occurrence.scheduled_for, occurrence.attempt)
+    return ["created_at", created_at, "data", data, "success_callback_name", "", "failure_callback_name", "",
+            "stopped_callback_name", "", "started_at", "", "ended_at", "", "last_heartbeat", "", "worker_name", "",
+            "group_id", "", "origin", occurrence.queue, "description", description,
+            "timeout", occurrence.timeout_seconds + JOB_TIMEOUT_MARGIN_SECONDS, "result_ttl", RESULT_TTL_SECONDS,
+            "failure_ttl", FAILURE_TTL_SECONDS, "status", JobStatus.SCHEDULED.value, "meta", meta,
+            VERSION_FIELD, occurrence.version]
+
+
 def describe(task_id: int, trigger: str, scheduled_for: datetime, attempt: int) -> str:
     """The RQ job description of an occurrence (shown by RQ's tools)."""
     return f"task {task_id} {trigger.lower()} {scheduled_for.isoformat()} attempt {attempt}"
@@ -347,25 +369,60 @@ class Repair:
     stale: bool = False    # replace expected_id (stale) rather than fill a gap (lost)
 
 
-def repair_pending_many(connection: Redis, repairs: Sequence[Repair], batch_size: int = 2000) -> list[str]:
-    """Apply repairs in pipelined batches; return each one's outcome (ok, removed, live, changed, handled)."""
+def repair_pending_many(connection: Redis, repairs: Sequence[Repair], batch_size: int = 2000,
+                        per_call: int = 200) -> list[str]:
+    """Apply repairs, `per_call` to a script call, `batch_size` to a round trip; return each one's outcome
+    (ok, removed, live, changed, handled).
+
+    One round trip is in flight (in a helper thread) while the next batch's job hashes are built: Redis
+    runs one batch while Python builds the next. Outcomes are collected in order.
+    """
     script = connection.register_script(scripts.REPAIR_PENDING_LUA)
     outcomes: list[str] = []
-    for start in range(0, len(repairs), batch_size):
-        with connection.pipeline(transaction=False) as pipe:
-            for repair in repairs[start:start + batch_size]:
-                _repair(script, pipe, connection, repair)
-            outcomes += [_text(o) for o in pipe.execute()]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="repair-send") as sender:
+        in_flight: Future[list[Any]] | None = None
+        for start in range(0, len(repairs), batch_size):
+            created_at = utcformat(datetime.now(timezone.utc))  # RQ's created_at: when the hash is written
+            batch = repairs[start:start + batch_size]
+            pipe = connection.pipeline(transaction=False)
+            for first in range(0, len(batch), per_call):
+                keys, args = _repairs_call(connection, batch[first:first + per_call], created_at)
+                script(keys=keys, args=args, client=pipe)
+            if in_flight is not None:
+                outcomes += [_text(o) for outcome in in_flight.result() for o in outcome]
+            in_flight = sender.submit(_execute, pipe)
+        if in_flight is not None:
+            outcomes += [_text(o) for outcome in in_flight.result() for o in outcome]
     return outcomes
 
 
-def _repair(script: Any, pipe: Any, connection: Redis, repair: Repair) -> None:
-    new = repair.occurrence
-    new_id = new.job_id if new else ""
-    script(keys=[SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY, job_key(new_id), job_key(repair.expected_id)],
-           args=[repair.task_id, "stale" if repair.stale else "lost", repair.expected_id, new_id,
-                 score_of(new.scheduled_for) if new else 0, *(job_fields(connection, new) if new else [])],
-           client=pipe)
+def _execute(pipe: Any) -> list[Any]:
+    with pipe:
+        return list(pipe.execute())
+
+
+def _repairs_call(connection: Redis, repairs: Sequence[Repair], created_at: str) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one REPAIR_PENDING_LUA call."""
+    keys = [SCHEDULED_KEY, PENDING_KEY, WAKEUP_KEY]
+    args: list[Any] = []
+    for repair in repairs:
+        new = repair.occurrence
+        new_id = new.job_id if new else ""
+        fields = [] if new is None else job_fields(connection, new) if new.args is not None \
+            else scheduled_job_fields(new, created_at)
+        keys += [job_key(new_id), job_key(repair.expected_id)]
+        args += [repair.task_id, "stale" if repair.stale else "lost", repair.expected_id, new_id,
+                 score_of(new.scheduled_for) if new else 0, len(fields), *fields]
+    return keys, args
+
+
+def read_job_fields(connection: Redis, job_ids: Sequence[str], names: Sequence[str]) -> list[list[bytes | None]]:
+    """The fields `names` of each job's hash (None where missing), in one script call."""
+    if not job_ids:
+        return []
+    flat = connection.register_script(scripts.JOB_FIELDS_LUA)(keys=[job_key(j) for j in job_ids], args=list(names))
+    width = len(names)
+    return [flat[start:start + width] for start in range(0, len(flat), width)]
 
 
 def schedule_at(connection: Redis, occurrence: Occurrence, due_at: datetime) -> str:

@@ -188,41 +188,68 @@ redis.call('ZADD', KEYS[3], redis.call('TIME')[1], ARGV[1])
 return 1
 """
 
-# The reconciler's repair of one task's pending occurrence, decided on what Redis holds *now*, so it
+# The reconciler's repairs of tasks' pending occurrences, each decided on what Redis holds *now*, so it
 # never touches an occurrence the scheduler has moved or is moving (a script runs alone):
 # - 'lost' fills a gap: nothing happens if the task has a live pending occurrence ('live');
 # - 'stale' replaces the pending occurrence the reconciler saw, only if it is still the one
 #   pending and still scheduled ('changed' otherwise);
 # - the new occurrence is written only if it is not already handled ('handled').
-# KEYS: scheduled set, pending index, wake-up list, new job hash, old job hash.
-# ARGV: task id, mode, expected (old) id, new id ('' removes the pending occurrence), new score,
-#       then the new job hash as field/value pairs.
+# Several repairs per call (one round trip and one script run for a few hundred tasks after a Redis
+# loss); the scheduler is woken once if any occurrence was written. Returns each repair's outcome.
+# KEYS: scheduled set, pending index, wake-up list, then per repair: new job hash, old job hash.
+# ARGV per repair: task id, mode, expected (old) id, new id ('' removes the pending occurrence), new score,
+#       the number n of job hash items that follow, then the new job hash as n field/value items.
 REPAIR_PENDING_LUA = IS_HANDLED + """
-local task, mode, expected, new = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local current = redis.call('HGET', KEYS[2], task)
-if mode == 'lost' then
-  if current and redis.call('ZSCORE', KEYS[1], current) then return 'live' end
-elseif current ~= expected or not redis.call('ZSCORE', KEYS[1], expected) then
-  return 'changed'
+local function repair(i, a)
+  local new_key = KEYS[2 + 2 * i]
+  local old_key = KEYS[3 + 2 * i]
+  local task, mode, expected, new = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local current = redis.call('HGET', KEYS[2], task)
+  if mode == 'lost' then
+    if current and redis.call('ZSCORE', KEYS[1], current) then return 'live' end
+  elseif current ~= expected or not redis.call('ZSCORE', KEYS[1], expected) then
+    return 'changed'
+  end
+  if new ~= '' and is_handled(redis.call('HGET', new_key, 'status')) then
+    return 'handled'
+  end
+  if mode == 'stale' and expected ~= new then
+    redis.call('ZREM', KEYS[1], expected)
+    redis.call('DEL', old_key)
+  end
+  if new == '' then
+    redis.call('HDEL', KEYS[2], task)
+    return 'removed'
+  end
+  redis.call('DEL', new_key)
+  redis.call('HSET', new_key, unpack(ARGV, a + 6, a + 5 + tonumber(ARGV[a + 5])))
+  redis.call('ZADD', KEYS[1], ARGV[a + 4], new)
+  redis.call('HSET', KEYS[2], task, new)
+  return 'ok'
 end
-if new ~= '' and is_handled(redis.call('HGET', KEYS[4], 'status')) then
-  return 'handled'
+local outcomes, a, wrote = {}, 1, false
+for i = 1, (#KEYS - 3) / 2 do
+  outcomes[i] = repair(i, a)
+  wrote = wrote or outcomes[i] == 'ok'
+  a = a + 6 + tonumber(ARGV[a + 5])
 end
-if mode == 'stale' and expected ~= new then
-  redis.call('ZREM', KEYS[1], expected)
-  redis.call('DEL', KEYS[5])
+if wrote then
+  redis.call('LPUSH', KEYS[3], '1')
+  redis.call('LTRIM', KEYS[3], 0, 0)
 end
-if new == '' then
-  redis.call('HDEL', KEYS[2], task)
-  return 'removed'
+return outcomes
+"""
+
+# The same fields of many job hashes in one round trip (the reconciler reads every pending job's):
+# {values of job 1..., values of job 2..., ...}, #ARGV values per job, false where a field is missing.
+# KEYS: job hashes. ARGV: field names.
+JOB_FIELDS_LUA = """
+local values = {}
+for i = 1, #KEYS do
+  local found = redis.call('HMGET', KEYS[i], unpack(ARGV))
+  for j = 1, #ARGV do values[#values + 1] = found[j] end
 end
-redis.call('DEL', KEYS[4])
-redis.call('HSET', KEYS[4], unpack(ARGV, 6))
-redis.call('ZADD', KEYS[1], ARGV[5], new)
-redis.call('HSET', KEYS[2], task, new)
-redis.call('LPUSH', KEYS[3], '1')
-redis.call('LTRIM', KEYS[3], 0, 0)
-return 'ok'
+return values
 """
 
 # The members of several in-flight sets in one round trip: {key index, job id, key index, job id, ...}.

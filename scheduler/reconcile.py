@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, namedtuple
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 from rq.utils import utcparse
@@ -39,8 +39,10 @@ from chime.timeutil import as_utc, isoformat, utcnow
 log = logging.getLogger(__name__)
 
 LOCK_TTL_SECONDS = 600
-REDIS_BATCH = 5000
+REDIS_BATCH = 5000  # job hashes read per script call
 DB_BATCH = 5000
+REPAIR_BATCH = 2000  # repairs per round trip
+REPAIRS_PER_CALL = 200  # repairs per script call (Redis runs a call alone: a few ms)
 LOST_AFTER_SECONDS = occ.ALIVE_TTL_SECONDS  # no liveness beat for this long: the worker is lost
 ABANDONED_AFTER_SECONDS = 30  # a live worker claims the job it took within milliseconds
 RETRY_LATE_AFTER_SECONDS = 10
@@ -50,15 +52,14 @@ RETRY_LATE_AFTER_SECONDS = 10
 class RedisView:
     """What Redis holds about occurrences, read in batches."""
 
-    scheduled: dict[str, float]
+    scheduled: dict[str, Any]         # job id -> anything (membership is what counts)
     pending: dict[int, str]
     queued: dict[str, str]           # job id -> queue name
     job_fields: dict[str, JobFields]  # pending job id -> what staleness is judged on
 
 
-@dataclass(frozen=True)
-class JobFields:
-    created_at: datetime | None
+class JobFields(NamedTuple):  # a NamedTuple, not a dataclass: one is made per pending job
+    created_at: datetime | None  # read only for a job without a version (parsing it is the slow part)
     origin: str | None
     version: int | None  # None for a job written before versions were kept in the hash
 
@@ -116,54 +117,100 @@ REPORT_KEYS = tuple(ReconcileCounts.model_fields)  # the counts a report holds (
 
 
 def read_redis(connection: Redis) -> RedisView:
-    """Read the sorted set, the pending index, the queues and job fields in batched round trips."""
-    scheduled = {m.decode(): s for m, s in connection.zrange(occ.SCHEDULED_KEY, 0, -1, withscores=True)}
-    pending = {int(k): v.decode() for k, v in connection.hgetall(occ.PENDING_KEY).items()}
-    queued: dict[str, str] = {}
-    for name in QUEUE_NAMES:
-        for job_id in connection.lrange(queue_key(name), 0, -1):
-            queued[job_id.decode()] = name
+    """Read the sorted set, the pending index, the queues and job fields in batched round trips.
+
+    The sorted set's members only (their scores are not judged); the job fields of REDIS_BATCH pending
+    jobs per script call (occ.read_job_fields), not one command each.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zrange(occ.SCHEDULED_KEY, 0, -1)
+        pipe.hgetall(occ.PENDING_KEY)
+        for name in QUEUE_NAMES:
+            pipe.lrange(queue_key(name), 0, -1)
+        members, pending_index, *queues = pipe.execute()
+    scheduled = dict.fromkeys(m.decode() for m in members)
+    pending = {int(k): v.decode() for k, v in pending_index.items()}
+    queued = {job_id.decode(): name for name, jobs in zip(QUEUE_NAMES, queues) for job_id in jobs}
     wanted = list(pending.values())
     fields: dict[str, JobFields] = {}
     for start in range(0, len(wanted), REDIS_BATCH):
         chunk = wanted[start:start + REDIS_BATCH]
-        with connection.pipeline(transaction=False) as pipe:
-            for job_id in chunk:
-                pipe.hmget(occ.JOB_KEY.format(job_id=job_id), "created_at", "origin", occ.VERSION_FIELD)
-            for job_id, values in zip(chunk, pipe.execute()):
-                if values[0] is not None or values[1] is not None:
-                    fields[job_id] = job_fields_of(*values)
+        values = occ.read_job_fields(connection, chunk, JOB_FIELD_NAMES)
+        for job_id, (created, origin, version) in zip(chunk, values):
+            if created is not None or origin is not None:
+                fields[job_id] = job_fields_of(created, origin, version)
     return RedisView(scheduled, pending, queued, fields)
 
 
+JOB_FIELD_NAMES = ("created_at", "origin", occ.VERSION_FIELD)
+
+
 def job_fields_of(created: bytes | None, origin: bytes | None, version: bytes | None) -> JobFields:
-    return JobFields(utcparse(created.decode()) if created else None, origin.decode() if origin else None,
-                     int(version) if version and version.isdigit() else None)
+    known = int(version) if version and version.isdigit() else None
+    return JobFields(utcparse(created.decode()) if created and known is None else None,
+                     origin.decode() if origin else None, known)
 
 
-def load_tasks() -> dict[int, Task]:
-    """Load every task, in batches, in a read-only transaction that ends before Redis is read.
+TaskRow = Any  # a BriefTask or a FullTask (attributes named as Task's)
 
-    The tasks come back detached: plain values to judge, not rows to change.
+# What every task is judged on first: whether it is enabled, and whether its pending occurrence is stale.
+BRIEF_COLUMNS = (Task.id, Task.enabled, Task.schedule_type, Task.queue, Task.version)
+# What a task needing a repair is judged on besides: its schedule (services.schedule_of), what an occurrence
+# is made of (occ.Occurrence.of), updated_at (staleness of an old job) and next_run_at (written back only
+# when it changes).
+TASK_COLUMNS = (*BRIEF_COLUMNS, Task.run_at, Task.cron, Task.interval_seconds, Task.timezone, Task.start_at,
+                Task.end_at, Task.created_at, Task.updated_at, Task.timeout_seconds, Task.next_run_at)
+# Plain tuples with named fields: reading a field is ~10x cheaper than a SQLAlchemy Row's attribute.
+BriefTask = namedtuple("BriefTask", [column.key for column in BRIEF_COLUMNS])  # type: ignore[misc]
+FullTask = namedtuple("FullTask", [column.key for column in TASK_COLUMNS])  # type: ignore[misc]
+
+
+def load_tasks() -> dict[int, TaskRow]:
+    """Load every task's BRIEF_COLUMNS, in a read-only transaction that ends before Redis is read.
+
+    Plain rows of a few columns, not ORM objects (building 100,000 of those, and their instants, was most
+    of a pass): the tasks that need a repair are read again in full (load_full_tasks).
     """
+    return read_rows(select(*BRIEF_COLUMNS), BriefTask)
+
+
+def load_full_tasks(task_ids: set[int], all_tasks: int) -> dict[int, TaskRow]:
+    """TASK_COLUMNS of those of `task_ids` that exist and are enabled now (read-only; a task deleted or
+    disabled since the pass began is not repaired). Many of the `all_tasks`: one scan, not IN lists."""
+    query = select(*TASK_COLUMNS).where(Task.enabled.is_(True))
+    if len(task_ids) > all_tasks // 2:
+        return {task_id: row for task_id, row in read_rows(query, FullTask).items() if task_id in task_ids}
+    ids = sorted(task_ids)
+    rows: dict[int, TaskRow] = {}
+    for start in range(0, len(ids), DB_BATCH):
+        rows.update(read_rows(query.where(Task.id.in_(ids[start:start + DB_BATCH])), FullTask))
+    return rows
+
+
+def read_rows(query: Any, shape: Any) -> dict[int, TaskRow]:
+    """A select of task columns (id first), as `shape` tuples by id, through the session's connection (no ORM
+    result layer)."""
     begin_read_only()
     try:
-        tasks = {task.id: task for task in db.session.scalars(
-            select(Task).order_by(Task.id).execution_options(yield_per=DB_BATCH))}
-        db.session.expunge_all()
-        return tasks
+        make = shape._make
+        result = db.session.connection().execute(query.execution_options(yield_per=DB_BATCH))
+        return {row[0]: make(row) for row in result}
     finally:
         db.session.rollback()
 
 
-def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], counts: Counter[str]) -> None:
+def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, TaskRow], counts: Counter[str]) -> None:
     """Drop occurrences of deleted or disabled tasks, and scheduled ones that are not the task's pending one.
 
     Each removal re-checks in Redis that the occurrence is still scheduled (and still not pending):
     the scheduler may have moved it onto a queue since the view was read.
     """
     scheduled_orphans: list[tuple[str, int, bool]] = []
+    pending_of = {job_id: task_id for task_id, job_id in view.pending.items()
+                  if (task := tasks.get(task_id)) is not None and task.enabled}
     for job_id in view.scheduled:
+        if is_own_pending(job_id, pending_of.get(job_id)):
+            continue  # the pending occurrence of an enabled task: most of the set, judged without decoding it
         due = occ.parse_job_id(job_id)
         if due is None:
             continue
@@ -191,6 +238,12 @@ def remove_orphans(connection: Redis, view: RedisView, tasks: dict[int, Task], c
     counts["orphans_removed"] += removed
     if removed:
         log.info("Reconcile: removed %s orphan occurrence(s)", removed)
+
+
+def is_own_pending(job_id: str, task_id: int | None) -> bool:
+    """Say whether `job_id`, the pending occurrence of enabled task `task_id`, is an occurrence of that task:
+    then it is no orphan, whatever else its id says."""
+    return task_id is not None and job_id.startswith(f"chime-{task_id}-")
 
 
 def clear_stale_inflight(connection: Redis, now: datetime, counts: Counter[str]) -> None:
@@ -228,7 +281,7 @@ def still_live(task_ids: set[int]) -> set[int]:
         db.session.rollback()
 
 
-def queued_orphan_task(job_id: str, tasks: dict[int, Task]) -> int | None:
+def queued_orphan_task(job_id: str, tasks: dict[int, TaskRow]) -> int | None:
     """The task of a queued scheduled occurrence whose task is deleted or disabled (its run would be dropped)."""
     due = occ.parse_job_id(job_id)
     if due is None or due.manual or (tasks.get(due.task_id) is not None and tasks[due.task_id].enabled):
@@ -236,7 +289,7 @@ def queued_orphan_task(job_id: str, tasks: dict[int, Task]) -> int | None:
     return due.task_id
 
 
-def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], now: datetime,
+def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, TaskRow], now: datetime,
                     counts: Counter[str]) -> None:
     """Give every enabled task the pending occurrence it should have; replace stale ones.
 
@@ -246,20 +299,42 @@ def restore_pending(connection: Redis, view: RedisView, tasks: dict[int, Task], 
     """
     active = active_task_ids(connection, view, tasks)
     ran = one_time_tasks_that_ran()  # after the in-flight read (see active_task_ids)
-    repairs, lost, recoveries = plan_repairs(view, tasks, now, active, ran)
+    full = load_full_tasks(tasks_to_judge(view, tasks, active), len(tasks))
+    repairs, lost, recoveries = plan_repairs(view, full, now, active, ran)
     repairs += [occ.Repair(task.id, owed, view.pending.get(task.id, "")) for task, owed in owed_occurrences(lost)]
-    applied = apply_repairs(connection, repairs, tasks, now, counts)
+    applied = apply_repairs(connection, repairs, full, now, counts)
     recovered = [task for task in recoveries if recover_one_time(connection, task, now)]
     counts["one_time_recovered"] += len(recovered)
-    save_repairs(applied, recovered)
+    save_repairs(applied, recovered, full)
 
 
-def plan_repairs(view: RedisView, tasks: dict[int, Task], now: datetime, active: set[int],
-                 ran: set[int]) -> tuple[list[occ.Repair], list[Task], list[Task]]:
+def tasks_to_judge(view: RedisView, tasks: dict[int, TaskRow], active: set[int]) -> set[int]:
+    """The enabled tasks plan_repairs may repair: those whose pending occurrence is not in the schedule (but
+    not a ONE_TIME task queued or running) or may be stale. The rest, most tasks, are judged already."""
+    judge = set()
+    for task in tasks.values():
+        if not task.enabled:
+            continue
+        pending_id = view.pending.get(task.id, "")
+        if pending_id in view.scheduled:
+            if may_be_stale(task, view.job_fields.get(pending_id)):
+                judge.add(task.id)
+        elif task.schedule_type != ScheduleType.ONE_TIME.value or task.id not in active:
+            judge.add(task.id)
+    return judge
+
+
+def may_be_stale(task: TaskRow, fields: JobFields | None) -> bool:
+    """is_stale, or a job without a version (is_stale judges it on the task's updated_at)."""
+    return fields is None or fields.version is None or is_stale(task, fields)
+
+
+def plan_repairs(view: RedisView, tasks: dict[int, TaskRow], now: datetime, active: set[int],
+                 ran: set[int]) -> tuple[list[occ.Repair], list[TaskRow], list[TaskRow]]:
     """Sort the tasks: stale or missing ONE_TIME occurrences to repair, periodic ones lost, ONE_TIME to recover."""
     repairs: list[occ.Repair] = []
-    lost: list[Task] = []
-    recoveries: list[Task] = []
+    lost: list[TaskRow] = []
+    recoveries: list[TaskRow] = []
     for task in tasks.values():
         pending_id = view.pending.get(task.id, "")
         if not task.enabled:
@@ -277,7 +352,7 @@ def plan_repairs(view: RedisView, tasks: dict[int, Task], now: datetime, active:
     return repairs, lost, recoveries
 
 
-def owed_occurrences(tasks: list[Task]) -> list[tuple[Task, occ.Occurrence]]:
+def owed_occurrences(tasks: list[TaskRow]) -> list[tuple[TaskRow, occ.Occurrence]]:
     """For periodic tasks with nothing pending: the first occurrence the database says is owed.
 
     That is the first fire time after both the task's latest recorded occurrence (a run, a retry
@@ -318,14 +393,14 @@ def latest_recorded_occurrences(task_ids: Iterable[int], since: datetime | None 
     return latest
 
 
-def apply_repairs(connection: Redis, repairs: list[occ.Repair], tasks: dict[int, Task], now: datetime,
+def apply_repairs(connection: Redis, repairs: list[occ.Repair], tasks: dict[int, TaskRow], now: datetime,
                   counts: Counter[str]) -> list[occ.Repair]:
     """Apply repairs; a lost occurrence found already handled (queued, running) is followed by the next one."""
     applied: list[occ.Repair] = []
     for _ in range(2):
         if not repairs:
             break
-        outcomes = occ.repair_pending_many(connection, repairs)
+        outcomes = occ.repair_pending_many(connection, repairs, REPAIR_BATCH, REPAIRS_PER_CALL)
         applied += [r for r, outcome in zip(repairs, outcomes) if outcome in ("ok", "removed")]
         repairs = [following(r, tasks[r.task_id]) for r, outcome in zip(repairs, outcomes)
                    if outcome == "handled" and not r.stale]
@@ -335,7 +410,7 @@ def apply_repairs(connection: Redis, repairs: list[occ.Repair], tasks: dict[int,
     return applied
 
 
-def following(repair: occ.Repair, task: Task) -> occ.Repair:
+def following(repair: occ.Repair, task: TaskRow) -> occ.Repair:
     """The repair that puts the occurrence after an already handled one in place."""
     due_at = next_fire_at(schedule_of(task), repair.occurrence.scheduled_for)
     return occ.Repair(repair.task_id, occ.Occurrence.of(task, due_at) if due_at else None, repair.expected_id)
@@ -347,11 +422,18 @@ def repair_kind(repair: occ.Repair, now: datetime) -> str:
     return "missed_restored" if repair.occurrence.scheduled_for <= now else "pending_restored"
 
 
-def save_repairs(applied: list[occ.Repair], recovered: list[Task]) -> None:
-    """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction."""
-    save_next_run_times({r.task_id: r.occurrence.scheduled_for if r.occurrence else None for r in applied})
-    for task in recovered:
-        notify(task, lifecycle.one_time_recovery_notice(task.name, task.run_at, task.timezone))
+def save_repairs(applied: list[occ.Repair], recovered: list[TaskRow], tasks: dict[int, TaskRow]) -> None:
+    """Write next_run_at of repaired tasks and the recovery notifications, in one short transaction.
+
+    Only the next_run_at that differ from the one read at the start of the pass are written: after a
+    Redis loss nearly every restored occurrence is the one the database already shows.
+    """
+    next_run_at = {r.task_id: r.occurrence.scheduled_for if r.occurrence else None for r in applied}
+    save_next_run_times({task_id: at for task_id, at in next_run_at.items() if tasks[task_id].next_run_at != at})
+    run_at = {task.id: task.run_at for task in recovered}
+    if run_at:  # the notification goes to the task as it is now (one deleted meanwhile gets none)
+        for task in db.session.scalars(select(Task).where(Task.id.in_(run_at)).order_by(Task.id)):
+            notify(task, lifecycle.one_time_recovery_notice(task.name, run_at[task.id], task.timezone))
     db.session.commit()
     if applied:
         log.info("Reconcile: %s occurrence(s) restored or replaced", len(applied))
@@ -369,12 +451,12 @@ def one_time_tasks_that_ran() -> set[int]:
         db.session.rollback()
 
 
-def is_overdue_one_time(task: Task, now: datetime, has_run: bool) -> bool:
+def is_overdue_one_time(task: TaskRow, now: datetime, has_run: bool) -> bool:
     return (task.schedule_type == ScheduleType.ONE_TIME.value and not has_run
             and task.run_at is not None and task.run_at <= now)
 
 
-def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, Task]) -> set[int]:
+def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, TaskRow]) -> set[int]:
     """Return the ONE_TIME tasks with an occurrence queued or running (being handled: not overdue).
 
     Redis is read before the database: an occurrence leaves the in-flight set only after its
@@ -392,7 +474,7 @@ def active_task_ids(connection: Redis, view: RedisView, tasks: dict[int, Task]) 
     return ids | {t for t in running if t is not None}
 
 
-def is_stale(task: Task, fields: JobFields | None) -> bool:
+def is_stale(task: TaskRow, fields: JobFields | None) -> bool:
     """Say whether a pending occurrence was made from an earlier definition of the task, or for another queue.
 
     A job without a version (written by an earlier Chime) is judged by its creation time against the
@@ -408,7 +490,7 @@ def is_stale(task: Task, fields: JobFields | None) -> bool:
             and fields.created_at < task.updated_at - timedelta(seconds=1))
 
 
-def recover_one_time(connection: Redis, task: Task, now: datetime) -> bool:
+def recover_one_time(connection: Redis, task: TaskRow, now: datetime) -> bool:
     """Run an overdue ONE_TIME task now, with trigger RECOVERY; False if its run is already handled."""
     occurrence = occ.Occurrence.of(task, task.run_at, trigger=Trigger.RECOVERY.value)
     return occ.push_now(connection, occurrence, now) is not None

@@ -153,3 +153,39 @@ def test_an_occurrence_given_the_trigger_enum_still_pickles_plain_data_for_the_w
     task = SimpleNamespace(id=7, version=3, queue="default", timeout_seconds=30, created_at=None)
     job = occ.build_job(connection, occ.Occurrence.of(task, DUE_AT, trigger=Trigger.SCHEDULE))
     assert PlainPickleSerializer.loads(job.data)[3] == {"task_id": 7, "trigger": "SCHEDULE"}
+
+
+@pytest.mark.parametrize("made", [
+    occurrence(),
+    occ.Occurrence(task_id=123456, scheduled_for=NEXT_AT, attempt=2, trigger="RECOVERY", version=9, queue="high",
+                   timeout_seconds=3600, task_created_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)),
+])
+def test_the_reconcilers_job_hash_is_the_one_rq_builds_for_the_occurrence(connection: redis_lib.Redis,
+                                                                         made: occ.Occurrence) -> None:
+    from_rq = occ.job_fields(connection, made)  # Job.create(...).to_dict() and the version
+    created_at = from_rq[from_rq.index("created_at") + 1]
+
+    direct = occ.scheduled_job_fields(made, created_at)
+
+    connection.hset("rq-built", mapping=dict(zip(from_rq[::2], from_rq[1::2])))
+    connection.hset(occ.job_key(made.job_id), mapping=dict(zip(direct[::2], direct[1::2])))
+    assert connection.hgetall(occ.job_key(made.job_id)) == connection.hgetall("rq-built")
+    job = Job.fetch(made.job_id, connection)
+    assert (job.func_name, job.kwargs, job.meta, job.origin, job.get_status()) == (
+        occ.EXECUTE_FUNC, occ.job_kwargs(made), {"task_id": made.task_id, "trigger": made.trigger}, made.queue,
+        JobStatus.SCHEDULED)
+
+
+def test_an_occurrence_with_its_own_arguments_is_not_built_without_its_signature() -> None:
+    with pytest.raises(ValueError):
+        occ.scheduled_job_fields(occ.Occurrence(7, DUE_AT, 1, "MANUAL", 1, "default", 30, args={"a": 1}), "x")
+
+
+def test_job_fields_are_read_for_many_jobs_in_one_call_with_none_for_what_is_missing(
+        connection: redis_lib.Redis) -> None:
+    connection.hset(occ.job_key("a"), mapping={"origin": "high", "created_at": "t"})
+    connection.hset(occ.job_key("c"), mapping={occ.VERSION_FIELD: 4})
+
+    values = occ.read_job_fields(connection, ["a", "b", "c"], ["created_at", "origin", occ.VERSION_FIELD])
+
+    assert values == [[b"t", b"high", None], [None, None, None], [None, None, b"4"]]
