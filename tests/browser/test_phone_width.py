@@ -1,13 +1,18 @@
-"""At phone width (390 x 844) the task list, the notifications list and the run history (logs list, task page)
-show their key columns and actions without sideways scrolling, neither of the page nor inside a box."""
+"""At phone width (390 x 844) the task list, the notifications list, the run history (logs list, task page) and
+a task's alert deliveries show their key columns and actions without sideways scrolling, neither of the page
+nor inside a box."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from chime.extensions import db
+from chime.models import Delivery, DeliveryAttempt
+from chime.timeutil import utcnow
 from tests.browser.conftest import PHONE, LiveServer, log_in, screenshot
 from tests.browser.seed import seed_demo_data
 
@@ -73,3 +78,23 @@ def test_a_task_page_and_its_run_history_fit_a_phone(phone: Any, live_server: Li
     expect(history.locator("td[data-label=Outcome] .badge").first).to_be_visible()
     expect(history.locator("td[data-label=Message]").first).to_contain_text("partner API answered 502")
     assert_fits(phone, "task")
+
+
+def test_a_tasks_alert_deliveries_fit_a_phone(phone: Any, live_server: LiveServer) -> None:
+    task_id = live_server.extra["task_ids"]["Flaky partner sync"]
+    with live_server.app_context():
+        at = utcnow() - timedelta(minutes=5)
+        row = Delivery(delivery_id="0b7c6f1e-3c1d-4f7e-9a51-2f0c1e9d8a77", channel_id=None,
+                       channel_name="ops-webhook-with-a-rather-long-name", event="failed", task_id=task_id,
+                       status="delivered", attempts=2, payload={"event": "failed"}, created_at=at)
+        row.attempt_log = [
+            DeliveryAttempt(attempt=1, attempted_at=at, ok=False, response_status=503,
+                            error="the receiver answered HTTP 503: " + "upstream-unavailable-" * 8),
+            DeliveryAttempt(attempt=2, attempted_at=at + timedelta(seconds=30), ok=True, response_status=204)]
+        db.session.add(row)
+        db.session.commit()
+    phone.goto(f"/tasks/{task_id}/deliveries")
+    table = phone.get_by_role("table", name="Alert deliveries of Flaky partner sync")
+    expect(table.locator("td[data-label=Outcome] .badge").first).to_be_visible()
+    expect(table.locator("td[data-label=Error]").last).to_contain_text("HTTP 503")
+    assert_fits(phone, "task-deliveries")

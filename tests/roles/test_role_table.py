@@ -26,6 +26,7 @@ VIEWER = {
     "admin.notification_read",
     "admin.notification_read_all",
     "admin.queue_list",
+    "admin.task_deliveries",
     "admin.task_detail",
     "admin.task_list",
     "admin.task_live",

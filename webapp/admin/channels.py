@@ -1,5 +1,5 @@
-"""Admin pages for alert channels: list and delivery log (viewers), a test send (operators), new / edit /
-delete (admins). Secret inputs are always empty: a blank one keeps the stored secret."""
+"""Admin pages for alert channels: list and delivery log (viewers), a task's deliveries (viewers), a test
+send (operators), new / edit / delete (admins). Secret inputs are always empty: a blank one keeps the stored secret."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,17 +7,19 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
-from chime import channels
+from chime import channels, services
 from chime.enums import ChannelKind, Role
 from chime.errors import ChimeError
 from chime.models import Channel
 from chime.unit_of_work import unit_of_work
 from webapp import queries
 from webapp.admin.blueprint import bp
+from webapp.admin.filters import page_arg
 from webapp.auth import allow
 
 KINDS = tuple(kind.value for kind in ChannelKind)
 DELIVERY_PAGE_SIZE = 50
+TASK_DELIVERY_PAGE_SIZE = 25  # deliveries per page of a task's alerts (each shows all its attempts)
 TEXT_FIELDS = ("url", "host", "port", "security", "username", "from_address", "timeout_seconds")
 SECRET_INPUTS = {"webhook": {"secret": "secret"}, "slack": {"slack_url": "url"}, "email": {"password": "password"}}
 
@@ -55,6 +57,16 @@ def channel_detail(channel_id: int) -> Any:
     page = queries.paginate(channels.delivery_query(channel_id=channel.id), offset=0, limit=DELIVERY_PAGE_SIZE)
     return render_template("channels/detail.html", channel=channel, secrets=channels.secrets_status(channel),
                            deliveries=page.items, total=page.total)
+
+
+@bp.get("/tasks/<int:task_id>/deliveries")
+@allow(Role.VIEWER)
+def task_deliveries(task_id: int) -> Any:
+    """A task's alerts, newest first, one row per attempt (time, channel, event, outcome, answer, error)."""
+    task = services.get_task(task_id)
+    page = queries.numbered_page(channels.delivery_query(task_id=task.id), page_arg(request.args),
+                                 TASK_DELIVERY_PAGE_SIZE)
+    return render_template("tasks/deliveries.html", task=task, deliveries=page)
 
 
 @bp.get("/channels/<int:channel_id>/edit")
