@@ -3,8 +3,9 @@ a notification or a task.
 
 Every process (web, worker, scheduler, CLI) commits through the one SQLAlchemy session class, so two
 session events cover every writer: `after_flush` notes which kinds of rows changed, `after_commit`
-publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on `channel_of` the app's Redis. A rolled-back
-transaction publishes nothing. Publishing is best effort: it never raises into the commit, never waits
+publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on `channel_of` the app's Redis (with
+``"user_ids"`` when it disabled a user or ended their sessions: the web process then ends their open streams). A
+rolled-back transaction publishes nothing. Publishing is best effort: it never raises into the commit, never waits
 long (a dedicated client without retries and with a short timeout) and, after a failure, stays quiet
 for PAUSE_AFTER_FAILURE_SECONDS instead of trying (and failing) again on every commit. The web
 process turns these messages into Server-Sent Events (webapp.live).
@@ -17,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from chime.redis_keys import live_channel
@@ -29,6 +30,8 @@ PAUSE_AFTER_FAILURE_SECONDS = 5.0
 MAX_TASK_IDS = 20  # more changed tasks than this in one commit: the event says "many" (no ids)
 CHANGED = "chime.live.changed"  # session.info: kind -> set of task ids (None: some row without one)
 KINDS = {"Execution": "run", "Notification": "notification", "Task": "task"}
+USERS = "users"  # session.info[CHANGED][USERS]: users disabled, deleted or signed out everywhere
+USER_FIELDS = ("active", "session_generation")  # a change of these ends the user's open streams
 
 _clients: dict[str, Any] = {}
 _paused_until = 0.0
@@ -46,6 +49,10 @@ def install() -> None:
 def note_changes(session: Session, _context: Any) -> None:
     """Remember the kinds of rows (and their tasks) this flush wrote, for the commit to announce."""
     changed = session.info.setdefault(CHANGED, {})
+    for row in (*session.dirty, *session.deleted):
+        if type(row).__name__ == "User" and (row in session.deleted or any(
+                inspect(row).attrs[name].history.has_changes() for name in USER_FIELDS)):
+            changed.setdefault(USERS, set()).add(row.id)
     for row in (*session.new, *session.dirty, *session.deleted):
         kind = KINDS.get(type(row).__name__)
         if kind is not None:
@@ -71,9 +78,14 @@ def publish_changes(session: Session) -> None:
 
 
 def change_event(changed: dict[str, set[int | None]]) -> dict[str, Any]:
-    """The message: which kinds changed and, when few, for which tasks (the task page filters on them)."""
-    task_ids = sorted({task_id for ids in changed.values() for task_id in ids if task_id is not None})
-    return {"kinds": sorted(changed), "task_ids": task_ids if len(task_ids) <= MAX_TASK_IDS else None}
+    """The message: which kinds changed and, when few, for which tasks (the task page filters on them); the
+    users whose streams must end, when any (kinds may then be empty)."""
+    kinds = {kind: ids for kind, ids in changed.items() if kind != USERS}
+    task_ids = sorted({task_id for ids in kinds.values() for task_id in ids if task_id is not None})
+    message: dict[str, Any] = {"kinds": sorted(kinds), "task_ids": task_ids if len(task_ids) <= MAX_TASK_IDS else None}
+    if changed.get(USERS):
+        message["user_ids"] = sorted(user_id for user_id in changed[USERS] if user_id is not None)
+    return message
 
 
 def publish(message: dict[str, Any]) -> None:

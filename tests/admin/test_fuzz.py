@@ -10,7 +10,7 @@ year 0, 99999 or month 13, times at the ends of the calendar in extreme time zon
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -24,6 +24,7 @@ from tests.conftest import AUTH
 from webapp.arguments import digits_up_to, parse_id, parse_instant_arg
 from chime.errors import ValidationError
 from chime.validation import MAX_ID
+from webapp.live import hub_for
 
 FUZZ_SETTINGS = settings(max_examples=100, deadline=None, derandomize=True,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -91,13 +92,15 @@ def query_strings(draw: Any) -> str:
 
 
 @pytest.fixture
-def seeded(admin: AdminClient) -> AdminClient:
-    """Three tasks, runs and notifications, so small ids reach real rows."""
+def seeded(admin: AdminClient) -> Iterator[AdminClient]:
+    """Three tasks, runs and notifications, so small ids reach real rows; afterwards no live stream the
+    fuzz opened (GET /events) is left in the hub: every response was closed."""
     for n in range(1, 4):
         task = add_task(f"task-{n}")
         add_execution(task, "FAILED" if n == 2 else "SUCCESS")
         add_notification(task=task)
-    return admin
+    yield admin
+    assert hub_for(admin.client.application.config["REDIS_URL"]).open_streams() == 0
 
 
 def assert_not_a_server_error(response: Any, what: str) -> None:
@@ -182,7 +185,7 @@ class RecordingArgs(ImmutableMultiDict):
 def names_read(request: Callable[[], Any]) -> set[str]:
     """The argument names a route reads on an ordinary request (read even when absent)."""
     RecordingArgs.names = set()
-    request()
+    request().close()  # a live stream (GET /events) leaves its hub when closed, as a browser's does
     return set(RecordingArgs.names) - {"csrf_token"}
 
 

@@ -3,18 +3,25 @@ scheduler's heartbeat goes stale or comes back, and the per-process cap on open 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select, update
 
 from chime.extensions import db
+from chime.models import User
 from chime.live import channel_of
 from chime.redis_keys import SCHEDULER_HEARTBEAT_KEY
+from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
 from scheduler import health
-from tests.admin.conftest import add_execution, add_task
+from tests.admin.conftest import USERNAME, add_execution, add_task
+from webapp import live
+from webapp.auth import create_user
 from webapp.live import hub_for
 
 WAIT_SECONDS = 10
@@ -59,6 +66,14 @@ class Stream:
             if "event" in fields:
                 return fields["event"], json.loads(fields["data"])
 
+    def ended(self) -> bool:
+        """Whether the server ends the stream before it sends anything more: an event, or the heartbeat
+        that comes HEARTBEAT_SECONDS later, is False."""
+        for chunk in self.chunks:
+            if b"event:" in chunk or b"heartbeat" in chunk:
+                return False
+        return True
+
     def close(self) -> None:
         self.response.close()
 
@@ -68,12 +83,11 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
     streams: list[Stream] = []
 
     hub = hub_for(app.config["REDIS_URL"])
-    with hub.lock:  # streams other tests in this process opened through the test client and never read
-        hub.inboxes.clear()
+    assert hub.open_streams() == 0, "a test before this one left a stream open (every response must be closed)"
     wait_until(lambda: hub.thread is None, "the previous test's streams to end")
 
-    def open_one() -> Stream:
-        response = admin.get("/events")
+    def open_one(**kwargs: Any) -> Stream:
+        response = admin.get("/events", **kwargs)
         assert response.status_code == 200
         stream = Stream(response)
         streams.append(stream)
@@ -85,6 +99,7 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
     yield open_one
     for stream in streams:
         stream.close()
+    assert hub.open_streams() == 0, "a closed stream leaves the hub"
 
 
 def test_a_commit_that_stores_a_run_publishes_one_change_naming_its_task(app: Any, redis_client: Any) -> None:
@@ -173,3 +188,104 @@ def test_a_closed_stream_leaves_the_hub(app: Any, open_stream: Any) -> None:
     assert hub.open_streams() == before + 1
     stream.close()
     assert hub.open_streams() == before
+
+
+def test_a_disabled_users_stream_ends_at_once(app: Any, admin: Any, open_stream: Any) -> None:
+    stream = open_stream()
+    with unit_of_work():
+        db.session.scalar(select(User).where(User.username == USERNAME)).active = False
+    assert stream.ended()
+
+
+def test_signing_out_ends_the_stream_of_the_same_session(app: Any, admin: Any, open_stream: Any) -> None:
+    stream = open_stream()
+    admin.post("/logout")
+    assert stream.ended()
+
+
+def test_another_users_sign_out_leaves_the_stream_alone(app: Any, admin: Any, open_stream: Any) -> None:
+    stream = open_stream()
+    other = create_user("someone else", "another password 123")
+    with unit_of_work():
+        db.session.get(User, other.id).session_generation += 1
+    task = add_task("still live")
+    assert stream.next_event() == ("change", {"kinds": ["task"], "task_ids": [task.id]})
+
+
+def test_a_session_ended_by_a_write_nobody_announced_is_noticed_by_the_streams_own_check(
+        app: Any, admin: Any, open_stream: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(live, "SESSION_CHECK_SECONDS", 0.0)
+    stream = open_stream()
+    with unit_of_work():  # a bulk UPDATE: no flush shows it, so nothing is published
+        db.session.execute(update(User).where(User.username == USERNAME)
+                           .values(session_generation=User.session_generation + 1))
+    hub_for(app.config["REDIS_URL"]).send("change", '{"kinds":["run"],"task_ids":[1]}')
+    assert stream.ended(), "the event was not sent: the session was checked first"
+
+
+def test_a_stream_whose_browser_hung_up_ends_and_gives_its_slot_back_without_writing(
+        app: Any, open_stream: Any) -> None:
+    browser, server = socket.socketpair()
+    try:
+        stream = open_stream(environ_overrides={"gunicorn.socket": server})
+        hub = hub_for(app.config["REDIS_URL"])
+        assert hub.open_streams() == 1
+        browser.close()
+        assert stream.ended()
+        stream.close()
+        assert hub.open_streams() == 0
+    finally:
+        server.close()
+
+
+def test_a_peek_tells_an_open_connection_from_one_the_client_closed() -> None:
+    browser, server = socket.socketpair()
+    assert live.hung_up(server) is False
+    browser.sendall(b"x")
+    assert live.hung_up(server) is False, "data waiting is not a hang-up"
+    browser.close()
+    server.recv(1)
+    assert live.hung_up(server) is True
+    server.close()
+    assert live.hung_up(server) is True, "a closed socket: nothing more can be sent"
+    assert live.hung_up(None) is False
+
+
+def test_the_hub_outlives_a_corrupt_heartbeat_and_keeps_forwarding(app: Any, open_stream: Any,
+                                                                   redis_client: Any) -> None:
+    stream = open_stream()
+    hub = hub_for(app.config["REDIS_URL"])
+    redis_client.hset(SCHEDULER_HEARTBEAT_KEY, "broken", "not json")
+    try:
+        wait_until(lambda: hub.failed_passes > 0, "the hub to read the corrupt heartbeat")
+        task = add_task("after the corruption")
+        assert stream.next_event() == ("change", {"kinds": ["task"], "task_ids": [task.id]})
+        assert hub.thread is not None and hub.thread.is_alive()
+    finally:
+        redis_client.hdel(SCHEDULER_HEARTBEAT_KEY, "broken")
+
+
+def test_a_hub_whose_thread_ended_starts_another_for_the_next_stream(app: Any, open_stream: Any) -> None:
+    hub = hub_for(app.config["REDIS_URL"])
+    with hub.lock:
+        hub.thread = threading.Thread(target=lambda: None)  # what a thread that died leaves behind
+    stream = open_stream()
+    assert hub.thread.is_alive()
+    task = add_task("forwarded again")
+    assert stream.next_event() == ("change", {"kinds": ["task"], "task_ids": [task.id]})
+
+
+def test_disabling_a_user_publishes_their_id_and_a_sign_in_publishes_nothing_about_users(
+        app: Any, redis_client: Any) -> None:
+    user = create_user("watched user", "a password 12345")
+    listener = redis_client.pubsub()
+    listener.subscribe(channel_of(redis_client))
+    try:
+        with unit_of_work():
+            db.session.get(User, user.id).last_login_at = utcnow()
+        assert next_message(listener, timeout=0.5) is None
+        with unit_of_work():
+            db.session.get(User, user.id).active = False
+        assert next_message(listener) == {"kinds": [], "task_ids": [], "user_ids": [user.id]}
+    finally:
+        listener.close()
