@@ -534,7 +534,7 @@ def channels_test_command(channel_id: int) -> None:
 # -- alert rules and maintenance ----------------------------------------------------------------
 
 alerts_group = AppGroup("alerts", help="List alert rules; turn maintenance (every alert muted) on or off.")
-RULE_COLUMNS = ("ID", "TASK", "EVENTS", "CHANNELS", "ENABLED", "WINDOW S", "REPEAT H")
+RULE_COLUMNS = ("ID", "TASK", "EVENTS", "CHANNELS", "ENABLED", "WINDOW S", "REPEAT H", "OVERRUN S")
 
 
 @alerts_group.command("rules", short_help="List alert rules (default ones first).")
@@ -550,7 +550,8 @@ def alerts_rules_command(as_json: bool) -> None:
     click.echo(render_table(RULE_COLUMNS, [
         [str(row["id"]), table_cell(row["task_name"] or "(default)"), ",".join(row["events"]),
          ",".join(str(c) for c in row["channel_ids"]), "yes" if row["enabled"] else "no",
-         str(row["group_window_seconds"]), str(row["repeat_every_hours"] or "-")] for row in rows]))
+         str(row["group_window_seconds"]), str(row["repeat_every_hours"] or "-"),
+         str(row["overrun_after_seconds"] or "-")] for row in rows]))
 
 
 @alerts_group.command("maintenance", short_help="Show, or turn on/off, maintenance (every alert muted).")

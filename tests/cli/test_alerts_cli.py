@@ -31,3 +31,16 @@ def test_the_rules_are_listed_default_first(app: Any) -> None:
         db.session.add(AlertRule(task_id=None, events=["failed", "scheduler_down"], channel_ids=[channel.id]))
     output = app.test_cli_runner().invoke(args=["alerts", "rules"]).output
     assert "(default)" in output and "failed,scheduler_down" in output
+
+
+def test_a_rules_own_overrun_threshold_is_listed(app: Any) -> None:
+    with unit_of_work():
+        channel = Channel(name="hook", kind="webhook", config={"url": "https://hooks.example.com/x"}, secret_names=[])
+        db.session.add(channel)
+        db.session.flush()
+        db.session.add(AlertRule(task_id=None, events=["overrun"], channel_ids=[channel.id], overrun_after_seconds=900))
+    output = app.test_cli_runner().invoke(args=["alerts", "rules"]).output
+    header, row = output.splitlines()[:2]
+    assert "OVERRUN S" in header and row.split()[-1] == "900"
+    as_json = app.test_cli_runner().invoke(args=["alerts", "rules", "--json"]).output
+    assert '"overrun_after_seconds": 900' in as_json
