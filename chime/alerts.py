@@ -12,6 +12,13 @@ duplicate job is a no-op, and leases it for :func:`lease_seconds`; the alerts wo
 :func:`sweep` pushes a job for every pending delivery that is due -- a retry whose backoff has passed,
 a delivery whose push was lost, or one whose worker was killed mid-attempt (its lease has expired).
 The delivery id (X-Chime-Delivery) is the same on every attempt, so a receiver can drop a duplicate.
+
+An attempt has a hard overall deadline (ALERT_ATTEMPT_DEADLINE_SECONDS, 30 s), shorter than its lease,
+so the sweep never claims a delivery whose attempt is still sending; and :func:`record` changes the
+delivery only if the claim is still the attempt's own (a stale attempt adds its attempt row, nothing
+else). A claim also ends what must not go on: a delivery whose retry budget is spent (its workers kept
+dying) fails with the ERROR notification, and one to a channel disabled since is not sent. Engine events
+(:data:`URGENT_EVENTS`) are queued at the front of the alerts queue.
 """
 from __future__ import annotations
 
@@ -46,20 +53,26 @@ DELIVER_FUNC = "scheduler.alerts.deliver"  # the RQ entry point (scheduler.bound
 DEFAULT_RETRY_FIRST_SECONDS = 30.0  # the first retry waits this long; each next one twice as long
 DEFAULT_RETRY_BUDGET_SECONDS = 3600.0  # no attempt is scheduled later than this after the alert was made
 DEFAULT_SWEEP_INTERVAL_SECONDS = 5.0  # how often the alerts worker looks for due deliveries
-LEASE_MARGIN_SECONDS = 60  # an attempt's lease: twice its timeout plus this
+DEFAULT_ATTEMPT_DEADLINE_SECONDS = 30.0  # one attempt, all of it (connect, TLS, every SMTP reply, the body)
+MAX_ATTEMPT_DEADLINE_SECONDS = 300.0
+LEASE_MARGIN_SECONDS = 60  # an attempt's lease: its deadline plus this
 MAX_ERROR_CHARS = 1000
 MAX_EVENT_NAME_CHARS = 40
 SWEEP_BATCH = 500
 JOB_RESULT_TTL_SECONDS = 600
-JOB_TIMEOUT_SECONDS = 900  # above any attempt's own timeouts (SMTP: at most 300 s per step)
+JOB_TIMEOUT_SECONDS = int(MAX_ATTEMPT_DEADLINE_SECONDS) + LEASE_MARGIN_SECONDS  # RQ's last resort, above any deadline
 JOB_FAILURE_TTL_SECONDS = 86400
 MASK = "********"
 TEST_EVENT = "test"
+DISABLED_ERROR = "not sent: the channel was disabled after the alert was queued"
+URGENT_EVENTS = frozenset({  # the watchdog's: queued at the front, ahead of a backlog of run alerts
+    "scheduler_down", "scheduler_up", "no_workers", "workers_back", "missed", "overrun"})
 
 SETTINGS = {  # app config key -> (environment variable, default)
     "ALERT_RETRY_FIRST_SECONDS": ("CHIME_ALERT_RETRY_FIRST_SECONDS", DEFAULT_RETRY_FIRST_SECONDS),
     "ALERT_RETRY_BUDGET_SECONDS": ("CHIME_ALERT_RETRY_BUDGET_SECONDS", DEFAULT_RETRY_BUDGET_SECONDS),
     "ALERT_SWEEP_INTERVAL_SECONDS": ("CHIME_ALERT_SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS),
+    "ALERT_ATTEMPT_DEADLINE_SECONDS": ("CHIME_ALERT_ATTEMPT_DEADLINE_SECONDS", DEFAULT_ATTEMPT_DEADLINE_SECONDS),
 }
 
 
@@ -95,10 +108,20 @@ def retry_delay_seconds(attempts_done: int, first_seconds: float, budget_seconds
     return first_seconds * 2 ** max(attempts_done - 1, 0)
 
 
-def lease_seconds(channel_config: dict[str, Any], kind: ChannelKind) -> int:
-    """How long a claimed attempt may take before the sweep tries it again (its worker died)."""
-    timeout = channel_config.get("timeout_seconds") if kind == ChannelKind.EMAIL else senders.HTTP_TIMEOUT_SECONDS
-    return 2 * int(timeout or senders.HTTP_TIMEOUT_SECONDS) + LEASE_MARGIN_SECONDS
+def attempt_deadline_seconds(configured: float) -> float:
+    """An attempt's hard overall limit: the setting, within 1 s .. MAX_ATTEMPT_DEADLINE_SECONDS."""
+    return min(max(configured, 1.0), MAX_ATTEMPT_DEADLINE_SECONDS)
+
+
+def lease_seconds(deadline_seconds: float) -> float:
+    """How long a claimed attempt is its own before the sweep tries it again (its worker died): its
+    deadline plus a margin, so an attempt still running can never be claimed a second time."""
+    return deadline_seconds + LEASE_MARGIN_SECONDS
+
+
+def budget_spent(attempts_done: int, first_seconds: float, budget_seconds: float) -> bool:
+    """Whether a delivery with `attempts_done` attempts (finished or not) may have no more."""
+    return attempts_done > 0 and retry_delay_seconds(attempts_done, first_seconds, budget_seconds) is None
 
 
 def scrub(text: str, secrets: list[str]) -> str:
@@ -146,14 +169,14 @@ def enqueue_delivery(channel: Channel, event: dict[str, Any], *, force: bool = F
                         created_at=now)
     db.session.add(delivery)
     db.session.flush()
-    row_id, redis = delivery.id, get_redis()
-    after_commit(lambda: push(redis, row_id, 0))
+    row_id, redis, urgent = delivery.id, get_redis(), name in URGENT_EVENTS
+    after_commit(lambda: push(redis, row_id, 0, urgent=urgent))
     return delivery
 
 
-def push(connection: Redis, delivery_pk: int, attempts_done: int) -> bool:
-    """Put the job of the delivery's next attempt on the alerts queue unless it is already there or
-    running; say whether this call pushed it."""
+def push(connection: Redis, delivery_pk: int, attempts_done: int, *, urgent: bool = False) -> bool:
+    """Put the job of the delivery's next attempt on the alerts queue (at its front when `urgent`) unless
+    it is already there or running; say whether this call pushed it."""
     ident = job_id(delivery_pk, attempts_done)
     try:
         existing = Job.fetch(ident, connection=connection)
@@ -167,7 +190,8 @@ def push(connection: Redis, delivery_pk: int, attempts_done: int) -> bool:
     Queue(ALERTS_QUEUE, connection=connection).enqueue_call(
         DELIVER_FUNC, kwargs={"delivery_pk": delivery_pk, "attempts_done": attempts_done}, job_id=ident,
         timeout=JOB_TIMEOUT_SECONDS, result_ttl=JOB_RESULT_TTL_SECONDS,
-        failure_ttl=JOB_FAILURE_TTL_SECONDS, description=f"alert delivery {delivery_pk} attempt {attempts_done + 1}")
+        failure_ttl=JOB_FAILURE_TTL_SECONDS, description=f"alert delivery {delivery_pk} attempt {attempts_done + 1}",
+        at_front=urgent)
     return True
 
 
@@ -178,12 +202,13 @@ def sweep(connection: Redis, now: datetime | None = None) -> int:
     begin_read_only()  # a read: on SQLite it takes no write lock
     try:
         due = db.session.execute(
-            select(Delivery.id, Delivery.attempts)
+            select(Delivery.id, Delivery.attempts, Delivery.event)
             .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
             .order_by(Delivery.next_attempt_at).limit(SWEEP_BATCH)).all()
     finally:
         db.session.rollback()
-    return sum(1 for row_id, attempts in due if push(connection, row_id, attempts))
+    return sum(1 for row_id, attempts, event in due
+               if push(connection, row_id, attempts, urgent=event in URGENT_EVENTS))
 
 
 # --------------------------------------------------------------------------- one attempt
@@ -200,6 +225,7 @@ class Claimed:
     payload: dict[str, Any]
     event: str
     created_at: datetime
+    deadline_seconds: float  # the attempt's hard limit, shorter than the lease its claim took
 
 
 def attempt(delivery_pk: int, attempts_done: int, now: datetime | None = None) -> DeliveryStatus | None:
@@ -210,7 +236,7 @@ def attempt(delivery_pk: int, attempts_done: int, now: datetime | None = None) -
     if claimed is None:
         return None
     started = time.monotonic()
-    outcome, secrets = send(claimed)
+    outcome, secrets = send(claimed, senders.Deadline(claimed.deadline_seconds))
     duration_ms = int((time.monotonic() - started) * 1000)
     if outcome.error:
         outcome = senders.Outcome(outcome.ok, outcome.status, outcome.reply, scrub(outcome.error, secrets))
@@ -218,29 +244,54 @@ def attempt(delivery_pk: int, attempts_done: int, now: datetime | None = None) -
 
 
 def claim(delivery_pk: int, attempts_done: int, now: datetime) -> Claimed | None:
+    """Take the delivery's next attempt (one conditional UPDATE) and lease it for the attempt's deadline
+    plus a margin; None when it is not this job's to make (taken, done, not due). A delivery whose budget
+    is spent without a recorded end (its workers kept dying) fails here with the ERROR notification; one
+    whose channel is now disabled fails without one (a test send still goes)."""
+    deadline = attempt_deadline_seconds(setting("ALERT_ATTEMPT_DEADLINE_SECONDS"))
     with unit_of_work():
         delivery = db.session.get(Delivery, delivery_pk)
         if delivery is None:
             return None
         channel = delivery.channel
-        kind = ChannelKind(channel.kind) if channel is not None else None
-        lease = lease_seconds(channel.config if channel else {}, kind or ChannelKind.WEBHOOK)
+        if budget_spent(attempts_done, setting("ALERT_RETRY_FIRST_SECONDS"), setting("ALERT_RETRY_BUDGET_SECONDS")):
+            _end_unsent(delivery, attempts_done, now, f"attempt {attempts_done} never finished (its worker "
+                                                      "stopped) and the retry budget is spent", notify=True)
+            return None
+        if channel is not None and not channel.enabled and delivery.event != TEST_EVENT:
+            _end_unsent(delivery, attempts_done, now, DISABLED_ERROR, notify=False)
+            return None
         taken = db.session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_pk, Delivery.status == DeliveryStatus.PENDING,
                    Delivery.attempts == attempts_done, Delivery.next_attempt_at <= now)
             .values(attempts=attempts_done + 1, last_attempt_at=now,
-                    next_attempt_at=now + timedelta(seconds=lease))
+                    next_attempt_at=now + timedelta(seconds=lease_seconds(deadline)))
             .execution_options(synchronize_session=False)).rowcount
         if not taken:
             return None
+        kind = ChannelKind(channel.kind) if channel is not None else None
         return Claimed(attempts_done + 1, kind, dict(channel.config) if channel else {},
                        channel.secrets if channel else None, dict(delivery.payload), delivery.event,
-                       delivery.created_at)
+                       delivery.created_at, deadline)
 
 
-def send(claimed: Claimed) -> tuple[senders.Outcome, list[str]]:
-    """One attempt to the channel; (its outcome, the secret values to keep out of any error text)."""
+def _end_unsent(delivery: Delivery, attempts_done: int, now: datetime, error: str, *, notify: bool) -> None:
+    """Fail a due pending delivery at `attempts_done` without another attempt (if it still is one)."""
+    ended = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.PENDING,
+               Delivery.attempts == attempts_done, Delivery.next_attempt_at <= now)
+        .values(status=DeliveryStatus.FAILED, next_attempt_at=None, error=error)
+        .execution_options(synchronize_session=False)).rowcount
+    if ended and notify:
+        db.session.refresh(delivery)
+        db.session.add(given_up(delivery))
+
+
+def send(claimed: Claimed, deadline: senders.Deadline) -> tuple[senders.Outcome, list[str]]:
+    """One attempt to the channel within `deadline`; (its outcome, the secret values to keep out of any
+    error text)."""
     if claimed.kind is None:
         return senders.Outcome(False, error="the channel was deleted"), []
     try:
@@ -249,47 +300,62 @@ def send(claimed: Claimed) -> tuple[senders.Outcome, list[str]]:
         return senders.Outcome(False, error=str(error)), []
     values = [str(value) for value in secrets.values()]
     try:
-        return _send_kind(claimed, secrets), values
+        return _send_kind(claimed, secrets, deadline), values
     except senders.SendError as error:
         return senders.Outcome(False, error.status, error.reply, str(error)), values
 
 
-def _send_kind(claimed: Claimed, secrets: dict[str, Any]) -> senders.Outcome:
+def _send_kind(claimed: Claimed, secrets: dict[str, Any], deadline: senders.Deadline) -> senders.Outcome:
     payload = claimed.payload
     if claimed.kind == ChannelKind.WEBHOOK:
         body = senders.encode(payload)
         headers = senders.webhook_headers(claimed.event, str(payload["delivery_id"]), str(secrets.get("secret", "")),
                                           body, int(time.time()))
-        return senders.post_json(claimed.config["url"], body, headers)
+        # the URL is sealed with the secrets; a channel saved before that keeps it in its config
+        return senders.post_json(str(secrets.get("url") or claimed.config["url"]), body, headers, deadline)
     if claimed.kind == ChannelKind.SLACK:
         body = senders.encode(senders.slack_body(payload))
         headers = {"Content-Type": "application/json", "User-Agent": senders.USER_AGENT}
-        return senders.post_json(str(secrets.get("url", "")), body, headers)
+        return senders.post_json(str(secrets.get("url", "")), body, headers, deadline)
     message = senders.email_message(payload, claimed.config["from_address"], list(claimed.config["to"]))
-    return senders.send_email(claimed.config, secrets.get("password"), message)
+    return senders.send_email(claimed.config, secrets.get("password"), message, deadline)
 
 
 def record(delivery_pk: int, claimed: Claimed, outcome: senders.Outcome, duration_ms: int,
            now: datetime) -> DeliveryStatus:
-    """Store the attempt and the delivery's new state: delivered, pending (a retry) or failed."""
+    """Store the attempt and the delivery's new state: delivered, pending (a retry) or failed.
+
+    The state changes only while the claim is still this attempt's (pending, at its attempt number): a
+    stale attempt (another took the delivery since) adds its attempt row and leaves the state to the
+    newer one -- except a success, which marks a delivery still pending delivered (the receiver has it).
+    Returns the delivery's state as this attempt leaves it."""
     with unit_of_work():
-        delivery = db.session.get(Delivery, delivery_pk)
-        assert delivery is not None  # deleted only with its channel's history by retention, never mid-attempt
         db.session.add(DeliveryAttempt(delivery_id=delivery_pk, attempt=claimed.attempt, attempted_at=now,
                                        ok=outcome.ok, response_status=outcome.status, reply=outcome.reply,
                                        error=outcome.error, duration_ms=duration_ms))
-        delivery.response_status, delivery.error = outcome.status, outcome.error
+        mine = [Delivery.id == delivery_pk, Delivery.status == DeliveryStatus.PENDING]
         if outcome.ok:
-            delivery.status, delivery.next_attempt_at = DeliveryStatus.DELIVERED, None
-            return DeliveryStatus.DELIVERED
-        delay = None if claimed.kind is None else retry_delay_seconds(
-            claimed.attempt, setting("ALERT_RETRY_FIRST_SECONDS"), setting("ALERT_RETRY_BUDGET_SECONDS"))
-        if delay is not None:
-            delivery.next_attempt_at = now + timedelta(seconds=delay)
-            return DeliveryStatus.PENDING
-        delivery.status, delivery.next_attempt_at = DeliveryStatus.FAILED, None
-        db.session.add(given_up(delivery))
-        return DeliveryStatus.FAILED
+            status, values = DeliveryStatus.DELIVERED, {"status": DeliveryStatus.DELIVERED, "next_attempt_at": None}
+        else:
+            mine.append(Delivery.attempts == claimed.attempt)
+            delay = None if claimed.kind is None else retry_delay_seconds(
+                claimed.attempt, setting("ALERT_RETRY_FIRST_SECONDS"), setting("ALERT_RETRY_BUDGET_SECONDS"))
+            status = DeliveryStatus.FAILED if delay is None else DeliveryStatus.PENDING
+            values = {"status": status,
+                      "next_attempt_at": None if delay is None else now + timedelta(seconds=delay)}
+        changed = db.session.execute(
+            update(Delivery).where(*mine)
+            .values(response_status=outcome.status, error=outcome.error, **values)
+            .execution_options(synchronize_session=False)).rowcount
+        delivery = db.session.get(Delivery, delivery_pk)
+        assert delivery is not None  # deleted only with its channel's history by retention, never mid-attempt
+        if not changed:
+            db.session.refresh(delivery)
+            return DeliveryStatus(delivery.status)
+        if status == DeliveryStatus.FAILED:
+            db.session.refresh(delivery)
+            db.session.add(given_up(delivery))
+        return status
 
 
 def given_up(delivery: Delivery) -> Notification:

@@ -4,9 +4,15 @@ Each sender makes one attempt and returns an :class:`Outcome` (accepted or not, 
 reply); it raises :class:`SendError` for a failure with no answer (refused by the egress rules, no
 connection, a timeout, an SMTP error). The caller (chime.alerts) records the attempt and retries.
 
-HTTP goes through the egress rules of the http_request job (jobs.egress): the URL's host is resolved
+Every attempt runs under a :class:`Deadline`: a hard limit on the whole attempt (not per socket
+operation), enforced by a timer that shuts the connection down, so a server that answers slowly or
+trickles bytes cannot stretch an attempt past it (chime.alerts keeps it shorter than the attempt's lease).
+
+HTTP and SMTP go through the egress rules of the http_request job (jobs.egress): the host is resolved
 and every address vetted, and the connection is made to the vetted addresses only (a second DNS answer
-cannot change the peer). Redirects are not followed: a 3xx is a failed attempt.
+cannot change the peer). Redirects are not followed: a 3xx is a failed attempt. An SMTP login over
+`security: none` (the password in clear) is refused unless the server is on loopback or allowed by name
+or network in CHIME_EGRESS_ALLOW.
 
 The webhook signature (README "Alerts: channels and delivery"):
 ``X-Chime-Signature: sha256=<hex HMAC-SHA256(secret, f"{X-Chime-Timestamp}.{body}")>``, where the
@@ -20,7 +26,10 @@ import json
 import smtplib
 import socket
 import ssl
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.client import HTTPConnection, HTTPException, HTTPSConnection
@@ -31,6 +40,8 @@ from jobs import egress
 USER_AGENT = "Chime-Alerts/1"
 HTTP_TIMEOUT_SECONDS = 10
 MAX_REPLY_CHARS = 500
+MAX_ERROR_REPLY_CHARS = 200  # a server's reply quoted in a delivery's error, which viewers read
+QUIT_TIMEOUT_SECONDS = 5  # the goodbye after an accepted e-mail: best effort
 SLACK_TEXT_CHARS = 3000  # Slack's limit for one section block's text
 
 
@@ -49,6 +60,53 @@ class Outcome:
     status: int | None = None  # HTTP status or SMTP reply code
     reply: str | None = None  # SMTP reply text
     error: str | None = None
+
+
+class Deadline:
+    """The hard limit of one attempt: no socket operation waits past it (connect timeouts are cut to what
+    is left) and, while :meth:`enforced`, a timer shuts the connection down when it passes, which ends
+    any read or write in progress however the server paces its bytes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self.ends - time.monotonic())
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.ends
+
+    def timeout(self, per_operation: float) -> float:
+        """A socket timeout: `per_operation`, cut to what is left (never 0, which would mean non-blocking)."""
+        return max(0.001, min(per_operation, self.remaining()))
+
+    def exceeded(self) -> SendError:
+        return SendError(f"no complete answer within the attempt's deadline ({self.seconds:g} s); stopped")
+
+    @contextmanager
+    def enforced(self, current_socket: Callable[[], socket.socket | None]) -> Iterator[None]:
+        """Shut `current_socket()` (read when the deadline passes) down if the block is still running then."""
+        lock, done = threading.Lock(), [False]
+
+        def abort() -> None:
+            with lock:
+                sock = None if done[0] else current_socket()
+                if sock is not None:
+                    try:  # the plain socket's shutdown (an SSLSocket's own would drop its TLS state under the reader)
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        timer = threading.Timer(self.remaining(), abort)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            with lock:  # after this, abort() touches nothing: the caller may close (and the OS reuse) the socket
+                done[0] = True
+            timer.cancel()
 
 
 # --------------------------------------------------------------------------- webhook and slack
@@ -90,22 +148,28 @@ def slack_body(payload: dict[str, Any]) -> dict[str, Any]:
     return {"text": f"{title}: {lines[0]}".strip(": ")[:SLACK_TEXT_CHARS], "blocks": blocks}
 
 
-def post_json(url: str, body: bytes, headers: dict[str, str], timeout_seconds: float = HTTP_TIMEOUT_SECONDS) -> Outcome:
-    """POST `body` to `url` (vetted by the egress rules, at this moment); a 2xx answer is accepted."""
+def post_json(url: str, body: bytes, headers: dict[str, str], deadline: Deadline,
+              timeout_seconds: float = HTTP_TIMEOUT_SECONDS) -> Outcome:
+    """POST `body` to `url` (vetted by the egress rules, at this moment) within `deadline`; a 2xx answer
+    is accepted."""
     try:
         target = egress.vet(url, egress.allow_list_from_env())
     except (egress.EgressError, ValueError) as error:
         raise SendError(str(error)) from None
     except OSError as error:
         raise SendError(f"cannot connect: {error}") from None
-    connection = _PinnedHTTPS(target, timeout_seconds) if target.scheme == "https" else _PinnedHTTP(target, timeout_seconds)
+    timeout = deadline.timeout(timeout_seconds)
+    connection = _PinnedHTTPS(target, timeout) if target.scheme == "https" else _PinnedHTTP(target, timeout)
     try:
-        connection.request("POST", target.path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read(64 * 1024)
-    except TimeoutError:
-        raise SendError(f"no answer within {timeout_seconds} seconds") from None
+        with deadline.enforced(lambda: connection.sock):
+            connection.request("POST", target.path, body=body, headers=headers)
+            response = connection.getresponse()
+            response.read(64 * 1024)
     except (HTTPException, OSError, ValueError) as error:
+        if deadline.expired():
+            raise deadline.exceeded() from None
+        if isinstance(error, TimeoutError):
+            raise SendError(f"no answer within {timeout:g} seconds") from None
         raise SendError(f"the request failed: {error}") from None
     finally:
         connection.close()
@@ -117,6 +181,7 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout_seconds: f
 
 
 def _connect(target: egress.Target, timeout_seconds: float) -> socket.socket:
+    """A connection to one of the target's vetted addresses (never to a name resolved again)."""
     last: OSError | None = None
     for address in target.addresses:
         try:
@@ -177,43 +242,150 @@ def email_message(payload: dict[str, Any], sender: str, recipients: list[str]) -
     return message
 
 
-def send_email(config: dict[str, Any], password: str | None, message: EmailMessage) -> Outcome:
-    """Send over SMTP (STARTTLS, implicit TLS or none), logging in when a username is configured."""
-    started = time.monotonic()
+def vet_host(host: str, port: int, allow: egress.AllowList) -> egress.Target:
+    """Resolve an SMTP host and vet every address by the egress rules; SendError when one is refused."""
     try:
-        with _smtp(config) as smtp:
+        addresses = egress.resolve(host, port)
+    except OSError as error:
+        raise SendError(f"cannot connect: {error}") from None
+    for address in addresses:
+        reason = egress.refusal(address, allow, host)
+        if reason is not None:
+            raise SendError(reason)
+    return egress.Target("smtp", host, port, "", addresses)
+
+
+def cleartext_login_allowed(host: str, addresses: tuple[egress.Address, ...], allow: egress.AllowList) -> bool:
+    """Whether a password may cross the network in clear to `host`: only to loopback, or to a host or
+    network the operator listed in CHIME_EGRESS_ALLOW."""
+    if host.lower().rstrip(".") in allow.hosts:
+        return True
+    return bool(addresses) and all(address.is_loopback or any(
+        address.version == net.version and address in net for net in allow.networks) for address in addresses)
+
+
+CLEARTEXT_LOGIN = ("a login over security none would send the password in clear: use starttls or tls "
+                   "(none with a login is for a relay on loopback or a host listed in CHIME_EGRESS_ALLOW)")
+
+
+def send_email(config: dict[str, Any], password: str | None, message: EmailMessage, deadline: Deadline) -> Outcome:
+    """Send over SMTP (STARTTLS, implicit TLS or none) within `deadline`, logging in when a username is
+    configured. Accepted once the server answers the message's DATA with 2xx: what happens after (the
+    QUIT) cannot make it a failure, which would send the e-mail again."""
+    started = time.monotonic()
+    host, port = str(config["host"]), int(config["port"])
+    allow = _allow_list()
+    target = vet_host(host, port, allow)
+    if config.get("username") and config.get("security") == "none" and not cleartext_login_allowed(
+            host, target.addresses, allow):
+        raise SendError(f"refused: {CLEARTEXT_LOGIN}")
+    session: list[_PinnedSMTP | _PinnedSMTPSSL] = []
+    try:
+        with deadline.enforced(lambda: session[0].sock if session else None):
+            smtp = _smtp(config, target, deadline, session)
             if config.get("username"):
                 smtp.login(config["username"], password or "")
             refused = smtp.send_message(message)
-            code, reply = smtp.noop()
-    except smtplib.SMTPResponseException as error:
-        text = _reply_text(error.smtp_error)
-        raise SendError(f"the SMTP server answered {error.smtp_code} {text}", error.smtp_code, text) from None
+            code, reply = smtp.accepted
+            _goodbye(smtp)
     except smtplib.SMTPRecipientsRefused as error:
         codes = ", ".join(f"{who}: {code}" for who, (code, _) in error.recipients.items())
         raise SendError(f"the SMTP server refused every recipient ({codes})") from None
-    except (smtplib.SMTPException, OSError, ssl.SSLError) as error:
-        raise SendError(f"SMTP {config.get('host')}:{config.get('port')} failed after "
-                        f"{time.monotonic() - started:.1f} s: {error}") from None
-    if refused:
-        return Outcome(False, 250, None, f"refused recipients: {', '.join(sorted(refused))}")
-    return Outcome(True, 250, _reply_text(reply) if code == 250 else None, None)
-
-
-def _smtp(config: dict[str, Any]) -> smtplib.SMTP:
-    host, port, timeout = config["host"], int(config["port"]), float(config.get("timeout_seconds") or 30)
-    if config.get("security") == "tls":
-        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls_context())
-    smtp = smtplib.SMTP(host, port, timeout=timeout)
-    if config.get("security", "starttls") == "starttls":
-        try:
-            smtp.starttls(context=tls_context())
-        except BaseException:
+    except smtplib.SMTPResponseException as error:
+        if deadline.expired():
+            raise deadline.exceeded() from None
+        raise _answered(error.smtp_code, error.smtp_error, host, port) from None
+    except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError) as error:
+        if deadline.expired():
+            raise deadline.exceeded() from None
+        raise SendError(f"SMTP {host}:{port} failed after {time.monotonic() - started:.1f} s: "
+                        f"{_printable(str(error))[:MAX_ERROR_REPLY_CHARS]}") from None
+    finally:
+        for smtp in session:
             smtp.close()
-            raise
+    if refused:
+        return Outcome(False, code, _reply_text(reply), f"refused recipients: {', '.join(sorted(refused))}")
+    return Outcome(True, code, _reply_text(reply), None)
+
+
+def _allow_list() -> egress.AllowList:
+    try:
+        return egress.allow_list_from_env()
+    except ValueError as error:  # CHIME_EGRESS_ALLOW is malformed
+        raise SendError(str(error)) from None
+
+
+def _answered(code: int, raw: bytes | str, host: str, port: int) -> SendError:
+    """The error of an SMTP reply that refused: its code and (bounded, printable) text; a server that does
+    not speak SMTP (its greeting has no reply code: a web or SSH server) is not quoted."""
+    if not 200 <= code <= 599:
+        return SendError(f"{host}:{port} did not answer in SMTP (no reply code): is it an SMTP server?")
+    text = _reply_text(raw)[:MAX_ERROR_REPLY_CHARS]
+    return SendError(f"the SMTP server answered {code} {text}", code, text)
+
+
+def _goodbye(smtp: smtplib.SMTP) -> None:
+    """QUIT after the message was accepted; any trouble is ignored (the e-mail is on its way)."""
+    try:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(min(QUIT_TIMEOUT_SECONDS, smtp.sock.gettimeout() or QUIT_TIMEOUT_SECONDS))
+        smtp.quit()
+    except (smtplib.SMTPException, OSError, ssl.SSLError, ValueError):
+        pass
+
+
+class _Accepting:
+    """Keeps the server's answer to DATA (the message's acceptance) for the delivery's record."""
+
+    accepted: tuple[int, bytes] = (250, b"")
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        code, reply = super().data(msg)  # type: ignore[misc]
+        self.accepted = (code, reply)
+        return code, reply
+
+
+class _PinnedSMTP(_Accepting, smtplib.SMTP):
+    """SMTP to the vetted addresses only."""
+
+    def __init__(self, target: egress.Target, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._host, self.target = target.host, target  # the name TLS checks the certificate against
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return _connect(self.target, timeout)
+
+
+class _PinnedSMTPSSL(_Accepting, smtplib.SMTP_SSL):
+    """SMTP over implicit TLS to the vetted addresses only."""
+
+    def __init__(self, target: egress.Target, timeout: float) -> None:
+        super().__init__(timeout=timeout, context=tls_context())
+        self._host, self.target = target.host, target
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self.context.wrap_socket(_connect(self.target, timeout), server_hostname=self._host)
+
+
+def _smtp(config: dict[str, Any], target: egress.Target, deadline: Deadline,
+          session: list[Any]) -> _PinnedSMTP | _PinnedSMTPSSL:
+    """Connect (the greeting read under the deadline: `session` holds the connection from the start)."""
+    timeout = deadline.timeout(float(config.get("timeout_seconds") or 30))
+    smtp = _PinnedSMTPSSL(target, timeout) if config.get("security") == "tls" else _PinnedSMTP(target, timeout)
+    session.append(smtp)
+    code, reply = smtp.connect(target.host, target.port)
+    if code != 220:
+        raise smtplib.SMTPConnectError(code, reply)
+    if config.get("security", "starttls") == "starttls":
+        smtp.starttls(context=tls_context())
     return smtp
 
 
 def _reply_text(raw: bytes | str) -> str:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    return " ".join(text.split())[:MAX_REPLY_CHARS]
+    return _printable(text)[:MAX_REPLY_CHARS]
+
+
+def _printable(text: str) -> str:
+    """`text` on one line, without control or other unprintable characters."""
+    return " ".join("".join(char if char.isprintable() else " " for char in text).split())

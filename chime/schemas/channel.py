@@ -4,6 +4,11 @@ A channel is a kind plus two sets of settings: `config` (shown) and `secrets` (w
 encrypted, shown only as "set" / "not set"). Each kind declares both as a model below; the one
 validation path is :func:`validated_channel`, which checks the whole channel as it would be stored
 (for an update: the current settings with the changes merged in, a blank secret keeping the old one).
+
+A webhook's URL is written as `config.url` but kept with the secrets (it often embeds a token:
+``?token=...``, ``/hooks/<id>/<token>``): it is sealed, and the config shows only ``scheme://host/…``
+(:func:`shown_url`). Channels saved before keep the full URL in their config until their next save;
+everything that shows a config masks it (chime.channels.channel_view).
 """
 from __future__ import annotations
 
@@ -71,9 +76,30 @@ def _address(value: str) -> str:
 
 
 def _host(value: str) -> str:
+    """A host name or IPv4 address; a literal address the egress rules refuse is refused (a name is vetted
+    after resolving it, at every send)."""
     if not value or any(c.isspace() or c in "/@:" for c in value) or len(value) > MAX_HOST_LENGTH_CHARS:
         raise ValueError("must be a host name or address, such as smtp.example.com")
+    address = egress.literal_address(value)
+    if address is not None:
+        try:
+            refused = egress.refusal(address, egress.allow_list_from_env(), value)
+        except ValueError as error:  # CHIME_EGRESS_ALLOW is malformed
+            raise ValueError(str(error)) from None
+        if refused:
+            raise ValueError(refused)
     return value
+
+
+def shown_url(url: str) -> str:
+    """What is shown of a write-only URL: its scheme, host and port (``https://hooks.example.com/…``)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return "…"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme.lower()}://{host}{f':{port}' if port else ''}/…"
 
 
 Name = Annotated[str, BeforeValidator(stripped), Field(strict=True, min_length=1, max_length=MAX_NAME_LENGTH_CHARS),
@@ -87,13 +113,17 @@ Secret = Annotated[str, Field(strict=True, min_length=1, max_length=MAX_SECRET_L
 # --------------------------------------------------------------------------- each kind's settings
 
 
+WebhookUrl = Annotated[HttpUrl, AfterValidator(_no_credentials)]
+
+
 class WebhookConfig(Received):
-    url: Annotated[HttpUrl, AfterValidator(_no_credentials)] = Field(
-        description="Where the signed JSON event is POSTed (the egress rules of http_request apply)")
+    pass  # its `url` is written in config but kept with the secrets (lift_write_only)
 
 
 class WebhookSecrets(Received):
     secret: Secret = Field(description="The HMAC-SHA256 key of X-Chime-Signature (write-only)")
+    url: WebhookUrl = Field(description="Where the signed JSON event is POSTed (the egress rules of http_request "
+                                        "apply); written as config.url, kept sealed, shown as scheme://host/…")
 
 
 class SlackConfig(Received):
@@ -114,7 +144,8 @@ class EmailConfig(Received):
     from_address: Address = Field(description="The sender (From:)")
     to: list[Address] = Field(min_length=1, max_length=MAX_RECIPIENTS, description="The recipients")
     timeout_seconds: int = Field(DEFAULT_SMTP_TIMEOUT_SECONDS, ge=1, le=MAX_SMTP_TIMEOUT_SECONDS,
-                                 description="How long one connection may take")
+                                 description="How long one step (connect, one reply) may take; the whole attempt "
+                                             "stops at CHIME_ALERT_ATTEMPT_DEADLINE_SECONDS (30) anyway")
 
 
 class EmailSecrets(Received):
@@ -128,8 +159,30 @@ KINDS: dict[ChannelKind, tuple[type[Received], type[Received]]] = {
 }
 
 
+WRITE_ONLY_CONFIG: dict[ChannelKind, tuple[str, ...]] = {ChannelKind.WEBHOOK: ("url",)}  # written in config, kept sealed
+
+
 def secret_names(kind: ChannelKind) -> tuple[str, ...]:
     return tuple(KINDS[kind][1].model_fields)
+
+
+def lift_write_only(kind: ChannelKind, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a config as written into (what is shown, what is kept sealed): a webhook's `url` is sealed."""
+    shown, sealed = dict(config), {}
+    for name in WRITE_ONLY_CONFIG.get(kind, ()):
+        if name in shown:
+            sealed[name] = shown.pop(name)
+    return shown, sealed
+
+
+def shown_config(kind: ChannelKind, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored config as shown: a write-only URL (sealed, or in the config of a channel saved before it
+    was) only as scheme://host/…."""
+    shown = dict(config)
+    for name in WRITE_ONLY_CONFIG.get(kind, ()):
+        if isinstance(shown.get(name), str):
+            shown[name] = shown_url(shown[name])
+    return shown
 
 
 # --------------------------------------------------------------------------- the channel
@@ -143,8 +196,8 @@ class ChannelInput(Received):
     enabled: bool = Field(True, description="A disabled channel is sent nothing")
     muted_until: AwareInstant | None = Field(None, description="Send nothing until then (ISO 8601 with an offset)")
     config: dict[str, Any] = Field(default_factory=dict, description=(
-        "The kind's settings. webhook: {url}; email: {host, port, security, username, from_address, to, "
-        "timeout_seconds}; slack: {}"))
+        "The kind's settings. webhook: {url} (write-only: kept sealed with the secrets, shown as "
+        "scheme://host/…); email: {host, port, security, username, from_address, to, timeout_seconds}; slack: {}"))
     secrets: dict[str, Any] = Field(default_factory=dict, description=(
         "The kind's secrets (write-only). webhook: {secret}; email: {password}; slack: {url}"))
 
@@ -219,8 +272,9 @@ def validated_channel(values: Mapping[str, Any], *, check_secrets: bool = True
     except pydantic.ValidationError as error:
         raise ValidationError(field_errors(error)) from None
     config_model, secrets_model = KINDS[channel.kind]
+    config, lifted = lift_write_only(channel.kind, channel.config)
     fields: dict[str, str] = {}
-    checks = [("config", config_model, channel.config), ("secrets", secrets_model, channel.secrets)]
+    checks = [("config", config_model, config), ("secrets", secrets_model, {**channel.secrets, **lifted})]
     parsed: list[Received | None] = []
     for prefix, model, data in checks[:2 if check_secrets else 1]:
         try:
@@ -228,7 +282,8 @@ def validated_channel(values: Mapping[str, Any], *, check_secrets: bool = True
         except pydantic.ValidationError as error:
             fields.update(field_errors(error, prefix))
     if fields:
-        raise ValidationError(fields)
+        moved = {f"secrets.{name}": f"config.{name}" for name in WRITE_ONLY_CONFIG.get(channel.kind, ())}
+        raise ValidationError({moved.get(name, name): reason for name, reason in fields.items()})
     config = parsed[0]
     assert config is not None
     return channel, config, parsed[1] if check_secrets else None

@@ -223,6 +223,24 @@ def test_every_field_of_every_form_refuses_hostile_values_without_500(recording:
                 assert_not_a_server_error(recording.post(url, form), f"POST {url} {name}={value[:30]!r}")
 
 
+EMAIL_CHANNEL_FORM = {"kind": "email", "name": "mail", "enabled": "on", "host": "smtp.example.com", "port": "587",
+                      "security": "starttls", "from_address": "chime@example.com", "to": "ops@example.com",
+                      "timeout_seconds": "30", "muted_until": ""}
+
+
+def test_every_field_of_the_email_channel_form_refuses_hostile_values_without_500(recording: AdminClient) -> None:
+    """The generic walk above posts a task's fields; an e-mail channel reads fields of its own (port, timeout)."""
+    created = recording.post("/channels", EMAIL_CHANNEL_FORM)
+    assert created.status_code == 302, created.get_data(as_text=True)[:500]
+    for url in ("/channels", created.headers["Location"].rsplit("?", 1)[0] + "/edit"):
+        names = names_read(lambda: recording.post(url, EMAIL_CHANNEL_FORM))
+        assert {"port", "timeout_seconds", "muted_until", "host", "to"} <= names
+        for name in sorted(names - {"kind"}):
+            for value in HOSTILE_VALUES:
+                form = {**EMAIL_CHANNEL_FORM, "name": f"hostile {name} {value[:20]!r}", name: value}
+                assert_not_a_server_error(recording.post(url, form), f"POST {url} {name}={value[:30]!r}")
+
+
 def test_the_fuzz_reaches_every_admin_page_and_form(app: Any) -> None:
     gets = {rule.endpoint for rule in rules_of(app, "GET", "admin.")}
     posts = {rule.endpoint for rule in rules_of(app, "POST", "admin.")}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chime.enums import Role
 from chime.extensions import db
@@ -33,8 +33,8 @@ def leaks(response: Any, *secrets: str) -> bool:
 def test_a_webhook_channel_is_created_and_its_secret_is_only_said_to_be_set(api: Any) -> None:
     created = api.post("/api/channels/", json=WEBHOOK)
     assert created.status_code == 201, created.json
-    assert created.json["secrets"] == {"secret": "set"}
-    assert created.json["config"] == {"url": "https://hooks.example.com/chime"}
+    assert created.json["secrets"] == {"secret": "set", "url": "set"}
+    assert created.json["config"] == {"url": "https://hooks.example.com/…"}, "the URL is write-only too"
     assert created.headers["Location"].endswith(f"/api/channels/{created.json['id']}/")
     shown = api.get(f"/api/channels/{created.json['id']}/")
     listed = api.get("/api/channels/")
@@ -109,7 +109,7 @@ def test_a_blank_secret_keeps_the_stored_one_and_a_new_one_replaces_it(api: Any)
     sealed = db.session.scalar(select(Channel.secrets))
     kept = api.patch(f"/api/channels/{channel_id}/", json={"enabled": False, "secrets": {"secret": ""}})
     assert kept.status_code == 200, kept.json
-    assert kept.json["enabled"] is False and kept.json["secrets"] == {"secret": "set"}
+    assert kept.json["enabled"] is False and kept.json["secrets"] == {"secret": "set", "url": "set"}
     db.session.expire_all()
     assert db.session.scalar(select(Channel.secrets)) == sealed
     replaced = api.patch(f"/api/channels/{channel_id}/", json={"secrets": {"secret": "another-secret-value"}})
@@ -190,8 +190,83 @@ def test_the_cli_lists_channels_and_queues_a_test_without_showing_secrets(app: A
     assert listed.exit_code == 0 and "ops-hook" in listed.output and "secret set" in listed.output
     assert SECRET not in listed.output
     as_json = runner.invoke(args=["channels", "list", "--json"])
-    assert json.loads(as_json.output)[0]["secrets"] == {"secret": "set"}
+    assert json.loads(as_json.output)[0]["secrets"] == {"secret": "set", "url": "set"}
     tested = runner.invoke(args=["channels", "test", str(channel_id)])
     assert tested.exit_code == 0, tested.output
     assert db.session.scalar(select(Delivery.event)) == "test"
     assert runner.invoke(args=["channels", "test", "999"]).exit_code == 1
+
+
+# --------------------------------------------------------------------------- write-only webhook URLs
+
+
+def test_a_webhook_url_that_embeds_a_token_is_never_shown_only_its_scheme_and_host(app: Any, api: Any) -> None:
+    token = "TOKEN-in-the-webhook-url-8b1"
+    body = {**WEBHOOK, "config": {"url": f"https://hooks.example.com:8443/in/{token}?token={token}"}}
+    created = api.post("/api/channels/", json=body)
+    assert created.status_code == 201, created.json
+    assert created.json["config"] == {"url": "https://hooks.example.com:8443/…"}
+    channel_id = created.json["id"]
+    changed = api.patch(f"/api/channels/{channel_id}/", json={"config": {"url": f"https://other.example.com/?t={token}2"}})
+    assert changed.status_code == 200 and changed.json["config"] == {"url": "https://other.example.com/…"}
+    renamed = api.patch(f"/api/channels/{channel_id}/", json={"name": "renamed", "config": {"url": ""}})
+    assert renamed.status_code == 200 and renamed.json["config"] == {"url": "https://other.example.com/…"}
+    responses = [created, changed, renamed, api.get(f"/api/channels/{channel_id}/"), api.get("/api/channels/"),
+                 api.get("/api/audit/?object_type=channel")]
+    assert not any(leaks(r, token) for r in responses)
+    cli = app.test_cli_runner().invoke(args=["channels", "list", "--json"])
+    assert cli.exit_code == 0 and token not in cli.output
+    channel = db.session.scalar(select(Channel))
+    assert token not in json.dumps(channel.config) and token not in (channel.secrets or "")
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.object_type == "channel")).all()
+    assert token not in json.dumps([[e.before, e.after, e.details] for e in events])
+    assert events[1].details == {"write_only_changed": ["url"]}
+
+
+def test_a_webhook_without_a_url_is_a_400_naming_config_url(api: Any) -> None:
+    response = api.post("/api/channels/", json={**WEBHOOK, "config": {}})
+    assert response.status_code == 400 and "config.url" in response.json["fields"], response.json
+
+
+def test_a_webhook_saved_before_urls_were_sealed_is_shown_masked(api: Any) -> None:
+    channel_id = api.post("/api/channels/", json=WEBHOOK).json["id"]
+    db.session.execute(update(Channel).where(Channel.id == channel_id).values(
+        config={"url": "https://hooks.example.com/chime?token=OLD-token-7"}, secret_names=["secret"]))
+    db.session.commit()
+    shown = api.get(f"/api/channels/{channel_id}/")
+    assert shown.json["config"] == {"url": "https://hooks.example.com/…"}
+    assert shown.json["secrets"] == {"secret": "set", "url": "set"} and not leaks(shown, "OLD-token-7")
+
+
+# --------------------------------------------------------------------------- where an SMTP server may be
+
+
+MAIL = {"name": "m", "kind": "email", "config": {"host": "smtp.example.com", "port": 587, "from_address": "a@example.com",
+                                                 "to": ["ops@example.com"]}}
+
+
+@pytest.mark.parametrize("host, port", [("169.254.169.254", 80), ("10.0.0.5", 25), ("127.0.0.1", 25),
+                                        ("2130706433", 25)],
+                         ids=["cloud metadata", "private", "loopback", "loopback as a number"])
+def test_an_smtp_host_the_egress_rules_refuse_is_a_400(api: Any, host: str, port: int) -> None:
+    response = api.post("/api/channels/", json={**MAIL, "config": {**MAIL["config"], "host": host, "port": port}})
+    assert response.status_code == 400 and "refused" in response.json["fields"]["config.host"], response.json
+    assert db.session.scalar(select(Channel)) is None
+
+
+def test_a_login_over_no_security_is_refused_except_to_loopback_or_an_allowed_host(
+        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    login = {"security": "none", "username": "chime"}
+    secrets = {"password": "a-PASSWORD-sent-in-clear"}
+    refused = api.post("/api/channels/", json={**MAIL, "config": {**MAIL["config"], **login}, "secrets": secrets})
+    assert refused.status_code == 400 and "in clear" in refused.json["fields"]["config.security"], refused.json
+    without_login = api.post("/api/channels/", json={**MAIL, "config": {**MAIL["config"], "security": "none"}})
+    assert without_login.status_code == 201, without_login.json
+    monkeypatch.setenv("CHIME_EGRESS_ALLOW", "127.0.0.1/32,relay.internal.example")
+    for name, host in (("loopback", "127.0.0.1"), ("localhost", "localhost"), ("listed", "relay.internal.example")):
+        allowed = api.post("/api/channels/", json={**MAIL, "name": name, "config": {**MAIL["config"], **login,
+                                                                                   "host": host}, "secrets": secrets})
+        assert allowed.status_code == 201, (host, allowed.json)
+    channel_id = without_login.json["id"]
+    patched = api.patch(f"/api/channels/{channel_id}/", json={"config": {"username": "chime"}, "secrets": secrets})
+    assert patched.status_code == 400 and "config.security" in patched.json["fields"]

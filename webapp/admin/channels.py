@@ -1,7 +1,10 @@
 """Admin pages for alert channels: list and delivery log (viewers), a task's deliveries (viewers), a test
-send (operators), new / edit / delete (admins). Secret inputs are always empty: a blank one keeps the stored secret."""
+send (operators), new / edit / delete (admins). Secret inputs (and a webhook's URL, write-only too) are always empty: a blank one keeps
+the stored value. "Muted until" is a datetime-local input read as UTC."""
 from __future__ import annotations
 
+import re
+from datetime import timezone
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -22,6 +25,8 @@ DELIVERY_PAGE_SIZE = 50
 TASK_DELIVERY_PAGE_SIZE = 25  # deliveries per page of a task's alerts (each shows all its attempts)
 TEXT_FIELDS = ("url", "host", "port", "security", "username", "from_address", "timeout_seconds")
 SECRET_INPUTS = {"webhook": {"secret": "secret"}, "slack": {"slack_url": "url"}, "email": {"password": "password"}}
+LOCAL_MINUTE = "%Y-%m-%dT%H:%M"  # what a datetime-local input shows and sends (seconds optional)
+NAIVE_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
 
 
 @bp.get("/channels")
@@ -55,8 +60,8 @@ def channel_create() -> Any:
 def channel_detail(channel_id: int) -> Any:
     channel = channels.get_channel(channel_id)
     page = queries.paginate(channels.delivery_query(channel_id=channel.id), offset=0, limit=DELIVERY_PAGE_SIZE)
-    return render_template("channels/detail.html", channel=channel, secrets=channels.secrets_status(channel),
-                           deliveries=page.items, total=page.total)
+    return render_template("channels/detail.html", channel=channel, config=channels.shown(channel),
+                           secrets=channels.secrets_status(channel), deliveries=page.items, total=page.total)
 
 
 @bp.get("/tasks/<int:task_id>/deliveries")
@@ -118,39 +123,50 @@ def channel_delete(channel_id: int) -> Any:
 
 def render_form(channel: Channel | None, values: dict[str, Any], errors: dict[str, str]) -> str:
     secrets = channels.secrets_status(channel) if channel is not None else {}
+    config = channels.shown(channel) if channel is not None else {}
     return render_template("channels/form.html", channel=channel, values=values, errors=errors, kinds=KINDS,
-                           secrets=secrets)
+                           secrets=secrets, config=config)
 
 
 def values_of(channel: Channel) -> dict[str, Any]:
     config = dict(channel.config or {})
-    return {**{k: ("" if v is None else v) for k, v in config.items() if k != "to"}, "name": channel.name,
-            "kind": channel.kind, "enabled": channel.enabled, "to": "\n".join(config.get("to", [])),
-            "muted_until": channel.muted_until.strftime("%Y-%m-%dT%H:%M") if channel.muted_until else ""}
+    muted = channel.muted_until.astimezone(timezone.utc).strftime(LOCAL_MINUTE) if channel.muted_until else ""
+    return {**{k: ("" if v is None else v) for k, v in config.items() if k not in ("to", "url")},
+            "name": channel.name, "kind": channel.kind, "enabled": channel.enabled,
+            "to": "\n".join(config.get("to", [])), "muted_until": muted}
 
 
 def form_values(form: MultiDict[str, str]) -> dict[str, Any]:
-    """What the user typed, to show again (never the secrets)."""
-    values = {name: form.get(name, "") for name in ("name", "kind", "to", "muted_until", *TEXT_FIELDS)}
+    """What the user typed, to show again (never the secrets, nor a webhook's URL)."""
+    values = {name: form.get(name, "") for name in ("name", "kind", "to", "muted_until", *TEXT_FIELDS) if name != "url"}
     return {**values, "enabled": form.get("enabled") == "on"}
+
+
+def muted_until_utc(raw: str) -> str | None:
+    """The form's "Muted until (UTC)": a datetime-local value (no offset) is UTC; one with an offset stands."""
+    text = raw.strip()
+    if not text:
+        return None
+    return f"{text}+00:00" if NAIVE_INSTANT.fullmatch(text) else text
 
 
 def form_payload(form: MultiDict[str, str], kind: str, *, creating: bool) -> dict[str, Any]:
     """The form as the API's body: the kind's config, and the secrets typed in (a blank one: unchanged)."""
     config: dict[str, Any] = {}
-    if kind == "webhook":
-        config = {"url": form.get("url", "")}
+    if kind == "webhook":  # write-only: blank keeps the stored URL when editing
+        url = form.get("url", "").strip()
+        config = {"url": url} if url or creating else {}
     elif kind == "email":
         config = {name: form.get(name, "").strip() for name in ("host", "security", "from_address")}
         config["username"] = form.get("username", "").strip() or None
         config["to"] = [a.strip() for a in form.get("to", "").replace(",", "\n").splitlines() if a.strip()]
         for name in ("port", "timeout_seconds"):
             raw = form.get(name, "").strip()
-            config[name] = int(raw) if raw.isdigit() else (raw or None)
+            config[name] = int(raw) if raw.isascii() and raw.isdigit() else (raw or None)
         config = {k: v for k, v in config.items() if v is not None or not creating}
     secrets = {key: form.get(field, "") for field, key in SECRET_INPUTS.get(kind, {}).items()}
     payload: dict[str, Any] = {"name": form.get("name", ""), "enabled": form.get("enabled") == "on",
-                               "muted_until": form.get("muted_until", "").strip() or None, "config": config}
+                               "muted_until": muted_until_utc(form.get("muted_until", "")), "config": config}
     if creating:
         payload.update(kind=kind, secrets={k: v for k, v in secrets.items() if v})
     else:
