@@ -121,6 +121,7 @@ class Execution(db.Model):
         UniqueConstraint("task_id", "scheduled_for", "attempt", name="uq_executions_occurrence"),
         Index("ix_executions_task_id_id", "task_id", "id"),
         Index("ix_executions_status_created_at", "status", "created_at"),
+        Index("ix_executions_status_id", "status", "id"),  # the log by status, newest first
         {"sqlite_autoincrement": True},
     )
 
@@ -148,7 +149,10 @@ class Execution(db.Model):
 
 class Notification(db.Model):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_read_id", "read", "id"),)
+    __table_args__ = (
+        Index("ix_notifications_read_id", "read", "id"),
+        Index("ix_notifications_execution_id", "execution_id"),  # deleting an execution looks its notifications up
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"), index=True)
@@ -256,6 +260,7 @@ class Delivery(db.Model):
     __table_args__ = (
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_deliveries_channel_id_id", "channel_id", "id"),
+        Index("ix_deliveries_execution_id", "execution_id"),  # deleting an execution looks its deliveries up
         {"sqlite_autoincrement": True},
     )
 

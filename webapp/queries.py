@@ -6,12 +6,13 @@ Nothing here writes: every change goes through :mod:`chime.services`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, Select, collate, func, or_, select, text
+from sqlalchemy.orm import selectinload
 
 from chime.database import READ_ONLY_OPTION, UNICODE_LOWER_FUNCTION
 from chime.extensions import db
@@ -22,20 +23,34 @@ DEFAULT_PER_PAGE = 25
 MAX_SEARCH_LENGTH_CHARS = 200  # a longer search text is cut
 EXPORT_BATCH_ROWS = 1000  # rows an export reads per query (and holds at once)
 MAX_GRAPH_NODES = 1000  # tasks the dependency graph shows at most
+MAX_TASK_CHOICES = 500  # tasks the log's task filter lists at most (and the selected one)
 ICU_COLLATION = "und-x-icu"  # Postgres' Unicode root collation: lower() by Unicode's rules, whatever the locale
 HOURS_IN_CHART = 24
 CHART_OUTCOMES = (Status.SUCCESS, Status.FAILED, Status.RETRYING, Status.SKIPPED, Status.CANCELLED)
 
 
+COUNT_LIMIT_OPTION = "chime_count_limit"  # a query's execution option: count its rows up to this many
+IDS_FIRST_OPTION = "chime_ids_first"  # a query's execution option: page by this id column first (ids_first)
+LOG_COUNT_LIMIT = 10_000  # the log and the notifications count this many matching rows at most
+LOG_SEARCH_WINDOW_ROWS = 20_000  # a log search reads the newest this many rows of the other filters
+
+
 @dataclass
 class Page:
     """One page of a query's rows: `limit` rows from `offset`, of `total` (the API shows it as
-    count/next/previous, the admin as numbered pages)."""
+    count/next/previous, the admin as numbered pages).
+
+    `total` is exact unless the query was counted only up to a limit (COUNT_LIMIT_OPTION), more rows
+    matched and this is not the last page: then `total_exact` is False and `total` is a lower bound
+    (the limit, or the rows up to the end of this page and one more). `more` says whether rows follow.
+    """
 
     items: list[Any]
     total: int
     offset: int
     limit: int
+    total_exact: bool = True
+    more: bool | None = None
 
     @property
     def per_page(self) -> int:
@@ -55,6 +70,8 @@ class Page:
 
     @property
     def has_next(self) -> bool:
+        if self.more is not None:
+            return self.more
         return self.offset + self.limit < self.total
 
     @property
@@ -63,19 +80,63 @@ class Page:
 
     @property
     def last_index(self) -> int:
-        return min(self.offset + self.limit, self.total)
+        return self.offset + len(self.items) if not self.total_exact else min(self.offset + self.limit, self.total)
+
+
+def counted_up_to(query: Select, count_limit: int) -> Select:
+    """`query`, to be counted by `paginate` only up to `count_limit` rows (a count of ten million
+    rows reads ten million index entries; one that stops at 10,000 costs a page's time)."""
+    return query.execution_options(**{COUNT_LIMIT_OPTION: count_limit})
+
+
+def count_rows(query: Select) -> tuple[int, bool]:
+    """(rows of `query`, exact?): exact unless the query has a count limit and more rows match."""
+    count_limit = query.get_execution_options().get(COUNT_LIMIT_OPTION)
+    unordered = query.order_by(None)
+    if count_limit is None:
+        return db.session.scalar(select(func.count()).select_from(unordered.subquery())) or 0, True
+    id_column = query.get_execution_options().get(IDS_FIRST_OPTION)
+    if id_column is not None:  # only the ids: an index can answer without reading the rows
+        unordered = unordered.with_only_columns(id_column)
+    counted = db.session.scalar(select(func.count()).select_from(unordered.limit(count_limit + 1).subquery())) or 0
+    return (counted, True) if counted <= count_limit else (count_limit, False)
 
 
 def paginate(query: Select, *, offset: int, limit: int, past_end_shows_last: bool = False) -> Page:
     """Count `query`'s rows and run it for `limit` rows from `offset`: the one paginator.
 
-    With `past_end_shows_last` (the admin's numbered pages) an offset past the end shows the last page.
+    With `past_end_shows_last` (the admin's numbered pages) an offset past the end shows the last page
+    (when the count is exact). A query counted up to a limit (`counted_up_to`) reads one row more than
+    the page to know whether another page follows.
     """
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    if past_end_shows_last:
-        offset = min(offset, (math.ceil(total / limit) - 1) * limit if total else 0)
-    items = list(db.session.scalars(query.limit(limit).offset(offset)).all())
-    return Page(items=items, total=total, offset=offset, limit=limit)
+    total, exact = count_rows(query)
+    if exact:
+        if past_end_shows_last:
+            offset = min(offset, (math.ceil(total / limit) - 1) * limit if total else 0)
+        items = list(db.session.scalars(_rows(query, limit, offset)).all())
+        return Page(items=items, total=total, offset=offset, limit=limit)
+    rows = list(db.session.scalars(_rows(query, limit + 1, offset)).all())
+    more = len(rows) > limit
+    items = rows[:limit]
+    if items and not more:  # the last page: the rows before it and its own are all there are
+        return Page(items=items, total=offset + len(items), offset=offset, limit=limit, more=False)
+    total = max(total, offset + len(items) + (1 if more else 0))
+    return Page(items=items, total=total, offset=offset, limit=limit, total_exact=False, more=more)
+
+
+def ids_first(query: Select, id_column: Any) -> Select:
+    """`query`, whose pages `paginate` finds by `id_column` alone before it reads their rows: the ids
+    come from an index (the rows between two instants, by created_at) and are put in order there, so
+    only a page of rows is ever read from the table, not every row the filters match."""
+    return query.execution_options(**{IDS_FIRST_OPTION: id_column})
+
+
+def _rows(query: Select, limit: int, offset: int) -> Select:
+    id_column = query.get_execution_options().get(IDS_FIRST_OPTION)
+    if id_column is None:
+        return query.limit(limit).offset(offset)
+    page_ids = query.with_only_columns(id_column).limit(limit).offset(offset)
+    return query.where(id_column.in_(page_ids.scalar_subquery()))
 
 
 def numbered_page(query: Select, page: int, per_page: int = DEFAULT_PER_PAGE) -> Page:
@@ -120,7 +181,21 @@ def contains_text(search: str, *columns: Any) -> ColumnElement[bool]:
     """Any of `columns` contains `search` as literal text (% and _ are no wildcards), ignoring case
     by Unicode's rules; `search` is cut to MAX_SEARCH_LENGTH_CHARS first."""
     pattern = _like_pattern(search[:MAX_SEARCH_LENGTH_CHARS].lower())
+    if db.engine.dialect.name == "sqlite":
+        return or_(*(_sqlite_contains(column, pattern) for column in columns))
     return or_(*(unicode_lower(column).like(pattern, escape="\\") for column in columns))
+
+
+def _sqlite_contains(column: Any, pattern: str) -> ColumnElement[bool]:
+    """unicode_lower(column) LIKE pattern (a lower-case pattern), at the speed of SQLite's own LIKE.
+
+    SQLite's LIKE already ignores the case of ASCII letters, so on a value of printable ASCII alone it
+    answers exactly what the Unicode lower-casing would, and whatever it matches elsewhere the
+    lower-casing matches too; only a value with another character (GLOB '*[^ -~]*') needs the Python
+    function, which costs some microseconds a row where LIKE costs a fraction of one.
+    """
+    return or_(column.like(pattern, escape="\\"),
+               column.op("GLOB")("*[^ -~]*") & unicode_lower(column).like(pattern, escape="\\"))
 
 
 # --------------------------------------------------------------------------- tasks
@@ -141,7 +216,7 @@ TASKS_BY_NAME = (func.lower(Task.name), Task.id)  # the admin's order
 def task_query(filters: TaskFilters, order_by: Sequence[Any]) -> Select:
     """Tasks matching the list filters, in the caller's order: the one task search of the API and the
     admin. `search` is a case-insensitive literal substring of the task's name or its job's name."""
-    query = select(Task).order_by(*order_by)
+    query = select(Task).order_by(*order_by).options(selectinload(Task.parents))  # depends_on: one query a page
     if filters.search:
         pattern = _like_pattern(filters.search[:MAX_SEARCH_LENGTH_CHARS])
         query = query.where(Task.name.ilike(pattern, escape="\\") | Task.job.ilike(pattern, escape="\\"))
@@ -165,6 +240,20 @@ def task_choices(exclude_id: int | None = None) -> list[tuple[int, str]]:
     if exclude_id is not None:
         query = query.where(Task.id != exclude_id)
     return [(row.id, row.name) for row in db.session.execute(query).all()]
+
+
+def log_task_choices(selected_id: int | None, limit: int | None = None) -> tuple[list[tuple[int, str]], bool]:
+    """(id, name) of the first `limit` tasks by name for the log's task filter, and the selected task
+    wherever it sorts; True when tasks were left out (a select of 100,000 names is megabytes of page)."""
+    limit = limit or MAX_TASK_CHOICES
+    query = select(Task.id, Task.name).order_by(func.lower(Task.name), Task.id).limit(limit + 1)
+    choices = [(row.id, row.name) for row in db.session.execute(query).all()]
+    truncated = len(choices) > limit
+    choices = choices[:limit]
+    if selected_id is not None and all(task_id != selected_id for task_id, _ in choices):
+        choices += [(row.id, row.name) for row in db.session.execute(
+            select(Task.id, Task.name).where(Task.id == selected_id)).all()]
+    return choices, truncated
 
 
 @dataclass
@@ -204,8 +293,9 @@ def task_graph(include_isolated: bool = False, limit: int = MAX_GRAPH_NODES) -> 
 
 
 def task_execution_page(task_id: int, page: int = 1, per_page: int = 20) -> Page:
-    """The run history of one task, newest first."""
-    query = select(Execution).where(Execution.task_id == task_id).order_by(Execution.id.desc())
+    """The run history of one task, newest first (counted up to LOG_COUNT_LIMIT)."""
+    query = ids_first(counted_up_to(select(Execution).where(Execution.task_id == task_id)
+                                    .order_by(Execution.id.desc()), LOG_COUNT_LIMIT), Execution.id)
     return numbered_page(query, page, per_page)
 
 
@@ -228,8 +318,25 @@ def execution_page(filters: ExecutionFilters, page: int = 1, per_page: int = DEF
 
 
 def execution_query(filters: ExecutionFilters) -> Select:
-    """The execution-log query for the filters, newest first (the API, the admin and the export share it)."""
-    return select(Execution).where(*execution_conditions(filters)).order_by(Execution.id.desc())
+    """The execution-log list for the filters, newest first (the API and the admin share it), counted
+    up to LOG_COUNT_LIMIT rows. A search reads only the newest LOG_SEARCH_WINDOW_ROWS rows that match
+    the other filters (`search_window`): narrow those (task, status, since/until) to search further back.
+    """
+    conditions = execution_conditions(replace(filters, search=""))
+    if filters.search:
+        conditions += [search_window(conditions), contains_text(filters.search, Execution.message, Execution.task_name)]
+    query = select(Execution).where(*conditions).order_by(Execution.id.desc())
+    return ids_first(counted_up_to(query, LOG_COUNT_LIMIT), Execution.id)
+
+
+def search_window(conditions: list[ColumnElement[bool]], rows: int | None = None) -> ColumnElement[bool]:
+    """Only the newest `rows` executions that meet `conditions`: id at least the `rows`-th newest one's
+    (all of them when fewer match). Text search reads every row it is given (no index answers "contains"),
+    so this bounds its cost whatever the size of the log."""
+    rows = rows or LOG_SEARCH_WINDOW_ROWS
+    nth_newest = (select(Execution.id).where(*conditions).order_by(Execution.id.desc())
+                  .limit(1).offset(rows - 1).scalar_subquery())
+    return Execution.id >= func.coalesce(nth_newest, 0)
 
 
 def execution_conditions(filters: ExecutionFilters) -> list[ColumnElement[bool]]:
@@ -338,11 +445,16 @@ def unread_notifications() -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def notification_page(unread_only: bool = False, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+def notification_query(read: bool | None = None) -> Select:
+    """Notifications, newest first (only the read or unread ones when `read` says), counted up to LOG_COUNT_LIMIT."""
     query = select(Notification).order_by(Notification.id.desc())
-    if unread_only:
-        query = query.where(Notification.read.is_(False))
-    return numbered_page(query, page, per_page)
+    if read is not None:
+        query = query.where(Notification.read.is_(read))
+    return ids_first(counted_up_to(query, LOG_COUNT_LIMIT), Notification.id)
+
+
+def notification_page(unread_only: bool = False, page: int = 1, per_page: int = DEFAULT_PER_PAGE) -> Page:
+    return numbered_page(notification_query(False if unread_only else None), page, per_page)
 
 
 def task_names(task_ids: set[int]) -> dict[int, str]:

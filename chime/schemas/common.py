@@ -77,7 +77,11 @@ def page_of(item: type[BaseModel], name: str) -> type[Sent]:
     return create_model(
         name,
         __base__=Sent,
-        count=(int, Field(ge=0, description="Number of items matching the filters, over all pages")),
+        count=(int, Field(ge=0, description="Number of items matching the filters, over all pages; a lower bound "
+                                             "when count_exact is false")),
+        count_exact=(bool, Field(True, description="False when more items matched than the list counts (the execution "
+                                             "log and notifications stop counting at 10,000): count is then at "
+                                             "least that many, and next says whether another page follows")),
         next=(link, Field(description=PAGE_LINK.format("next", "last"))),
         previous=(link, Field(description=PAGE_LINK.format("previous", "first"))),
         results=(list[item], Field(max_length=MAX_PAGE_LIMIT)),  # type: ignore[valid-type]

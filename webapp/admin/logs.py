@@ -25,8 +25,9 @@ def log_list() -> Any:
     page = queries.execution_page(filters, page_arg(request.args))
     kept = {name: value for name, value in request.args.items() if name != "page"}
     export_urls = {name: url_for("admin.log_export", **kept, format=name) for name in EXPORT_FORMATS}
-    return render_template("logs/list.html", page=page, filters=filters, now=now,
-                           tasks=queries.task_choices(), ranges=RANGES, export_urls=export_urls)
+    tasks, more_tasks = queries.log_task_choices(filters.task_id)
+    return render_template("logs/list.html", page=page, filters=filters, now=now, tasks=tasks,
+                           more_tasks=more_tasks, ranges=RANGES, export_urls=export_urls)
 
 
 @bp.get("/logs/export")

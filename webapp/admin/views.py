@@ -14,7 +14,7 @@ from chime.enums import Role
 from webapp.admin.blueprint import bp
 from webapp.admin.helpers import build_chart
 from webapp.auth import allow, authenticate, login_user, logout_user, public
-from webapp.stats import collect_stats
+from webapp.stats import dashboard_stats
 from chime.timeutil import utcnow
 
 WRONG_CREDENTIALS = "Wrong user name or password."
@@ -75,7 +75,7 @@ def logout() -> Any:
 @allow(Role.VIEWER)
 def dashboard() -> Any:
     now = utcnow()
-    stats = collect_stats(now)
+    stats = dashboard_stats(now)
     return render_template(
         "dashboard.html", stats=stats, now=now, alerts=engine_alerts(stats),
         failures=queries.latest_failures(), chart=build_chart(queries.hourly_outcomes(now)),

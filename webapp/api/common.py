@@ -35,13 +35,15 @@ def query_args() -> QueryArgs:
 
 
 def paginate(query: Select, to_dict: Callable[[Any], dict]) -> dict[str, Any]:
-    """Run a query as the page the request's limit/offset ask for: {"count", "next", "previous", "results"}."""
+    """Run a query as the page the request's limit/offset ask for: {"count", "count_exact", "next", "previous",
+    "results"} (count_exact False: more than the query's count limit matched and count is a lower bound)."""
     args = query_args()
     limit = args.integer("limit", DEFAULT_PAGE_LIMIT, 1, MAX_PAGE_LIMIT)
     offset = args.integer("offset", 0, 0, MAX_OFFSET)
     page = queries.paginate(query, offset=offset, limit=limit)
     return {
         "count": page.total,
+        "count_exact": page.total_exact,
         "next": _page_url(limit, offset + limit) if page.has_next else None,
         "previous": _page_url(limit, max(offset - limit, 0)) if page.has_prev else None,
         "results": [to_dict(row) for row in page.items],

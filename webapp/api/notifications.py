@@ -4,14 +4,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import jsonify
-from sqlalchemy import select
 
 from chime import services
 from chime.enums import Role
+from webapp import queries
 from webapp.api.blueprint import bp
 from webapp.auth import allow
 from webapp.api.common import paginate, query_args
-from chime.models import Notification
 from chime.schemas.notification import NotificationRead, ReadAllResult
 from chime.unit_of_work import unit_of_work
 
@@ -19,10 +18,8 @@ from chime.unit_of_work import unit_of_work
 @bp.get("/notifications/")
 @allow(Role.VIEWER)
 def list_notifications() -> Any:
-    query = select(Notification).order_by(Notification.id.desc())
     unread = query_args().boolean("unread")
-    if unread is not None:
-        query = query.where(Notification.read.is_(not unread))
+    query = queries.notification_query(None if unread is None else not unread)
     return jsonify(paginate(query, NotificationRead.dump))
 
 

@@ -1,0 +1,154 @@
+"""The log's shapes for ten million rows (issue 14), at a size a test can hold: the count stops at a
+limit and says so, paging still reaches every row once, a search reads a bounded window of the newest
+rows, and SQLite's fast search answers what the Unicode lower-casing answers. SQLite and Postgres."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chime.extensions import db
+from chime.models import Task
+from tests.api.test_log_search_and_export import add_run, add_task, found
+from webapp import queries
+
+
+@pytest.fixture
+def nightly() -> Task:
+    return add_task("Nightly backup")
+
+
+@pytest.fixture
+def count_limit_of_5(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "LOG_COUNT_LIMIT", 5)
+
+
+def every_page(api: Any, path: str) -> list[dict[str, Any]]:
+    bodies = []
+    while path:
+        response = api.get(path)
+        assert response.status_code == 200, response.get_json()
+        bodies.append(response.get_json())
+        path = bodies[-1]["next"]
+    return bodies
+
+
+def test_a_log_of_fewer_rows_than_the_limit_is_counted_exactly(api: Any, nightly: Task, count_limit_of_5: None) -> None:
+    for _ in range(5):
+        add_run(nightly)
+
+    body = api.get("/api/logs/").get_json()
+
+    assert (body["count"], body["count_exact"], body["next"]) == (5, True, None)
+
+
+def test_past_the_limit_the_count_is_a_lower_bound_and_says_so_until_the_last_page(api: Any, nightly: Task, count_limit_of_5: None) -> None:
+    for _ in range(8):
+        add_run(nightly)
+
+    first = api.get("/api/logs/?limit=3").get_json()
+    last = api.get("/api/logs/?limit=3&offset=6").get_json()
+
+    assert (first["count"], first["count_exact"], len(first["results"])) == (5, False, 3)
+    assert first["next"] is not None
+    assert (last["count"], last["count_exact"], len(last["results"]), last["next"]) == (8, True, 2, None)
+
+
+def test_following_next_past_the_limit_reaches_every_run_once(api: Any, nightly: Task, count_limit_of_5: None) -> None:
+    runs = [add_run(nightly) for _ in range(12)]
+
+    pages = every_page(api, "/api/logs/?limit=4")
+
+    assert [row["id"] for body in pages for row in body["results"]] == sorted(runs, reverse=True)
+
+
+def test_runs_added_while_paging_push_older_ones_on_and_none_is_lost(
+        api: Any, nightly: Task, count_limit_of_5: None) -> None:
+    runs = [add_run(nightly) for _ in range(9)]
+    first = api.get("/api/logs/?limit=3").get_json()
+    add_run(nightly)
+    add_run(nightly)
+
+    rest = every_page(api, first["next"])
+
+    seen = [row["id"] for row in first["results"]] + [row["id"] for body in rest for row in body["results"]]
+    assert set(runs) <= set(seen)
+
+
+def test_notifications_are_counted_up_to_the_limit_too(api: Any, nightly: Task, count_limit_of_5: None) -> None:
+    from chime.models import Notification
+
+    for index in range(7):
+        db.session.add(Notification(task_id=nightly.id, level="ERROR", title=f"failed {index}", message=""))
+    db.session.commit()
+
+    body = api.get("/api/notifications/?limit=2").get_json()
+    unread = api.get("/api/notifications/?unread=true&limit=10").get_json()
+
+    assert (body["count"], body["count_exact"]) == (5, False)
+    assert (unread["count"], unread["count_exact"], len(unread["results"])) == (7, True, 7)
+
+
+def test_the_task_list_is_counted_exactly(api: Any, count_limit_of_5: None) -> None:
+    for index in range(7):
+        add_task(f"task {index}")
+
+    body = api.get("/api/tasks/?limit=2").get_json()
+
+    assert (body["count"], body["count_exact"]) == (7, True)
+
+
+# --------------------------------------------------------------------------- the search window
+
+
+def test_a_search_reads_the_newest_runs_of_the_window(api: Any, nightly: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "LOG_SEARCH_WINDOW_ROWS", 3)
+    old_match = add_run(nightly, "disk full")
+    add_run(nightly, "ok")
+    new_match = add_run(nightly, "disk full")
+    add_run(nightly, "ok")
+
+    assert found(api, "disk") == [new_match]
+    assert old_match not in found(api, "disk")
+
+
+def test_the_other_filters_choose_the_window_a_search_reads(
+        api: Any, nightly: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "LOG_SEARCH_WINDOW_ROWS", 2)
+    other = add_task("Other")
+    old_failure = add_run(nightly, "disk full", status="FAILED")
+    for _ in range(4):
+        add_run(other, "disk full", status="SUCCESS")
+
+    assert found(api, "disk", status="FAILED") == [old_failure]
+    assert found(api, "disk", task_id=nightly.id) == [old_failure]
+    assert old_failure not in found(api, "disk")
+
+
+def test_the_export_searches_the_whole_log(api: Any, nightly: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "LOG_SEARCH_WINDOW_ROWS", 1)
+    old_match = add_run(nightly, "disk full")
+    add_run(nightly, "ok")
+
+    response = api.get("/api/logs/export/", query_string={"search": "disk", "format": "JSON"})
+
+    assert [row["id"] for row in response.get_json()] == [old_match]
+
+
+# --------------------------------------------------------------------------- what a search matches
+
+MESSAGES = ("plain ascii text", "KELVIN \u212a degrees", "\u0130stanbul office", "Straße", "ΟΔΟΣ closed",
+            "tab\tseparated", "ÉCOLE", "école", "new\nline", "Ǆemal", "ﬁle system", "résumé")
+SEARCHES = ("k", "kelvin k", "i̇stanbul", "istanbul", "strasse", "straße", "οδος", "οδοσ", "tab\tsep", "école",
+            "ecole", "line", "ǆ", "ǅemal", "file", "ﬁle", "RÉSUMÉ", "sum")
+
+
+def test_a_search_matches_what_python_lower_casing_matches(api: Any) -> None:
+    task = add_task("Q")
+    ids = {add_run(task, message): message for message in MESSAGES}
+
+    for search in SEARCHES:
+        expected = sorted((i for i, message in ids.items()
+                           if search.lower() in message.lower() or search.lower() in task.name.lower()),
+                          reverse=True)
+        assert found(api, search) == expected, search
