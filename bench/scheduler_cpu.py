@@ -7,7 +7,7 @@ time) and marks it finished, as a worker would. CPU = utime + stime of the sched
 /proc/<pid>/stat over a steady window of W seconds that starts `--warmup` seconds after the first fire.
 
 Variants, interleaved in every repeat, each on its own redis-server and database:
-  chime           `python -m scheduler` of this tree
+  chime           `python -m scheduler` of this tree (or of --after-root)
   chime-before    the same command run from another tree (--before-root, e.g. a `git archive` export of the
                   commit before the change), on the same data
   rq-scheduler    the reference: `rqscheduler --interval 1` moving the same due times (not recurring jobs:
@@ -77,6 +77,8 @@ def chime_run(args: argparse.Namespace, variant: str, root: Path, tasks: int, pr
         profile_summary = finish_profiler(profiler) if profiler else None
         seen = recorder.stop()
         env.procs.stop("scheduler")
+        if args.keep_logs:
+            shutil.copy(env.tmp / "scheduler.log", Path(args.keep_logs) / f"{variant}-{time.time():.0f}.log")
         due = {o.job_id: o.scheduled_for.timestamp() for o in occurrences
                if o is not None and window_start <= o.scheduled_for.timestamp() < window_end}
         lag = [seen[j] - s for j, s in due.items() if j in seen]
@@ -85,6 +87,7 @@ def chime_run(args: argparse.Namespace, variant: str, root: Path, tasks: int, pr
                   "not_dispatched": len(due) - len(lag), "dispatch_lag_ms": common.summary_ms(lag),
                   "cpu_seconds": round(cpu, 2), "window_seconds": args.window,
                   "cpu_percent_of_core": round(100 * cpu / args.window, 1),
+                  "worst_seconds": worst_seconds(due, seen, window_start),
                   # Redis calls in the window (the recorder's BLPOP/LPOP/HSET/ZREM included), and per fire
                   "redis_calls_in_window": calls,
                   "scheduler_calls_per_fire": {c: round(calls.get(c, 0) / len(due), 2) for c in SCHEDULER_COMMANDS
@@ -114,7 +117,7 @@ def rq_scheduler_run(args: argparse.Namespace, tasks: int) -> dict[str, Any]:
         intended = {job_id: t0 + i * step for i, job_id in enumerate(job_ids)}
         common.rescore(env.redis, intended)
         recorder = common.Recorder(env.redis_server.url, mark_finished=False).start()
-        proc = env.procs.start("rqscheduler", f"rqscheduler --url {env.redis_server.url} --interval 1")
+        proc = start_in(env, "rqscheduler", f"rqscheduler --url {env.redis_server.url} --interval 1", common.ROOT)
         window_start = t0 + args.warmup
         window_end = window_start + args.window
         common.sleep_until(window_start)
@@ -131,6 +134,16 @@ def rq_scheduler_run(args: argparse.Namespace, tasks: int) -> dict[str, Any]:
                 "not_dispatched": len(due) - len(lag), "dispatch_lag_ms": common.summary_ms(lag),
                 "cpu_seconds": round(cpu, 2), "window_seconds": args.window,
                 "cpu_percent_of_core": round(100 * cpu / args.window, 1)}
+
+
+def worst_seconds(due: dict[str, float], seen: dict[str, float], start: float, top: int = 5) -> list[list[float]]:
+    """The seconds of the window (after its start) whose fires were latest: [second, max lag ms, fires]."""
+    by_second: dict[int, list[float]] = {}
+    for job_id, at in due.items():
+        if job_id in seen:
+            by_second.setdefault(int(at - start), []).append(seen[job_id] - at)
+    worst = sorted(by_second.items(), key=lambda item: max(item[1]), reverse=True)[:top]
+    return [[second, round(1000 * max(lags), 1), len(lags)] for second, lags in worst]
 
 
 def start_profiler(pid: int, seconds: float, variant: str) -> tuple[subprocess.Popen, Path] | None:
@@ -190,15 +203,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--before-root", default=None, help="a tree of the code before the change (git archive)")
     parser.add_argument("--before-label", default="before")
+    parser.add_argument("--after-root", default=None,
+                        help="the tree of the `chime` variant (default: this one; an export keeps others' edits out)")
+    parser.add_argument("--after-label", default="after")
     parser.add_argument("--variants", nargs="+", default=["chime", "chime-before", "rq-scheduler", "idle",
                                                           "idle-before"])
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds in the first repeat (0: none)")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run this process (its recorder) and all it starts at this niceness increment, e.g. -10 "
+                             "(root): on a shared machine, other load then does not starve them")
+    parser.add_argument("--keep-logs", default=None, help="copy each scheduler's log into this directory")
     parser.add_argument("--database-url", default=None, help="default: a temp SQLite file")
     parser.add_argument("--output", default="scheduler_cpu")
     args = parser.parse_args()
+    if args.nice:  # inherited by every process the run starts: redis-server, the schedulers
+        os.nice(args.nice)
     started_version = common.code_version()
     variants = [v for v in args.variants if args.before_root or not v.endswith("-before")]
-    roots = {"": common.ROOT, "-before": Path(args.before_root).resolve() if args.before_root else None}
+    roots = {"": Path(args.after_root).resolve() if args.after_root else common.ROOT, "-before": Path(args.before_root).resolve() if args.before_root else None}
 
     runs: list[dict[str, Any]] = []
     for repeat in range(args.repeat):
@@ -238,7 +260,7 @@ def main() -> None:
                          s["lag_p99_ms_median"], s["lag_p99_ms_runs"], s["not_dispatched"]] for s in summary])
     common.write_results(args.output, {
         "command": "bench/scheduler_cpu.py " + " ".join(sys.argv[1:]),
-        "parameters": vars(args), "before_label": args.before_label, "runs": runs, "summary": summary,
+        "parameters": vars(args), "before_label": args.before_label, "after_label": args.after_label, "runs": runs, "summary": summary,
     }, started_version)
 
 

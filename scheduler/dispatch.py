@@ -4,6 +4,8 @@ It keeps rq-scheduler's layout (due RQ jobs in its sorted set, as RQ job hashes;
 so RQ's and rq-scheduler's tools read the schedule, but it is its own loop, not rq-scheduler's:
 - it wakes for the earliest due occurrence (or when a task changes) instead of every 60 s;
 - the move of a due occurrence and the scheduling of the task's next one are one Lua script;
+- the pass that reads the database also plans the plain occurrences due in the next LOOKAHEAD_SECONDS, each then
+  moved at its due instant by one script that re-checks in Redis that nothing changed (follow_plan);
 - the next fire time comes from the task in the database (croniter, in the task's time zone),
   computed from the scheduled time, never from "now", with misfires decided by a pure policy;
 - it pushes Chime's own periodic jobs (reconcile, retention) once per slot (scheduler.periodic).
