@@ -16,6 +16,10 @@ Three steps, each its own command:
   run      build if needed, then measure BASE (a detached git worktree) and this tree, interleaved
            for --rounds rounds, and write bench/results/api_scale_<db>.json.
 
+The prune at the end deletes the oldest rows of the kept data (--prune-rows-before and --prune-rows): a
+second run measures fewer rows. Delete the SQLite file (or DROP SCHEMA the Postgres one) to rebuild the
+full 10M, or pass --prune-rows 0 to keep them.
+
   .venv/bin/python bench/api_scale.py run --db sqlite --keep /tmp/chime-api-scale.sqlite3 --base HEAD
   .venv/bin/python bench/api_scale.py run --db postgres --pg-schema chime_api_scale --base HEAD
 
