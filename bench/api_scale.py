@@ -561,7 +561,7 @@ def main() -> None:
             p.add_argument("--prune-rows-before", type=int, default=None,
                            help="rows the base prunes (default --prune-rows; smaller when the base is slow)")
             p.add_argument("--budget-seconds", type=float, default=60,
-                           help="time per endpoint: fewer requests (at least 3) when they take longer")
+                           help="time per endpoint: fewer requests (at least 1) when they take longer")
             p.add_argument("--only", nargs="*", help="only endpoints whose name contains one of these")
     m = sub.add_parser("measure")
     m.add_argument("--url", required=True)
