@@ -32,8 +32,8 @@ from rq.utils import utcformat, utcparse
 from chime import redis_scripts as scripts
 from chime.enums import Trigger
 from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
-                              PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY, WAKEUP_KEY,
-                              canceled_registry_key, ended_registry_keys, inflight_key, job_key, queue_key,
+                              PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY,
+                              SCHEDULER_LOCK_KEY, WAKEUP_KEY, canceled_registry_key, ended_registry_keys, inflight_key, job_key, queue_key,
                               started_registry_key)
 
 ALIVE_TTL_SECONDS = 10
@@ -306,13 +306,16 @@ def forget_pending(connection: Redis, seen: Sequence[tuple[int, str]]) -> None:
         pipe.execute()
 
 
-def move_due(connection: Redis, moves: Sequence[Move], now: datetime) -> tuple[set[str], list[str]]:
+def move_due(connection: Redis, moves: Sequence[Move], now: datetime,
+             lock: tuple[str, str] | None = None) -> tuple[set[str], list[str]]:
     """Apply moves atomically; return the due ids that were still scheduled (and so moved), and the
-    next ids whose job hash could not be copied from their due job (the caller must save them)."""
+    next ids whose job hash could not be copied from their due job (the caller must save them).
+    With `lock` (key, owner token), nothing moves unless that lock still holds the token."""
     if not moves:
         return set(), []
-    keys: list[str] = [SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY]
-    args: list[object] = [utcformat(now)]
+    lock_key, owner = lock or (SCHEDULER_LOCK_KEY, "")
+    keys: list[str] = [lock_key, SCHEDULED_KEY, PENDING_KEY, QUEUES_SET_KEY]
+    args: list[object] = [owner, utcformat(now)]
     for move in moves:
         keys += move_keys(move)
         args += [move.due_id, move.push_id, move.queue, move.task_id, move.next_id, move.next_score,

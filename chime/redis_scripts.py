@@ -65,19 +65,22 @@ return {1, dropped}
 """
 
 # Move due occurrences onto their queues and put each task's next one in place, atomically.
-# KEYS: scheduled set, pending index, queues set, then per move: the due job's hash; the next job's hash
-#       if it has a next id; and if it pushes, the queue, the task's in-flight set and (if it pushes
-#       another id than the due one) the pushed job's hash. (move_keys in chime.occurrence.)
-# ARGV: now_text, then per move 7 values: due_id, push_id, queue, task_id, next_id, next_score,
-#       next_description.
+# KEYS: the scheduler lock, scheduled set, pending index, queues set, then per move: the due job's hash; the
+#       next job's hash if it has a next id; and if it pushes, the queue, the task's in-flight set and (if it
+#       pushes another id than the due one) the pushed job's hash. (move_keys in chime.occurrence.)
+# ARGV: the lock owner's token ('' = unguarded), now_text, then per move 7 values: due_id, push_id, queue,
+#       task_id, next_id, next_score, next_description.
+# Nothing moves unless the lock still holds that token: a scheduler that stalled past its lock's life
+# (a GC or VM pause) and lost it to a standby moves nothing, even what it planned or read before.
 # The next occurrence's job hash is a copy of the due one (same payload: the occurrence is in the id)
 # with its own created_at and description; next ids whose due hash was missing are returned so the
 # caller writes their hash in full.
 MOVE_DUE_LUA = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {{}, {}} end
 local moved, unsaved = {}, {}
-local now_text = ARGV[1]
-local k = 4
-for i = 2, #ARGV, 7 do
+local now_text = ARGV[2]
+local k = 5
+for i = 3, #ARGV, 7 do
   local due, push, queue, task, nxt, score, description =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6]
   local due_job = KEYS[k]
@@ -87,22 +90,22 @@ for i = 2, #ARGV, 7 do
   if push ~= '' then queue_list = KEYS[k + 1]; inflight = KEYS[k + 2]; k = k + 2 end
   if push ~= '' and push ~= due then k = k + 1; push_job = KEYS[k] end
   k = k + 1
-  if redis.call('ZREM', KEYS[1], due) == 1 then
-    if redis.call('HGET', KEYS[2], task) == due then
+  if redis.call('ZREM', KEYS[2], due) == 1 then
+    if redis.call('HGET', KEYS[3], task) == due then
       if nxt ~= '' then
         if redis.call('COPY', due_job, next_job, 'REPLACE') == 1 then
           redis.call('HSET', next_job, 'created_at', now_text, 'description', description, 'status', 'scheduled')
         else
           unsaved[#unsaved + 1] = nxt
         end
-        redis.call('ZADD', KEYS[1], score, nxt)
-        redis.call('HSET', KEYS[2], task, nxt)
+        redis.call('ZADD', KEYS[2], score, nxt)
+        redis.call('HSET', KEYS[3], task, nxt)
       else
-        redis.call('HDEL', KEYS[2], task)
+        redis.call('HDEL', KEYS[3], task)
       end
     end
     if push ~= '' then
-      redis.call('SADD', KEYS[3], queue_list)
+      redis.call('SADD', KEYS[4], queue_list)
       redis.call('HSET', push_job, 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
       redis.call('RPUSH', queue_list, push)
       redis.call('ZADD', inflight, redis.call('TIME')[1], push)
@@ -125,16 +128,18 @@ return {moved, unsaved}
 # and still the task's pending one, its job hash still has the task version the plan was made from, and
 # (overlap SKIP) nothing of the task is in flight. Returns {moved, unsaved, changed (0/1), stale,
 # the earliest scheduled {id, score} after the moves (empty if none)}.
-# KEYS: scheduled set, pending index, queues set, wake-up list, then per move: the due job's hash, the
-#       next job's hash if it has a next id, its queue and the task's in-flight set.
-# ARGV: now_text, then per move 8 values: due_id, queue, task_id, next_id, next_score, next_description,
-#       task version, '1' if the task's overlap is SKIP.
+# KEYS: the scheduler lock, scheduled set, pending index, queues set, wake-up list, then per move: the due
+#       job's hash, the next job's hash if it has a next id, its queue and the task's in-flight set.
+# ARGV: the lock owner's token ('' = unguarded), now_text, then per move 8 values: due_id, queue, task_id,
+#       next_id, next_score, next_description, task version, '1' if the task's overlap is SKIP.
+# A lock that no longer holds the token counts as a change (nothing moves; the caller replans).
 MOVE_PLANNED_LUA = """
-if redis.call('EXISTS', KEYS[4]) == 1 then return {{}, {}, 1, {}, {}} end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {{}, {}, 1, {}, {}} end
+if redis.call('EXISTS', KEYS[5]) == 1 then return {{}, {}, 1, {}, {}} end
 local moved, unsaved, stale = {}, {}, {}
-local now_text = ARGV[1]
-local k = 5
-for i = 2, #ARGV, 8 do
+local now_text = ARGV[2]
+local k = 6
+for i = 3, #ARGV, 8 do
   local due, queue, task, nxt, score, description, version, solo =
     ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5], ARGV[i+6], ARGV[i+7]
   local due_job = KEYS[k]
@@ -143,31 +148,31 @@ for i = 2, #ARGV, 8 do
   local queue_list = KEYS[k + 1]
   local inflight = KEYS[k + 2]
   k = k + 3
-  if not redis.call('ZSCORE', KEYS[1], due) or redis.call('HGET', KEYS[2], task) ~= due
+  if not redis.call('ZSCORE', KEYS[2], due) or redis.call('HGET', KEYS[3], task) ~= due
       or redis.call('HGET', due_job, 'chime_version') ~= version
       or (solo == '1' and redis.call('ZCARD', inflight) > 0) then
     stale[#stale + 1] = due
   else
-    redis.call('ZREM', KEYS[1], due)
+    redis.call('ZREM', KEYS[2], due)
     if nxt ~= '' then
       if redis.call('COPY', due_job, next_job, 'REPLACE') == 1 then
         redis.call('HSET', next_job, 'created_at', now_text, 'description', description, 'status', 'scheduled')
       else
         unsaved[#unsaved + 1] = nxt
       end
-      redis.call('ZADD', KEYS[1], score, nxt)
-      redis.call('HSET', KEYS[2], task, nxt)
+      redis.call('ZADD', KEYS[2], score, nxt)
+      redis.call('HSET', KEYS[3], task, nxt)
     else
-      redis.call('HDEL', KEYS[2], task)
+      redis.call('HDEL', KEYS[3], task)
     end
-    redis.call('SADD', KEYS[3], queue_list)
+    redis.call('SADD', KEYS[4], queue_list)
     redis.call('HSET', due_job, 'status', 'queued', 'enqueued_at', now_text, 'origin', queue)
     redis.call('RPUSH', queue_list, due)
     redis.call('ZADD', inflight, redis.call('TIME')[1], due)
     moved[#moved + 1] = due
   end
 end
-return {moved, unsaved, 0, stale, redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')}
+return {moved, unsaved, 0, stale, redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')}
 """
 
 # Write and push one job onto its queue now (run now, recovery) and mark it in flight -- unless that

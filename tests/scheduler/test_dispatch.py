@@ -109,7 +109,7 @@ def test_a_skip_recorded_by_a_scheduler_that_died_before_its_move_is_not_counted
     services.run_task_now(db.session.get(Task, task_id))  # in flight: the first occurrence is an overlap
     db.session.rollback()
 
-    def die(*args: Any) -> Any:
+    def die(*args: Any, **kwargs: Any) -> Any:
         raise SystemExit("killed between the skip's commit and the move")
 
     monkeypatch.setattr(occ, "move_due", die)
