@@ -33,8 +33,8 @@ from chime import redis_scripts as scripts
 from chime.enums import Trigger
 from chime.redis_keys import (ALIVE_KEY, INFLIGHT_KEY, JOB_KEY, LEGACY_PERIODIC_JOB_IDS,  # noqa: F401
                               PENDING_KEY, PERIODIC_KEY, QUEUE_KEY, QUEUES_SET_KEY, SCHEDULED_KEY,
-                              SCHEDULER_LOCK_KEY, WAKEUP_KEY, canceled_registry_key, ended_registry_keys, inflight_key, job_key, queue_key,
-                              started_registry_key)
+                              SCHEDULER_LOCK_KEY, WAKEUP_KEY, canceled_registry_key, ended_registry_keys,
+                              inflight_key, job_key, queue_key, started_registry_key)
 
 ALIVE_TTL_SECONDS = 10
 ALIVE_BEAT_SECONDS = 2
