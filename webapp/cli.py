@@ -6,8 +6,10 @@ import getpass
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,12 +21,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from webapp.auth import ensure_first_admin
 from chime import users
 from chime.audit import Actor, acting_as
-from chime.enums import Role, Source
+from chime.enums import DeliveryStatus, Role, Source
 from chime.errors import ChimeError
 from chime.extensions import db
 from chime.unit_of_work import unit_of_work
 from chime.models import ScheduleType, Task, User
 from chime.schemas.task import task_to_dict
+from chime.validation import MAX_ID
 
 
 def register_commands(app: Flask) -> None:
@@ -301,6 +304,24 @@ def tasks_resume_command(task_id: int) -> None:
     click.echo(f"Task {task.id} {task.name!r} resumed; next run: {next_run}")
 
 
+@tasks_group.command("mute", short_help="Mute a task's alerts until a given time (or --clear the mute).")
+@click.argument("task_id", metavar="ID", type=int)
+@click.option("--until", "until", default=None, metavar="ISO",
+              help="Send none of its alerts until then: ISO 8601 with a UTC offset, e.g. 2030-01-31T09:00:00+01:00.")
+@click.option("--clear", is_flag=True, help="End the mute now.")
+def tasks_mute_command(task_id: int, until: str | None, clear: bool) -> None:
+    """Mute task ID's alerts until --until, or unmute them (--clear): as PUT /api/tasks/ID/alerts-mute/."""
+    from chime import alert_rules
+
+    require_one_of(until, clear)
+    task = load_task(task_id)
+    with chime_errors(), unit_of_work():
+        alert_rules.mute_task(task, {"until": None if clear else until})
+    muted = task.alerts_muted_until.isoformat() if task.alerts_muted_until else None
+    click.echo(f"Task {task.id} {task.name!r}: alerts muted until {muted}" if muted else
+               f"Task {task.id} {task.name!r}: alerts not muted")
+
+
 # -- jobs -------------------------------------------------------------------------------------
 
 def parameters_text(spec: Any) -> str:
@@ -498,17 +519,19 @@ def users_set_password_command(username: str, password: str | None) -> None:
 
 # -- alert channels -----------------------------------------------------------------------------
 
-channels_group = AppGroup("channels", help="List alert channels and send a test alert.")
+channels_group = AppGroup("channels", help="Create, list, mute, test and delete alert channels.")
 CHANNEL_COLUMNS = ("ID", "NAME", "KIND", "ENABLED", "SECRETS", "MUTED UNTIL")
 
 
-@channels_group.command("list", short_help="List alert channels (secrets only as set / not set).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/channels/ shows each).")
-def channels_list_command(as_json: bool) -> None:
+def channel_rows(channel_list: list[Any]) -> list[dict[str, Any]]:
+    """The channels as GET /api/channels/ shows each: secrets only as set / not set, a webhook URL masked."""
     from chime import channels
     from chime.schemas.channel import ChannelRead
 
-    rows = [ChannelRead.dump(channels.channel_view(channel)) for channel in channels.list_channels()]
+    return [ChannelRead.dump(channels.channel_view(channel)) for channel in channel_list]
+
+
+def echo_channels(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
@@ -518,22 +541,119 @@ def channels_list_command(as_json: bool) -> None:
         for row in rows]))
 
 
+def json_option(value: str | None, option: str) -> Any:
+    """The JSON of an option, given inline, as @path (a file) or @- (standard input, keeping secrets out of the
+    shell's history). A parse error names the option and the position, never the text (it may hold a secret)."""
+    if value is None:
+        return None
+    text = value
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise click.BadParameter(f"cannot read {path!r} ({error.strerror})", param_hint=option) from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        where = f"line {error.lineno} column {error.colno}" if isinstance(error, json.JSONDecodeError) else "?"
+        raise click.BadParameter(f"is not valid JSON (at {where})", param_hint=option) from None
+
+
+def load_channel(channel_id: int) -> Any:
+    from chime import channels
+
+    if not 1 <= channel_id <= MAX_ID:
+        raise click.ClickException(f"No channel with id {channel_id} was found")
+    with chime_errors():
+        return channels.get_channel(channel_id)
+
+
+@channels_group.command("list", short_help="List alert channels (secrets only as set / not set).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/channels/ shows each).")
+def channels_list_command(as_json: bool) -> None:
+    from chime import channels
+
+    echo_channels(channel_rows(channels.list_channels()), as_json)
+
+
+@channels_group.command("create", short_help="Create an alert channel (the body POST /api/channels/ takes).")
+@click.option("--name", required=True, help="Unique; how rules and the admin name it.")
+@click.option("--kind", required=True, type=click.Choice(["webhook", "email", "slack"]), help="The channel's kind.")
+@click.option("--config", "config_json", metavar="JSON|@FILE", default=None,
+              help='The kind\'s settings as a JSON object, inline, @file or @- (stdin). webhook: {"url": ...} '
+                   '(kept sealed, shown as scheme://host/…); email: {"host", "port", "security", "username", '
+                   '"from_address", "to", "timeout_seconds"}; slack: {}.')
+@click.option("--secrets", "secrets_json", metavar="JSON|@FILE", default=None,
+              help='The kind\'s secrets as a JSON object (write-only, stored encrypted, never printed): '
+                   'webhook {"secret"}, email {"password"}, slack {"url"}. Prefer @file or @- to keep them out '
+                   "of the shell's history.")
+@click.option("--disabled", is_flag=True, help="Create it disabled (it is sent nothing).")
+@click.option("--json", "as_json", is_flag=True, help="Print the channel as JSON (as the API shows it).")
+def channels_create_command(name: str, kind: str, config_json: str | None, secrets_json: str | None,
+                            disabled: bool, as_json: bool) -> None:
+    """Create a channel, validated exactly as the API validates it; print it as `channels list` shows it."""
+    from chime import channels
+
+    body: dict[str, Any] = {"name": name, "kind": kind, "enabled": not disabled}
+    for key, value in (("config", json_option(config_json, "--config")),
+                       ("secrets", json_option(secrets_json, "--secrets"))):
+        if value is not None:
+            body[key] = value
+    with chime_errors(), unit_of_work():
+        channel = channels.create_channel(body)
+    echo_channels(channel_rows([channel]), as_json)
+
+
+@channels_group.command("delete", short_help="Delete an alert channel (its deliveries stay).")
+@click.argument("channel_id", metavar="ID", type=int)
+def channels_delete_command(channel_id: int) -> None:
+    """Delete channel ID; its deliveries stay, with its name, for the record."""
+    from chime import channels
+
+    channel = load_channel(channel_id)
+    name = channel.name
+    with chime_errors(), unit_of_work():
+        channels.delete_channel(channel)
+    click.echo(f"Deleted channel {channel_id} {name!r}")
+
+
+@channels_group.command("mute", short_help="Mute a channel until a given time (or --clear the mute).")
+@click.argument("channel_id", metavar="ID", type=int)
+@click.option("--until", "until", default=None, metavar="ISO",
+              help="Send it nothing until then: ISO 8601 with a UTC offset, e.g. 2030-01-31T09:00:00+01:00.")
+@click.option("--clear", is_flag=True, help="End the mute now.")
+def channels_mute_command(channel_id: int, until: str | None, clear: bool) -> None:
+    """Mute channel ID until --until, or unmute it (--clear): as PATCH /api/channels/ID/ {"muted_until": ...}."""
+    from chime import channels
+
+    require_one_of(until, clear)
+    channel = load_channel(channel_id)
+    with chime_errors(), unit_of_work():
+        channel = channels.update_channel(channel, {"muted_until": None if clear else until})
+    echo_channels(channel_rows([channel]), False)
+
+
+def require_one_of(until: str | None, clear: bool) -> None:
+    if (until is None) == (not clear):
+        raise click.UsageError("Give either --until ISO or --clear (one of them)")
+
+
 @channels_group.command("test", short_help="Queue a test alert to a channel; print its delivery id.")
 @click.argument("channel_id", type=int)
 def channels_test_command(channel_id: int) -> None:
     from chime import channels
-    from chime.validation import MAX_ID
 
-    if not 1 <= channel_id <= MAX_ID:
-        raise click.ClickException(f"No channel with id {channel_id} was found")
+    channel = load_channel(channel_id)
     with chime_errors(), unit_of_work():
-        delivery = channels.send_test(channels.get_channel(channel_id))
+        delivery = channels.send_test(channel)
     click.echo(f"Queued test delivery {delivery.delivery_id} on the alerts queue (the alerts worker sends it)")
 
 
 # -- alert rules and maintenance ----------------------------------------------------------------
 
-alerts_group = AppGroup("alerts", help="List alert rules; turn maintenance (every alert muted) on or off.")
+alerts_group = AppGroup("alerts", help="Create, list and delete alert rules; list deliveries; turn maintenance "
+                                         "(every alert muted) on or off.")
 RULE_COLUMNS = ("ID", "TASK", "EVENTS", "CHANNELS", "ENABLED", "WINDOW S", "REPEAT H", "OVERRUN S")
 
 
@@ -541,9 +661,19 @@ RULE_COLUMNS = ("ID", "TASK", "EVENTS", "CHANNELS", "ENABLED", "WINDOW S", "REPE
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/rules/ shows each).")
 def alerts_rules_command(as_json: bool) -> None:
     from chime import alert_rules
+
+    echo_rules(rule_rows(db.session.scalars(alert_rules.rule_query())), as_json)
+
+
+def rule_rows(rules: Any) -> list[dict[str, Any]]:
+    """The rules as GET /api/rules/ shows each."""
+    from chime import alert_rules
     from chime.schemas.rule import RuleRead
 
-    rows = [RuleRead.dump(alert_rules.rule_view(rule)) for rule in db.session.scalars(alert_rules.rule_query())]
+    return [RuleRead.dump(alert_rules.rule_view(rule)) for rule in rules]
+
+
+def echo_rules(rows: list[dict[str, Any]], as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
@@ -552,6 +682,107 @@ def alerts_rules_command(as_json: bool) -> None:
          ",".join(str(c) for c in row["channel_ids"]), "yes" if row["enabled"] else "no",
          str(row["group_window_seconds"]), str(row["repeat_every_hours"] or "-"),
          str(row["overrun_after_seconds"] or "-")] for row in rows]))
+
+
+def id_list(text: str) -> list[Any]:
+    """"1,2" as [1, 2]; an item that is not a whole number is passed on as written, for the schema to name."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    return [int(item) if item.lstrip("-").isdigit() else item for item in items]
+
+
+@alerts_group.command("rule-create", short_help="Create an alert rule (the body POST /api/rules/ takes).")
+@click.option("--task", "task_id", type=int, default=None, help="The task the rule is for.")
+@click.option("--default", "default", is_flag=True, help="A default rule: every task without its own, and the "
+                                                          "engine's events.")
+@click.option("--events", required=True, metavar="EVENT,...",
+              help="Which events it sends, e.g. failed,recovered,missed,scheduler_down.")
+@click.option("--channels", "channel_ids", required=True, metavar="ID,...", help="Where it sends them (channel ids).")
+@click.option("--failing-threshold", type=int, default=None, help="`failing`: after this many failed runs in a row "
+                                                                  "(default 3).")
+@click.option("--repeat-every-hours", type=float, default=None,
+              help="While a task stays failing, send again this often (default: once per failing streak).")
+@click.option("--group-window-seconds", type=int, default=None,
+              help="Group repeats of one task and event within this window (default 600; 0: no grouping).")
+@click.option("--overrun-after-seconds", type=int, default=None,
+              help="`overrun`: a run is overrunning after this long (default: CHIME_OVERRUN_AFTER_SECONDS, "
+                   "else the task's timeout).")
+@click.option("--disabled", is_flag=True, help="Create it disabled.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rule as JSON (as the API shows it).")
+def alerts_rule_create_command(task_id: int | None, default: bool, events: str, channel_ids: str,
+                               failing_threshold: int | None, repeat_every_hours: float | None,
+                               group_window_seconds: int | None, overrun_after_seconds: int | None,
+                               disabled: bool, as_json: bool) -> None:
+    """Create a rule for --task ID or a --default one, validated exactly as the API validates it."""
+    from chime import alert_rules
+
+    if (task_id is None) == (not default):
+        raise click.UsageError("Give either --task ID or --default (one of them)")
+    body: dict[str, Any] = {"task_id": task_id, "events": [e.strip() for e in events.split(",") if e.strip()],
+                            "channel_ids": id_list(channel_ids), "enabled": not disabled}
+    optional = {"failing_threshold": failing_threshold, "repeat_every_hours": repeat_every_hours,
+                "group_window_seconds": group_window_seconds, "overrun_after_seconds": overrun_after_seconds}
+    body.update({name: value for name, value in optional.items() if value is not None})
+    with chime_errors(), unit_of_work():
+        rule = alert_rules.create_rule(body)
+    echo_rules(rule_rows([rule]), as_json)
+
+
+@alerts_group.command("rule-delete", short_help="Delete an alert rule.")
+@click.argument("rule_id", metavar="ID", type=int)
+def alerts_rule_delete_command(rule_id: int) -> None:
+    """Delete rule ID."""
+    from chime import alert_rules
+
+    if not 1 <= rule_id <= MAX_ID:
+        raise click.ClickException(f"No rule with id {rule_id} was found")
+    with chime_errors(), unit_of_work():
+        rule = alert_rules.get_rule(rule_id)
+        name = alert_rules.rule_view(rule)["task_name"]
+        alert_rules.delete_rule(rule)
+    click.echo(f"Deleted rule {rule_id} ({'of ' + repr(name) if name else 'default'})")
+
+
+DELIVERY_COLUMNS = ("DELIVERY", "STATUS", "CHANNEL", "EVENT", "TASK", "ATTEMPT", "AT", "OUTCOME", "CODE",
+                    "REPLY / ERROR")
+DELIVERY_STATUSES = click.Choice([status.value for status in DeliveryStatus])
+
+
+@alerts_group.command("deliveries", short_help="List alert deliveries and their attempts, newest first.")
+@click.option("--task", "task_id", type=click.IntRange(1, MAX_ID), default=None, help="Only this task's.")
+@click.option("--channel", "channel_id", type=click.IntRange(1, MAX_ID), default=None, help="Only this channel's.")
+@click.option("--status", type=DELIVERY_STATUSES, default=None, help="Only deliveries in this state.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/deliveries/ shows each).")
+def alerts_deliveries_command(task_id: int | None, channel_id: int | None, status: str | None, limit: int,
+                              as_json: bool) -> None:
+    """List deliveries (one row per attempt; a delivery not yet tried has one row) as /api/deliveries/ reads them:
+    time, channel, event, outcome, the HTTP status or SMTP reply code and text, the error (never a secret)."""
+    from chime import channels
+    from chime.models import Delivery
+    from chime.schemas.channel import DeliveryRead
+
+    query = channels.delivery_query(channel_id=channel_id, task_id=task_id)
+    if status is not None:
+        query = query.where(Delivery.status == DeliveryStatus(status))
+    rows = [DeliveryRead.dump(delivery) for delivery in db.session.scalars(query.limit(limit))]
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No deliveries.")
+    else:
+        click.echo(render_table(DELIVERY_COLUMNS, [line for row in rows for line in delivery_lines(row)]))
+
+
+def delivery_lines(row: dict[str, Any]) -> list[list[str]]:
+    """One table row per attempt of a delivery (as DeliveryRead shows it); one row when it has none yet."""
+    task = "-" if row["task_id"] is None else str(row["task_id"])
+    head = [row["delivery_id"], row["status"], table_cell(row["channel_name"], 30), row["event"], task]
+    if not row["attempt_log"]:
+        return [[*head, "-", row["created_at"], "not tried", "-", table_cell(row["error"] or "-", 60)]]
+    return [[*head, str(a["attempt"]), a["attempted_at"], "ok" if a["ok"] else "failed",
+             "-" if a["response_status"] is None else str(a["response_status"]),
+             table_cell(" / ".join(text for text in (a["reply"], a["error"]) if text) or "-", 60)]
+            for a in row["attempt_log"]]
 
 
 @alerts_group.command("maintenance", short_help="Show, or turn on/off, maintenance (every alert muted).")
