@@ -191,14 +191,20 @@ def add_delivery(channel_id: int, task_id: int | None, status: DeliveryStatus,
     return delivery.delivery_id
 
 
+def make_mail_channel(app: Any) -> int:
+    config = {"host": "smtp.example.com", "from_address": "chime@example.com", "to": ["ops@example.com"]}
+    ok(app, "channels", "create", "--name", "mail", "--kind", "email", "--config", json.dumps(config))
+    return db.session.scalar(select(Channel.id).where(Channel.name == "mail"))
+
+
 @pytest.fixture
 def deliveries(app: Any) -> dict[str, Any]:
-    hook, mail, task_id = make_channel(app, "hook"), make_channel(app, "mail"), make_task()
+    hook, mail, task_id = make_channel(app, "hook"), make_mail_channel(app), make_task()
+    retried = [{"status": 503, "error": "HTTP 503 from the receiver"}, {"ok": True, "status": 200}]
+    refused = [{"status": 535, "reply": "5.7.8 Authentication failed", "error": "login refused"}]
     return {"hook": hook, "mail": mail, "task": task_id,
-            "retried": add_delivery(hook, task_id, DeliveryStatus.DELIVERED,
-                                    [{"status": 503, "error": "HTTP 503 from the receiver"}, {"ok": True, "status": 200}]),
-            "refused": add_delivery(mail, None, DeliveryStatus.FAILED,
-                                    [{"status": 535, "reply": "5.7.8 Authentication failed", "error": "login refused"}]),
+            "retried": add_delivery(hook, task_id, DeliveryStatus.DELIVERED, retried),
+            "refused": add_delivery(mail, None, DeliveryStatus.FAILED, refused),
             "waiting": add_delivery(mail, task_id, DeliveryStatus.PENDING, [])}
 
 
