@@ -99,6 +99,18 @@ def update_rule(rule: AlertRule, payload: Any) -> AlertRule:
     return rule
 
 
+def forget_channel(channel_id: int) -> None:
+    """Take a channel being deleted out of every rule that names it (each change audited), so no rule keeps
+    an id that a later channel could be given, and a rule's unchanged ids still pass its own check."""
+    for rule in db.session.scalars(select(AlertRule).order_by(AlertRule.id)):
+        if channel_id in rule.channel_ids:
+            before = list(rule.channel_ids)
+            rule.channel_ids = [kept for kept in before if kept != channel_id]
+            audit.record("update", "rule", rule.id, _name(rule), before={"channel_ids": before},
+                         after={"channel_ids": list(rule.channel_ids)}, details={"channel_deleted": channel_id})
+    db.session.flush()
+
+
 def delete_rule(rule: AlertRule) -> None:
     audit.record("delete", "rule", rule.id, _name(rule), before=_audit_fields(rule))
     db.session.delete(rule)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Select, select
 
-from chime import alerts, audit, channel_secrets, senders
+from chime import alert_rules, alerts, audit, channel_secrets, senders
 from chime.enums import ChannelKind
 from chime.errors import ConflictError, NotFoundError, ValidationError
 from chime.extensions import db
@@ -192,8 +192,10 @@ def _name_is_free(name: str) -> None:
 
 
 def delete_channel(channel: Channel) -> None:
-    """Delete a channel; its deliveries stay (with its name) for the record."""
+    """Delete a channel; its deliveries stay (with its name) for the record, and the rules that named it
+    forget it (chime.alert_rules.forget_channel)."""
     audit.record("delete", "channel", channel.id, channel.name, before=audit_fields(channel))
+    alert_rules.forget_channel(channel.id)
     db.session.delete(channel)
     db.session.flush()
 

@@ -148,3 +148,16 @@ def test_a_channel_id_no_database_can_hold_is_a_400_on_create_and_change_and_not
         patched = api.patch(f"/api/rules/{rule['id']}/", json={"channel_ids": [bad]})
         assert patched.status_code == 400 and "channel_ids.0" in patched.get_json()["fields"], bad
     assert [r["channel_ids"] for r in api.get("/api/rules/").get_json()["results"]] == [[hook]]
+
+
+def test_deleting_a_channel_takes_it_out_of_every_rule_and_audits_each_change(api: Any) -> None:
+    kept, deleted = channel_id("kept"), channel_id("deleted")
+    rule = api.post("/api/rules/", json={"events": ["failed"], "channel_ids": [kept, deleted]}).get_json()
+    only_deleted = api.post("/api/rules/", json={"events": ["recovered"], "channel_ids": [deleted]}).get_json()
+
+    assert api.delete(f"/api/channels/{deleted}/").status_code == 204
+
+    assert api.get(f"/api/rules/{rule['id']}/").get_json()["channel_ids"] == [kept]
+    assert api.get(f"/api/rules/{only_deleted['id']}/").get_json()["channel_ids"] == []
+    assert api.patch(f"/api/rules/{rule['id']}/", json={"channel_ids": [kept]}).status_code == 200
+    assert audit_actions("rule") == ["create", "create", "update", "update"]  # the PATCH changed nothing
