@@ -21,14 +21,10 @@ AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 _postgres_schema_ready: set[str] = set()
 
 
-SERIAL_MARKERS = ("engine", "browser")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run process-heavy tests (real workers, schedulers, browsers) one at a time on one xdist worker."""
-    for item in items:
-        if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
-            item.add_marker(pytest.mark.xdist_group("serial"))
+# Process-heavy tests (marked `engine` or `browser`: real workers, schedulers, browsers) are spread over the
+# xdist workers like any other (`-n 2`: at most two tests at once, one per worker). Each starts its own
+# redis-server, processes and ports, so two such tests share nothing but the CPU; their waits are generous
+# enough for that and none asserts a timing.
 
 
 @pytest.fixture(scope="session")
