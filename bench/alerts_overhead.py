@@ -181,6 +181,22 @@ def one_round(args: argparse.Namespace, database: str, mix: str, rules: str, rec
 
 
 # -- in-process A/B: the executor's own cost, alternating in blocks ---------------------------------------
+def task_with_rule(mix: str, now: Any) -> int:
+    """Create the one task the in-process variants run (`noop`, or `fail` for the failing mixes) and its rule
+    of every task event to a webhook channel; return the rule's id."""
+    from chime import alert_rules, channels
+    from chime.unit_of_work import unit_of_work
+
+    job = "noop" if mix == "success" else "fail"
+    common.bulk_create_tasks([{"name": "bench-alerts", "job": job, "args": {"message": "bench"} if job == "fail" else {},
+                               "schedule_type": "INTERVAL", "interval_seconds": 86400,
+                               "start_at": now + timedelta(days=1), "overlap": "ALLOW"}], now)
+    with unit_of_work():
+        channel = channels.create_channel({"name": "bench-hook", "kind": "webhook",
+                                           "config": {"url": "http://127.0.0.1:9/hook"}, "secrets": {"secret": "s" * 32}})
+        return alert_rules.create_rule({"task_id": 1, "events": TASK_EVENTS, "channel_ids": [channel.id]}).id
+
+
 def inprocess(args: argparse.Namespace, database: str, mix: str) -> dict[str, Any]:
     """Runs of one task executed in THIS process by the Procfile's worker class (burst, as the in-process
     engine tests run it), in blocks of --block runs that alternate `none` (the task's rule disabled: the
@@ -193,24 +209,15 @@ def inprocess(args: argparse.Namespace, database: str, mix: str) -> dict[str, An
 
     import scheduler.executor as executor
     import scheduler.worker as worker_module
-    from chime import alert_rules, channels
     from chime import occurrence as occ
     from chime.extensions import db
     from chime.models import AlertOutbox, AlertRule, Task
-    from chime.unit_of_work import unit_of_work
 
     key = Fernet.generate_key().decode()
     os.environ.update(CHIME_SECRETS_KEY=key, CHIME_EGRESS_ALLOW="127.0.0.1/32")
     with common.Env(None if database == "sqlite" else database) as env:
         now = common.utcnow()
-        job = "noop" if mix == "success" else "fail"
-        common.bulk_create_tasks([{"name": "bench-alerts", "job": job, "args": {"message": "bench"} if job == "fail" else {},
-                                   "schedule_type": "INTERVAL", "interval_seconds": 86400,
-                                   "start_at": now + timedelta(days=1), "overlap": "ALLOW"}], now)
-        with unit_of_work():
-            channel = channels.create_channel({"name": "bench-hook", "kind": "webhook",
-                                               "config": {"url": "http://127.0.0.1:9/hook"}, "secrets": {"secret": "s" * 32}})
-            rule_id = alert_rules.create_rule({"task_id": 1, "events": TASK_EVENTS, "channel_ids": [channel.id]}).id
+        rule_id = task_with_rule(mix, now)
         worker_module._app = env.app
         spent = {"cpu": 0.0, "wall": 0.0, "sql": 0}
         original = executor.execute
@@ -279,24 +286,15 @@ def interleaved(args: argparse.Namespace, database: str, mix: str) -> dict[str, 
 
     import scheduler.executor as executor
     import scheduler.worker as worker_module
-    from chime import alert_rules, channels
     from chime.extensions import db
     from chime.models import AlertOutbox, AlertRule
-    from chime.unit_of_work import unit_of_work
 
     key = Fernet.generate_key().decode()
     os.environ.update(CHIME_SECRETS_KEY=key, CHIME_EGRESS_ALLOW="127.0.0.1/32")
     cpu: dict[str, list[float]] = {"none": [], "task": []}
     with common.Env(None if database == "sqlite" else database) as env:
         now = common.utcnow()
-        job = "noop" if mix == "success" else "fail"
-        common.bulk_create_tasks([{"name": "bench-alerts", "job": job, "args": {"message": "bench"} if job == "fail" else {},
-                                   "schedule_type": "INTERVAL", "interval_seconds": 86400,
-                                   "start_at": now + timedelta(days=1), "overlap": "ALLOW"}], now)
-        with unit_of_work():
-            channel = channels.create_channel({"name": "bench-hook", "kind": "webhook",
-                                               "config": {"url": "http://127.0.0.1:9/hook"}, "secrets": {"secret": "s" * 32}})
-            rule_id = alert_rules.create_rule({"task_id": 1, "events": TASK_EVENTS, "channel_ids": [channel.id]}).id
+        rule_id = task_with_rule(mix, now)
         worker_module._app = env.app
         logging_level = logging.getLogger().level
         logging.getLogger().setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from chime import services
 from chime.extensions import db
-from chime.models import Execution, Notification, Task
+from chime.models import Delivery, Execution, Notification, Task
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
 
@@ -33,6 +33,17 @@ def executions(task_id: int) -> list[Execution]:
 
 def with_status(task_id: int, status: str) -> list[Execution]:
     return [e for e in executions(task_id) if e.status == status]
+
+
+def deliveries() -> list[Delivery]:
+    """The alert delivery rows now, detached, in a short read: the transaction ends at once (SQLite's
+    BEGIN IMMEDIATE would otherwise hold the write lock the workers need)."""
+    db.session.expire_all()
+    rows = list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
+    for row in rows:
+        db.session.expunge(row)
+    db.session.rollback()
+    return rows
 
 
 def notifications(task_id: int) -> list[Notification]:

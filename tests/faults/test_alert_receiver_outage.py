@@ -24,13 +24,12 @@ from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
 
 from chime import channels
 from chime.extensions import db
-from chime.models import AlertRule, Delivery
+from chime.models import AlertRule
 from chime.unit_of_work import unit_of_work
-from tests.engine.helpers import create, in_seconds
+from tests.engine.helpers import create, deliveries, in_seconds
 from tests.engine_fixtures import Engine, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600),
@@ -114,16 +113,6 @@ def receiver() -> Iterator[Receiver]:
     yield server
     opener.cancel()
     server.close()
-
-
-def deliveries() -> list[Delivery]:
-    """The delivery rows now, detached, in a short read (SQLite's write lock stays with the workers)."""
-    db.session.expire_all()
-    rows = list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
-    for row in rows:
-        db.session.expunge(row)
-    db.session.rollback()
-    return rows
 
 
 def refusal_kind(status: int | None, error: str | None) -> str:

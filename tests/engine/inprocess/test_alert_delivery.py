@@ -32,11 +32,12 @@ from sqlalchemy import select
 import chime.senders
 from chime import alerts, channels
 from chime.extensions import db
-from chime.models import Delivery, Execution, Notification, Task
+from chime.models import Execution, Notification, Task
 from chime.redis_keys import ALERTS_QUEUE
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
 from scheduler.alerts import AlertsWorker
+from tests.engine.helpers import deliveries
 from tests.engine_fixtures import wait_for
 
 SECRET = "whsec-TEST-signing-value-42"
@@ -134,17 +135,6 @@ def alert(channel: Any, event: str = "failed", **extra: Any) -> Queued:
         assert delivery is not None
         queued = Queued(delivery.id, delivery.delivery_id, channel.id)
     return queued
-
-
-def deliveries() -> list[Delivery]:
-    """The delivery rows as they are now, detached: the read's transaction ends (SQLite's BEGIN IMMEDIATE
-    would otherwise hold the write lock the worker needs)."""
-    db.session.expire_all()
-    rows = list(db.session.scalars(select(Delivery).order_by(Delivery.id)))
-    for row in rows:
-        db.session.expunge(row)
-    db.session.rollback()
-    return rows
 
 
 def test_a_webhook_arrives_signed_with_the_documented_headers(deliver: Callable[[], None]) -> None:

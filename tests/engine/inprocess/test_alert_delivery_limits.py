@@ -23,8 +23,9 @@ from chime.redis_keys import ALERTS_QUEUE
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
 from scheduler.alerts import sweep_forever
-from tests.engine.inprocess.test_alert_delivery import (SECRET, Receiver, alert, deliver, deliveries,  # noqa: F401
-                                                        make_channel, webhook)
+from tests.engine.helpers import deliveries
+from tests.engine.inprocess.test_alert_delivery import (SECRET, Receiver, alert, deliver, make_channel,  # noqa: F401
+                                                        webhook)
 from tests.engine_fixtures import wait_for
 
 BANNER = b"SSH-2.0-OpenSSH_9.6 internal-build-host.corp.example"
