@@ -22,9 +22,10 @@ _postgres_schema_ready: set[str] = set()
 
 
 # Process-heavy tests (marked `engine` or `browser`: real workers, schedulers, browsers) are spread over the
-# xdist workers like any other (`-n 2`: at most two tests at once, one per worker). Each starts its own
-# redis-server, processes and ports, so two such tests share nothing but the CPU; their waits are generous
-# enough for that and none asserts a timing.
+# xdist workers like any other (pytest.ini: `-n 4`, four tests at once even on 2 cores: these tests mostly wait
+# for their processes, and the machine sat idle with two). Each starts its own redis-server, processes and
+# ports, so two such tests share nothing but the CPU; their waits are generous enough for that and none
+# asserts a timing.
 
 
 @pytest.fixture(scope="session")
