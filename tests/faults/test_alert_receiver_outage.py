@@ -23,13 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
-from chime import channels
-from chime.extensions import db
-from chime.models import AlertRule
-from chime.unit_of_work import unit_of_work
 from tests.engine.helpers import create, deliveries, in_seconds
+from tests.faults.alerting import default_rule_to_webhook
 from tests.engine_fixtures import Engine, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600),
@@ -123,18 +119,9 @@ def refusal_kind(status: int | None, error: str | None) -> str:
 
 def test_a_receiver_refusing_for_a_minute_gets_every_alert_exactly_once_afterwards(
         engine: Engine, engine_app: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    secrets_key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CHIME_EGRESS_ALLOW", "127.0.0.1/32")
-    engine_app.config["SECRETS_KEY"] = secrets_key
-    with unit_of_work():
-        channel = channels.create_channel({"name": "ops", "kind": "webhook", "config": {"url": receiver.url},
-                                           "secrets": {"secret": SECRET}})
-        db.session.flush()
-        db.session.add(AlertRule(task_id=None, events=list(EVENTS_PER_TASK), channel_ids=[channel.id],
-                                 group_window_seconds=0))
-    db.session.rollback()
-    engine.env.update(CHIME_SECRETS_KEY=secrets_key, CHIME_EGRESS_ALLOW="127.0.0.1/32",
-                      CHIME_ALERT_RETRY_FIRST_SECONDS="5", CHIME_ALERT_SWEEP_INTERVAL_SECONDS="1")
+    default_rule_to_webhook(engine, engine_app, monkeypatch, receiver.url, SECRET, EVENTS_PER_TASK,
+                            group_window_seconds=0)
+    engine.env.update(CHIME_ALERT_RETRY_FIRST_SECONDS="5", CHIME_ALERT_SWEEP_INTERVAL_SECONDS="1")
     engine.start("worker")
     engine.start("alerts")
     engine.start("scheduler")

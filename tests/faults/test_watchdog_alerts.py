@@ -17,14 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
-from chime import channels
-from chime.extensions import db
-from chime.models import AlertRule
-from chime.unit_of_work import unit_of_work
 from tests.engine.helpers import create
 from tests.engine_fixtures import Engine, wait_for
+from tests.faults.alerting import default_rule_to_webhook
 
 pytestmark = pytest.mark.engine
 
@@ -72,17 +68,9 @@ def receiver() -> Iterator[Receiver]:
 
 def test_missed_and_scheduler_down_arrive_while_the_scheduler_is_dead(
         engine: Engine, engine_app: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    secrets_key = Fernet.generate_key().decode()
-    monkeypatch.setenv("CHIME_EGRESS_ALLOW", "127.0.0.1/32")
-    engine_app.config["SECRETS_KEY"] = secrets_key
-    with unit_of_work():
-        channel = channels.create_channel({"name": "ops", "kind": "webhook", "config": {"url": receiver.url},
-                                           "secrets": {"secret": SECRET}})
-        db.session.flush()
-        db.session.add(AlertRule(task_id=None, events=["missed", "scheduler_down", "scheduler_up"], channel_ids=[channel.id]))
-    db.session.rollback()
-    engine.env.update(CHIME_SECRETS_KEY=secrets_key, CHIME_EGRESS_ALLOW="127.0.0.1/32",
-                      CHIME_WATCHDOG_INTERVAL_SECONDS="1", CHIME_ALERT_SWEEP_INTERVAL_SECONDS="1")
+    default_rule_to_webhook(engine, engine_app, monkeypatch, receiver.url, SECRET,
+                            ["missed", "scheduler_down", "scheduler_up"])
+    engine.env.update(CHIME_WATCHDOG_INTERVAL_SECONDS="1", CHIME_ALERT_SWEEP_INTERVAL_SECONDS="1")
     connection = engine_app.extensions["redis"]
     engine.start("worker")
     engine.start("alerts")
