@@ -56,8 +56,10 @@ def _begin_immediate(connection: Any) -> None:
 
 
 def begin_read_only() -> None:
-    """Start the session's next transaction as a read-only one (no write lock on SQLite)."""
-    db.session.connection(execution_options={READ_ONLY_OPTION: True})
+    """Start the session's next transaction as a read-only one (no write lock on SQLite); inside a
+    transaction already open (a caller's, e.g. a test's), the reads simply join it."""
+    if not db.session().in_transaction():
+        db.session.connection(execution_options={READ_ONLY_OPTION: True})
 
 
 SCHEDULER_LOCK_WAIT = "2s"

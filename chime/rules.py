@@ -6,10 +6,10 @@ uses only its own rules; every other task, and the engine's events, use the defa
 The hot path stays cheap (a transactional outbox): the executor's record transaction adds at most one
 small AlertOutbox row (:func:`note_run`), and only for a run that can raise an event (a failure, a retry,
 a skip, or a success after failures) while a rule could match. Anything else calls :func:`emit` inside its
-own unit of work. The alerts worker (scheduler.alerts) calls :func:`drain` every beat: it takes outbox rows
-in batches, evaluates the rules (:func:`decide`, pure), applies noise control and calls
-chime.alerts.enqueue_delivery -- in one transaction that also deletes the rows, so nothing accepted is lost
-and nothing is sent twice.
+own unit of work. The alerts worker (scheduler.alerts) calls :func:`drain` every beat: it reads a batch of outbox
+rows and all that deciding them needs without a write lock, then, in one short transaction, deletes the rows,
+applies the rules (:func:`decide`, pure) with noise control and calls chime.alerts.enqueue_delivery -- so
+nothing accepted is lost, nothing is sent twice, and the executor's writes seldom wait for it.
 
 Noise control, per rule, task and event (AlertState):
 - grouping: an event within `group_window_seconds` of the last one sent is counted; when the window ends
@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, exists, insert, literal, or_, select
 
+from chime.database import begin_read_only
 from chime.enums import Status
 from chime.errors import ValidationError
 from chime.extensions import db
@@ -196,17 +197,33 @@ def maintenance_value() -> dict[str, Any]:
     return dict(row.value) if row is not None else {}
 
 
-def muted(task: Task | None, channel: Any, at: datetime, in_maintenance: bool) -> bool:
-    """Whether an event of `task` that happened at `at` is held back: maintenance then, or a mute of the task
-    or the channel that lasts past it."""
-    if in_maintenance:
-        return True
-    if task is not None and task.alerts_muted_until is not None and task.alerts_muted_until > at:
-        return True
-    return channel is not None and channel.muted_until is not None and channel.muted_until > at
-
-
 # --------------------------------------------------------------------------- the alerts worker's drain
+#
+# A batch is drained in two steps, so the write transaction stays short (on SQLite it holds the one write
+# lock every worker's claim and record wait for):
+#   1. read_plan, a read-only transaction (no write lock on SQLite): the outbox rows, their tasks, runs and
+#      rules, failure streaks, the payloads, and which windows' summaries are due -- every read a row needs;
+#   2. one write transaction: claim the rows (a row another drain took is dropped), read the rules' states
+#      in one statement, decide each event (pure) and write only what changed -- a quiet decision (a task
+#      that stays failing) writes nothing.
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """The columns of a rule the drain uses, read before its write transaction."""
+
+    id: int
+    enabled: bool
+    events: tuple[str, ...]
+    channel_ids: tuple[int, ...]
+    failing_threshold: int
+    group_window_seconds: float
+    repeat_every_hours: float | None
+
+    @classmethod
+    def of(cls, rule: AlertRule) -> RuleView:
+        return cls(rule.id, bool(rule.enabled), tuple(rule.events or ()), tuple(int(c) for c in rule.channel_ids or ()),
+                   rule.failing_threshold, rule.group_window_seconds, rule.repeat_every_hours)
 
 
 @dataclass
@@ -221,9 +238,39 @@ class Item:
     occurred_at: datetime
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One event of one rule that one outbox row raises, with all its decision needs but the rule's state."""
+
+    outbox_id: int
+    rule: RuleView
+    event: str
+    continuing: bool
+    task_id: int | None
+    task_muted_until: datetime | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+    @property
+    def state_key(self) -> str:
+        return state_key(self.rule.id, self.task_id, self.event)
+
+
+@dataclass
+class Plan:
+    """What the read step found: the outbox rows (`full`: the batch was full, more may wait), their candidates,
+    the maintenance switch, and the states whose window's summary is due."""
+
+    outbox_ids: list[int]
+    candidates: list[Candidate]
+    switch: dict[str, Any]
+    summary_state_ids: list[int]
+    full: bool
+
+
 def drain(now: datetime | None = None, batch: int = DRAIN_BATCH, rounds: int = 20) -> int:
     """Evaluate the outbox, `batch` rows per transaction, up to `rounds` transactions, and send due
-    summaries; return how many deliveries were made."""
+    summaries; return how many deliveries were made. Call it outside a unit of work: it runs its own."""
     made = 0
     for _ in range(rounds):
         done, more = drain_batch(now or utcnow(), batch)
@@ -234,72 +281,154 @@ def drain(now: datetime | None = None, batch: int = DRAIN_BATCH, rounds: int = 2
 
 
 def drain_batch(now: datetime, batch: int) -> tuple[int, bool]:
-    """One transaction of the drain: (deliveries made, whether the outbox may hold more)."""
+    """One batch of the drain: (deliveries made, whether the outbox may hold more)."""
+    plan = read_plan(now, batch)
+    if not plan.outbox_ids and not plan.summary_state_ids:
+        return 0, False  # nothing to write: no write transaction at all
+    return write_plan(plan, now), plan.full
+
+
+def write_plan(plan: Plan, now: datetime) -> int:
+    """Step 2, one write transaction: claim the plan's rows, decide their candidates, send due summaries;
+    return how many deliveries were made."""
     made = 0
     with unit_of_work():
-        query = select(AlertOutbox).order_by(AlertOutbox.id).limit(batch)
-        if db.engine.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = db.session.scalars(query).all()
-        switch = maintenance_value()
-        for row in rows:
-            # the delete claims the row: a second worker's delete finds nothing and leaves it alone
-            if db.session.execute(delete(AlertOutbox).where(AlertOutbox.id == row.id)).rowcount:
-                item = read_item(row)
-                made += evaluate(item, now, in_maintenance_at(switch, item.occurred_at))
-        made += send_summaries(now, in_maintenance_at(switch, now))
-    return made, len(rows) == batch
+        claimed = claim(plan.outbox_ids)
+        mine = [candidate for candidate in plan.candidates if candidate.outbox_id in claimed]
+        states = states_of(mine)
+        for candidate in mine:
+            made += apply(candidate, states, now, in_maintenance_at(plan.switch, candidate.occurred_at))
+        made += send_summaries(plan.summary_state_ids, now, in_maintenance_at(plan.switch, now))
+    return made
 
 
-def read_item(row: AlertOutbox) -> Item:
-    task = db.session.get(Task, row.task_id) if row.task_id is not None else None
-    execution = db.session.get(Execution, row.execution_id) if row.execution_id is not None else None
+def read_plan(now: datetime, batch: int) -> Plan:
+    """Step 1, in a read-only transaction: the oldest `batch` outbox rows and everything deciding them needs."""
+    begin_read_only()
+    try:
+        rows = db.session.execute(select(AlertOutbox.id, AlertOutbox.task_id, AlertOutbox.execution_id,
+                                         AlertOutbox.event, AlertOutbox.status, AlertOutbox.details,
+                                         AlertOutbox.created_at).order_by(AlertOutbox.id).limit(batch)).all()
+        task_ids = {row.task_id for row in rows if row.task_id is not None}
+        execution_ids = {row.execution_id for row in rows if row.execution_id is not None}
+        tasks = {task.id: task for task in db.session.scalars(select(Task).where(Task.id.in_(task_ids)))} \
+            if task_ids else {}
+        executions = {run.id: run for run in db.session.scalars(select(Execution).where(Execution.id.in_(execution_ids)))} \
+            if execution_ids else {}
+        own, defaults = rules_of(set(tasks)) if rows else ({}, [])
+        candidates = [candidate for row in rows
+                      for candidate in candidates_of(row, tasks, executions, own, defaults)]
+        return Plan(outbox_ids=[row.id for row in rows], candidates=candidates, switch=maintenance_value(),
+                    summary_state_ids=due_summaries(now, DRAIN_BATCH), full=len(rows) == batch)
+    finally:
+        db.session.rollback()
+
+
+def rules_of(task_ids: set[int]) -> tuple[dict[int, list[RuleView]], list[RuleView]]:
+    """The rules of these tasks (by task id) and the default ones, in id order, in one read."""
+    query = select(AlertRule).order_by(AlertRule.id)
+    query = query.where(or_(AlertRule.task_id.in_(task_ids), AlertRule.task_id.is_(None))) if task_ids else \
+        query.where(AlertRule.task_id.is_(None))
+    own: dict[int, list[RuleView]] = {}
+    defaults: list[RuleView] = []
+    for rule in db.session.scalars(query):
+        (defaults if rule.task_id is None else own.setdefault(rule.task_id, [])).append(RuleView.of(rule))
+    return own, defaults
+
+
+def candidates_of(row: Any, tasks: dict[int, Task], executions: dict[int, Execution],
+                  own: dict[int, list[RuleView]], defaults: list[RuleView]) -> list[Candidate]:
+    """Every (rule, event) one outbox row raises, with its payload (a task gone since uses the default rules)."""
+    task = tasks.get(row.task_id) if row.task_id is not None else None
+    execution = executions.get(row.execution_id) if row.execution_id is not None else None
     ended_at = execution.finished_at if row.status is not None and execution is not None else None
-    return Item(str(row.event), task, execution, dict(row.details or {}), as_utc(ended_at or row.created_at))
-
-
-def evaluate(item: Item, now: datetime, in_maintenance: bool) -> int:
-    """Apply every matching rule to one event; return how many deliveries it made."""
-    task_id = item.task.id if item.task is not None else None
+    item = Item(str(row.event), task, execution, dict(row.details or {}), as_utc(ended_at or row.created_at))
     if item.event == "recovered" and not previous_final_failed(item):
-        return 0
-    rules = db.session.scalars(select(AlertRule).where(or_(AlertRule.task_id == task_id, AlertRule.task_id.is_(None)))
-                               .order_by(AlertRule.id)).all() if task_id is not None else \
-        db.session.scalars(select(AlertRule).where(AlertRule.task_id.is_(None)).order_by(AlertRule.id)).all()
-    chosen = rules_for([r for r in rules if r.task_id is not None], [r for r in rules if r.task_id is None])
+        return []
+    chosen = rules_for(own.get(task.id, []) if task is not None else [], defaults)
     if "rule_ids" in item.details:  # meant for some rules only (an overrun past a rule's own threshold)
         chosen = [rule for rule in chosen if rule.id in item.details["rule_ids"]]
     cap = max([2, *(rule.failing_threshold for rule in chosen)]) + 1  # past it, only "still failing" matters
     streak = failure_streak(item, cap) if item.event == "failed" else 0
-    made = 0
-    for rule in chosen:
-        for event, continuing in events_of(item.event, streak, rule.failing_threshold):
-            if event in rule.events:
-                made += apply(rule, event, continuing, item, now, in_maintenance, streak)
-    return made
+    return [Candidate(row.id, rule, event, continuing, task.id if task is not None else None,
+                      task.alerts_muted_until if task is not None else None, item.occurred_at,
+                      payload_of(event, item, streak))
+            for rule in chosen for event, continuing in events_of(item.event, streak, rule.failing_threshold)
+            if event in rule.events]
 
 
-def apply(rule: AlertRule, event: str, continuing: bool, item: Item, now: datetime, in_maintenance: bool,
-          streak: int) -> int:
-    state = state_of(rule, item.task.id if item.task is not None else None, event)
-    task_muted = muted(item.task, None, item.occurred_at, in_maintenance)
-    choice = decide(now=now, last_sent_at=state.last_sent_at, window_seconds=rule.group_window_seconds,
-                    continuing=continuing, repeat_every_hours=rule.repeat_every_hours, muted=task_muted)
-    payload = payload_of(event, item, streak)
-    state.last_payload = payload
+def claim(outbox_ids: list[int]) -> set[int]:
+    """Step 2 begins: take the rows (those another drain took meanwhile are not found) and delete them."""
+    if not outbox_ids:
+        return set()
+    query = select(AlertOutbox.id).where(AlertOutbox.id.in_(outbox_ids))
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # a row another drain holds is that drain's
+    claimed = set(db.session.scalars(query))
+    if claimed:
+        db.session.execute(delete(AlertOutbox).where(AlertOutbox.id.in_(claimed)))
+    return claimed
+
+
+def state_key(rule_id: int, task_id: int | None, event: str) -> str:
+    return f"{rule_id}:{task_id if task_id is not None else '-'}:{event}"
+
+
+def states_of(candidates: list[Candidate]) -> dict[str, AlertState]:
+    """The existing states of these candidates' (rule, task, event), by key, in one read (locked on Postgres)."""
+    keys = {candidate.state_key for candidate in candidates}
+    if not keys:
+        return {}
+    query = select(AlertState).where(AlertState.key.in_(keys))
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {state.key: state for state in db.session.scalars(query)}
+
+
+def apply(candidate: Candidate, states: dict[str, AlertState], now: datetime, in_maintenance: bool) -> int:
+    """Decide one candidate against its state and write the outcome (nothing for a quiet one)."""
+    state = states.get(candidate.state_key)
+    rule = candidate.rule
+    choice = decide(now=now, last_sent_at=state.last_sent_at if state is not None else None,
+                    window_seconds=rule.group_window_seconds, continuing=candidate.continuing,
+                    repeat_every_hours=rule.repeat_every_hours,
+                    muted=muted(candidate.task_muted_until, None, candidate.occurred_at, in_maintenance))
+    if choice == QUIET:
+        return 0
+    if state is None:
+        state = states[candidate.state_key] = new_state(candidate)
     if choice == SUPPRESS:
         state.suppressed_count += 1
-    elif choice == GROUP:
+        return 0
+    state.last_payload = candidate.payload  # what a window's summary repeats
+    if choice == GROUP:
         state.pending_count += 1
         state.pending_since = state.pending_since or now
-    elif choice == SEND:
-        state.last_sent_at = now
-        return deliver(rule, item.task, payload, now, in_maintenance, state, item.occurred_at)
-    return 0
+        return 0
+    state.last_sent_at = now
+    return deliver(rule, candidate.task_muted_until, candidate.payload, now, in_maintenance, state,
+                   candidate.occurred_at)
 
 
-def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: datetime, in_maintenance: bool,
-            state: AlertState, occurred_at: datetime | None = None) -> int:
+def new_state(candidate: Candidate) -> AlertState:
+    state = AlertState(key=candidate.state_key, rule_id=candidate.rule.id, task_id=candidate.task_id,
+                       event=candidate.event, pending_count=0, suppressed_count=0)
+    db.session.add(state)
+    return state
+
+
+def muted(task_muted_until: datetime | None, channel: Any, at: datetime, in_maintenance: bool) -> bool:
+    """Whether an event that happened at `at` is held back: maintenance then, or a mute of its task
+    (`task_muted_until`) or of the channel that lasts past it."""
+    if in_maintenance:
+        return True
+    if task_muted_until is not None and task_muted_until > at:
+        return True
+    return channel is not None and channel.muted_until is not None and channel.muted_until > at
+
+
+def deliver(rule: RuleView, task_muted_until: datetime | None, payload: dict[str, Any], now: datetime,
+            in_maintenance: bool, state: AlertState, occurred_at: datetime | None = None) -> int:
     """One delivery per enabled channel of the rule not muted when the event happened (`occurred_at`, default
     `now`; a muted channel's is counted as suppressed)."""
     from chime import alerts  # imported here so this module loads without the channels' modules (tests)
@@ -310,7 +439,7 @@ def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: da
         channel = db.session.get(Channel, int(channel_id))
         if channel is None or not channel.enabled:
             continue
-        if muted(task, channel, occurred_at or now, in_maintenance):
+        if muted(task_muted_until, channel, occurred_at or now, in_maintenance):
             state.suppressed_count += 1
             continue
         if alerts.enqueue_delivery(channel, payload, now=now) is not None:
@@ -318,25 +447,17 @@ def deliver(rule: AlertRule, task: Task | None, payload: dict[str, Any], now: da
     return made
 
 
-def state_of(rule: AlertRule, task_id: int | None, event: str) -> AlertState:
-    key = f"{rule.id}:{task_id if task_id is not None else '-'}:{event}"
-    query = select(AlertState).where(AlertState.key == key)
+def send_summaries(state_ids: list[int], now: datetime, in_maintenance: bool) -> int:
+    """Send one "N more" summary for each of these states (read_plan found their window ended with grouped
+    events; each is judged again here, under the write lock)."""
+    if not state_ids:
+        return 0
+    query = select(AlertState).where(AlertState.id.in_(state_ids))
     if db.engine.dialect.name == "postgresql":
         query = query.with_for_update()
-    state = db.session.scalar(query)
-    if state is None:
-        state = AlertState(key=key, rule_id=rule.id, task_id=task_id, event=event, pending_count=0,
-                           suppressed_count=0)
-        db.session.add(state)
-        db.session.flush()
-    return state
-
-
-def send_summaries(now: datetime, in_maintenance: bool) -> int:
-    """Send one "N more" summary for every window that ended with grouped events (at most DRAIN_BATCH a
-    transaction, the oldest first, chosen among the due ones: a long window still open holds none back)."""
+    found = {state.id: state for state in db.session.scalars(query)}
     made = 0
-    for state in due_summaries(now, DRAIN_BATCH):
+    for state in (found[state_id] for state_id in state_ids if state_id in found):
         rule = db.session.get(AlertRule, state.rule_id)
         if rule is None:
             state.pending_count, state.pending_since = 0, None
@@ -345,27 +466,26 @@ def send_summaries(now: datetime, in_maintenance: bool) -> int:
                            pending_count=state.pending_count):
             continue
         task = db.session.get(Task, state.task_id) if state.task_id is not None else None
+        task_muted_until = task.alerts_muted_until if task is not None else None
         payload = summary_payload(state, task, now)
         state.pending_count, state.pending_since, state.last_sent_at = 0, None, now
-        if muted(task, None, now, in_maintenance):
+        if muted(task_muted_until, None, now, in_maintenance):
             state.suppressed_count += 1
             continue
-        made += deliver(rule, task, payload, now, in_maintenance, state)
+        made += deliver(RuleView.of(rule), task_muted_until, payload, now, in_maintenance, state)
     return made
 
 
-def due_summaries(now: datetime, limit: int) -> list[AlertState]:
-    """The states with grouped events whose window ended (or whose rule is gone), oldest first, at most `limit`:
-    judged on a narrow read of every pending state, so only the chosen rows are loaded."""
+def due_summaries(now: datetime, limit: int) -> list[int]:
+    """The ids of the states with grouped events whose window ended (or whose rule is gone), oldest first, at
+    most `limit`: judged on a narrow read of every pending state."""
     pending = db.session.execute(
         select(AlertState.id, AlertState.last_sent_at, AlertState.pending_count, AlertRule.group_window_seconds)
         .outerjoin(AlertRule, AlertRule.id == AlertState.rule_id).where(AlertState.pending_count > 0)
         .order_by(AlertState.pending_since, AlertState.id)).all()
-    chosen = [state_id for state_id, last_sent_at, count, window in pending
-              if window is None or summary_due(now=now, last_sent_at=as_utc(last_sent_at), window_seconds=window,
-                                               pending_count=count)][:limit]
-    found = {state.id: state for state in db.session.scalars(select(AlertState).where(AlertState.id.in_(chosen)))}
-    return [found[state_id] for state_id in chosen if state_id in found]
+    return [state_id for state_id, last_sent_at, count, window in pending
+            if window is None or summary_due(now=now, last_sent_at=as_utc(last_sent_at), window_seconds=window,
+                                             pending_count=count)][:limit]
 
 
 # --------------------------------------------------------------------------- history and texts
