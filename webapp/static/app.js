@@ -497,7 +497,8 @@
     return function refresh() {
       if (busy) return;
       busy = true;
-      fetch(window.location.href, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html" } })
+      fetch(window.location.href, { credentials: "same-origin", cache: "no-store",
+                                    headers: { Accept: "text/html", "X-Chime-Fragment": "1" } })
         .then(function (response) {
           var type = response.headers.get("Content-Type") || "";
           return response.ok && !response.redirected && type.indexOf("text/html") !== -1 ? response.text() : null;
