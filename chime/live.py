@@ -3,17 +3,21 @@ a notification or a task.
 
 Every process (web, worker, scheduler, CLI) commits through the one SQLAlchemy session class, so two
 session events cover every writer: `after_flush` notes which kinds of rows changed, `after_commit`
-publishes one small JSON message ``{"kinds": [...], "task_ids": [...]}`` on `channel_of` the app's Redis (with
-``"user_ids"`` when it disabled a user or ended their sessions: the web process then ends their open streams). A
-rolled-back transaction publishes nothing. Publishing is best effort: it never raises into the commit, never waits
-long (a dedicated client without retries and with a short timeout) and, after a failure, stays quiet
-for PAUSE_AFTER_FAILURE_SECONDS instead of trying (and failing) again on every commit. The web
-process turns these messages into Server-Sent Events (webapp.live).
+hands the change to the process's publisher thread, which sends one small JSON message
+``{"kinds": [...], "task_ids": [...]}`` on `channel_of` the app's Redis (with ``"user_ids"`` when it disabled a user
+or ended their sessions: the web process then ends their open streams). The thread merges what was committed within
+COALESCE_SECONDS into one message, so a worker recording hundreds of runs a second sends a few PUBLISHes a second,
+none of them on the run's own path; a process that exits sends what is left. A rolled-back transaction publishes
+nothing. Publishing is best effort: it never raises into the commit, never waits long (a dedicated client without
+retries and with a short timeout) and, after a failure, stays quiet for PAUSE_AFTER_FAILURE_SECONDS instead of
+trying (and failing) again and again. The web process turns these messages into Server-Sent Events (webapp.live).
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -33,8 +37,10 @@ KINDS = {"Execution": "run", "Notification": "notification", "Task": "task"}
 USERS = "users"  # session.info[CHANGED][USERS]: users disabled, deleted or signed out everywhere
 USER_FIELDS = ("active", "session_generation")  # a change of these ends the user's open streams
 
+COALESCE_SECONDS = 0.05  # changes committed within this long of the first go out as one message
+
 _clients: dict[str, Any] = {}
-_paused_until = 0.0
+_paused_until: dict[str, float] = {}  # Redis URL -> monotonic time before which no PUBLISH is tried
 _lock = threading.Lock()
 
 
@@ -71,10 +77,74 @@ def forget_changes(session: Session) -> None:
 
 
 def publish_changes(session: Session) -> None:
-    """After a commit that changed runs, notifications or tasks: one PUBLISH (errors logged, ignored)."""
+    """After a commit that changed runs, notifications or tasks: hand the change to the publisher thread."""
     changed = session.info.pop(CHANGED, None)
     if changed:
-        publish(change_event(changed))
+        url = _redis_url()
+        if url is not None:
+            PUBLISHER.add(url, changed)
+
+
+class Publisher:
+    """The process's publisher: merges the changes committed meanwhile (per Redis URL) and publishes them from
+    one daemon thread, COALESCE_SECONDS after the first; `flush` sends what is pending at once."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh, empty publisher (also in a forked child: the parent's thread and lock are not its own)."""
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.pending: dict[str, dict[str, set[int | None]]] = {}
+        self.thread: threading.Thread | None = None
+
+    def add(self, url: str, changed: dict[str, set[int | None]]) -> None:
+        try:  # the client (no connection yet) is made here: a flush at exit can no longer import what it needs
+            _client(url)
+        except Exception as error:
+            log.warning("Live updates cannot be published (%s); the admin catches up by polling", error)
+            return
+        with self.lock:
+            merged = self.pending.setdefault(url, {})
+            for kind, ids in changed.items():
+                kept = merged.setdefault(kind, set())
+                for one_id in ids:  # past MAX_TASK_IDS tasks the message says "many": more need not be kept
+                    if kind != USERS and len(kept) > MAX_TASK_IDS:
+                        break
+                    kept.add(one_id)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self.run, name="chime-live-publisher", daemon=True)
+                self.thread.start()
+        self.wake.set()
+
+    def run(self) -> None:
+        while True:
+            self.wake.wait()
+            time.sleep(COALESCE_SECONDS)
+            self.wake.clear()
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            batch, self.pending = self.pending, {}
+        for url, changed in batch.items():
+            publish(change_event(changed), url)
+
+
+PUBLISHER = Publisher()
+atexit.register(PUBLISHER.flush)  # a CLI command's last commit still reaches open admin pages
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+    _paused_until.clear()
+    PUBLISHER.reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def change_event(changed: dict[str, set[int | None]]) -> dict[str, Any]:
@@ -88,17 +158,19 @@ def change_event(changed: dict[str, set[int | None]]) -> dict[str, Any]:
     return message
 
 
-def publish(message: dict[str, Any]) -> None:
-    """PUBLISH `message` on this app's Redis (`channel_of`); quietly skipped without an app or Redis."""
-    global _paused_until
-    url = _redis_url()
-    if url is None or time.monotonic() < _paused_until:
+def publish(message: dict[str, Any], url: str | None = None) -> None:
+    """PUBLISH `message` now on the Redis at `url` (default: this app's) on `channel_of` it; quietly skipped
+    without an app or Redis."""
+    url = url or _redis_url()
+    if url is None or time.monotonic() < _paused_until.get(url, 0.0):
         return
     try:
         client = _client(url)
         client.publish(channel_of(client), json.dumps(message, separators=(",", ":")))
     except Exception as error:  # a live update is a courtesy: it never fails or slows the writer
-        _paused_until = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+        _paused_until[url] = time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS
+        with _lock:
+            _clients.pop(url, None)  # the next try connects afresh (a Redis that came back, maybe elsewhere)
         log.warning("Live update not published (%s); the admin catches up by polling", error)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import app_on
 from tests.services import EMBEDDED_REDIS, SYSTEM_REDIS, RedisServer, binary_of_kind, redis_server_binary
+from chime import live
 from chime.config import normalise_database_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,6 +152,7 @@ def engine_redis(tmp_path: Path, redis_binary: str | None) -> Iterator[RedisServ
     server = RedisServer(tmp_path, binary=redis_binary)
     server.start()
     yield server
+    live.PUBLISHER.flush()  # the test's last change events reach its server, not the next test's on a reused port
     server.stop()
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from chime.extensions import db
 from chime.models import User
-from chime.live import channel_of
+from chime.live import PUBLISHER, channel_of
 from chime.redis_keys import SCHEDULER_HEARTBEAT_KEY
 from chime.timeutil import utcnow
 from chime.unit_of_work import unit_of_work
@@ -104,6 +104,7 @@ def open_stream(admin: Any, app: Any, redis_client: Any) -> Iterator[Any]:
 
 def test_a_commit_that_stores_a_run_publishes_one_change_naming_its_task(app: Any, redis_client: Any) -> None:
     task = add_task("publisher")
+    PUBLISHER.flush()  # the task's own change goes out now, before we listen
     listener = redis_client.pubsub()
     listener.subscribe(channel_of(redis_client))
     try:
