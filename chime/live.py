@@ -95,28 +95,24 @@ class Publisher:
     def reset(self) -> None:
         """A fresh, empty publisher (also in a forked child: the parent's thread and lock are not its own)."""
         self.lock = threading.Lock()
+        self.sending = threading.Lock()  # held from taking a batch until it is sent: an exit flush waits for it
         self.wake = threading.Event()
         self.pending: dict[str, dict[str, set[int | None]]] = {}
         self.thread: threading.Thread | None = None
 
     def add(self, url: str, changed: dict[str, set[int | None]]) -> None:
-        try:  # the client (no connection yet) is made here: a flush at exit can no longer import what it needs
-            _client(url)
-        except Exception as error:
-            log.warning("Live updates cannot be published (%s); the admin catches up by polling", error)
-            return
-        with self.lock:
-            merged = self.pending.setdefault(url, {})
-            for kind, ids in changed.items():
-                kept = merged.setdefault(kind, set())
-                for one_id in ids:  # past MAX_TASK_IDS tasks the message says "many": more need not be kept
-                    if kind != USERS and len(kept) > MAX_TASK_IDS:
-                        break
-                    kept.add(one_id)
-            if self.thread is None or not self.thread.is_alive():
-                self.thread = threading.Thread(target=self.run, name="chime-live-publisher", daemon=True)
-                self.thread.start()
-        self.wake.set()
+        """Queue a commit's changes; never raises into the commit (which has happened)."""
+        try:
+            _client(url)  # made here (no connection yet): a flush at exit could no longer import what it needs
+            with self.lock:
+                merge(self.pending.setdefault(url, {}), changed)
+                if self.thread is None or not self.thread.is_alive():
+                    self.thread = threading.Thread(target=self.run, name="chime-live-publisher", daemon=True)
+                    self.thread.start()
+            self.wake.set()
+        except Exception as error:  # no thread to be had (e.g. at interpreter shutdown): send it now
+            log.debug("Live publisher thread unavailable (%s); publishing in the committing thread", error)
+            self.flush()
 
     def run(self) -> None:
         while True:
@@ -126,10 +122,26 @@ class Publisher:
             self.flush()
 
     def flush(self) -> None:
-        with self.lock:
-            batch, self.pending = self.pending, {}
-        for url, changed in batch.items():
-            publish(change_event(changed), url)
+        """Send what is pending now (after a batch the thread is sending, which it waits for)."""
+        with self.sending:
+            with self.lock:
+                batch, self.pending = self.pending, {}
+            for url, changed in batch.items():
+                publish(change_event(changed), url)
+
+
+def merge(into: dict[str, set[int | None]], changed: dict[str, set[int | None]]) -> None:
+    """Add a commit's changes to a pending message's; task ids past MAX_TASK_IDS (the message then says "many")
+    need not be kept, the ids of users whose streams must end always are."""
+    for kind, ids in changed.items():
+        kept = into.setdefault(kind, set())
+        if kind == USERS:
+            kept.update(ids)
+            continue
+        room = MAX_TASK_IDS + 1 - (len(kept) - (None in kept))  # one past the cap is enough to say "many"
+        kept.update([one_id for one_id in ids if one_id is not None and one_id not in kept][:max(room, 0)])
+        if None in ids:
+            kept.add(None)
 
 
 PUBLISHER = Publisher()

@@ -285,25 +285,30 @@ def drain_batch(now: datetime, batch: int) -> tuple[int, bool]:
     plan = read_plan(now, batch)
     if not plan.outbox_ids and not plan.summary_state_ids:
         return 0, False  # nothing to write: no write transaction at all
-    return write_plan(plan, now), plan.full
+    made, claimed = write_plan(plan, now)
+    # a full batch another drain took (Postgres, two alerts workers) ends this drain: reading the same oldest
+    # rows again would only repeat the reads while that drain works
+    return made, plan.full and claimed > 0
 
 
-def write_plan(plan: Plan, now: datetime) -> int:
+def write_plan(plan: Plan, now: datetime) -> tuple[int, int]:
     """Step 2, one write transaction: claim the plan's rows, decide their candidates, send due summaries;
-    return how many deliveries were made."""
+    return (deliveries made, outbox rows claimed)."""
     made = 0
     with unit_of_work():
         claimed = claim(plan.outbox_ids)
         mine = [candidate for candidate in plan.candidates if candidate.outbox_id in claimed]
-        states = states_of(mine)
+        states = states_of(mine, plan.summary_state_ids)
         for candidate in mine:
             made += apply(candidate, states, now, in_maintenance_at(plan.switch, candidate.occurred_at))
         made += send_summaries(plan.summary_state_ids, now, in_maintenance_at(plan.switch, now))
-    return made
+    return made, len(claimed)
 
 
 def read_plan(now: datetime, batch: int) -> Plan:
-    """Step 1, in a read-only transaction: the oldest `batch` outbox rows and everything deciding them needs."""
+    """Step 1, in a read-only transaction: the oldest `batch` outbox rows and everything deciding them needs
+    (inside a transaction the caller left open, the reads join it and leave it open)."""
+    began = not db.session().in_transaction()
     begin_read_only()
     try:
         rows = db.session.execute(select(AlertOutbox.id, AlertOutbox.task_id, AlertOutbox.execution_id,
@@ -321,7 +326,8 @@ def read_plan(now: datetime, batch: int) -> Plan:
         return Plan(outbox_ids=[row.id for row in rows], candidates=candidates, switch=maintenance_value(),
                     summary_state_ids=due_summaries(now, DRAIN_BATCH), full=len(rows) == batch)
     finally:
-        db.session.rollback()
+        if began:
+            db.session.rollback()
 
 
 def rules_of(task_ids: set[int]) -> tuple[dict[int, list[RuleView]], list[RuleView]]:
@@ -374,15 +380,18 @@ def state_key(rule_id: int, task_id: int | None, event: str) -> str:
     return f"{rule_id}:{task_id if task_id is not None else '-'}:{event}"
 
 
-def states_of(candidates: list[Candidate]) -> dict[str, AlertState]:
-    """The existing states of these candidates' (rule, task, event), by key, in one read (locked on Postgres)."""
+def states_of(candidates: list[Candidate], summary_state_ids: list[int]) -> dict[str, AlertState]:
+    """The existing states of these candidates' (rule, task, event), by key, in one read. On Postgres it also
+    locks the states whose summaries are due, all in id order: two drains never take them in opposite orders."""
     keys = {candidate.state_key for candidate in candidates}
-    if not keys:
+    postgres = db.engine.dialect.name == "postgresql"
+    if not keys and not (postgres and summary_state_ids):
         return {}
-    query = select(AlertState).where(AlertState.key.in_(keys))
-    if db.engine.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {state.key: state for state in db.session.scalars(query)}
+    query = select(AlertState).where(or_(AlertState.key.in_(keys), AlertState.id.in_(summary_state_ids))
+                                     if postgres else AlertState.key.in_(keys))
+    if postgres:
+        query = query.order_by(AlertState.id).with_for_update()
+    return {state.key: state for state in db.session.scalars(query) if state.key in keys}
 
 
 def apply(candidate: Candidate, states: dict[str, AlertState], now: datetime, in_maintenance: bool) -> int:
@@ -400,14 +409,24 @@ def apply(candidate: Candidate, states: dict[str, AlertState], now: datetime, in
     if choice == SUPPRESS:
         state.suppressed_count += 1
         return 0
+    made = 0
+    if choice == SEND and state.pending_count:  # the last window's grouped events go out first, as its summary
+        made += send_summary(state, rule, task_label(candidate.payload), candidate.task_muted_until, now,
+                             in_maintenance)
     state.last_payload = candidate.payload  # what a window's summary repeats
     if choice == GROUP:
         state.pending_count += 1
         state.pending_since = state.pending_since or now
-        return 0
+        return made
     state.last_sent_at = now
-    return deliver(rule, candidate.task_muted_until, candidate.payload, now, in_maintenance, state,
-                   candidate.occurred_at)
+    return made + deliver(rule, candidate.task_muted_until, candidate.payload, now, in_maintenance, state,
+                          candidate.occurred_at)
+
+
+def task_label(payload: dict[str, Any]) -> str:
+    """How a summary names the task an event's payload is about."""
+    task = payload.get("task")
+    return repr(task["name"]) if isinstance(task, dict) and "name" in task else "Chime"
 
 
 def new_state(candidate: Candidate) -> AlertState:
@@ -466,14 +485,20 @@ def send_summaries(state_ids: list[int], now: datetime, in_maintenance: bool) ->
                            pending_count=state.pending_count):
             continue
         task = db.session.get(Task, state.task_id) if state.task_id is not None else None
-        task_muted_until = task.alerts_muted_until if task is not None else None
-        payload = summary_payload(state, task, now)
-        state.pending_count, state.pending_since, state.last_sent_at = 0, None, now
-        if muted(task_muted_until, None, now, in_maintenance):
-            state.suppressed_count += 1
-            continue
-        made += deliver(RuleView.of(rule), task_muted_until, payload, now, in_maintenance, state)
+        made += send_summary(state, RuleView.of(rule), repr(task.name) if task is not None else "Chime",
+                             task.alerts_muted_until if task is not None else None, now, in_maintenance)
     return made
+
+
+def send_summary(state: AlertState, rule: RuleView, label: str, task_muted_until: datetime | None,
+                 now: datetime, in_maintenance: bool) -> int:
+    """Send the "N more" summary of the state's grouped events (held back when muted) and empty the window."""
+    payload = summary_payload(state, label, now)
+    state.pending_count, state.pending_since, state.last_sent_at = 0, None, now
+    if muted(task_muted_until, None, now, in_maintenance):
+        state.suppressed_count += 1
+        return 0
+    return deliver(rule, task_muted_until, payload, now, in_maintenance, state)
 
 
 def due_summaries(now: datetime, limit: int) -> list[int]:
@@ -554,11 +579,11 @@ def run_text(execution: Execution | None, tz: str) -> str:
     return text
 
 
-def summary_payload(state: AlertState, task: Task | None, now: datetime) -> dict[str, Any]:
-    """The window's summary: the last grouped event, with `count` and a title saying how many more."""
+def summary_payload(state: AlertState, label: str, now: datetime) -> dict[str, Any]:
+    """The window's summary: the last grouped event, with `count` and a title saying how many more of `label`
+    (the task's quoted name, or "Chime")."""
     last = dict(state.last_payload or {"event": state.event})
     count = state.pending_count
-    label = repr(task.name) if task is not None else "Chime"
     last.update(count=count, summary=True, title=f"{count} more {state.event} alert{'s' if count != 1 else ''} of {label}",
                 occurred_at=isoformat(now))
     return last

@@ -86,10 +86,57 @@ def test_a_row_another_drain_took_between_the_steps_is_left_to_it(app: Any) -> N
     run(task_id, "FAILED", T0)
     now = T0 + timedelta(seconds=1)
     late, early = rules.read_plan(now, 50), rules.read_plan(now, 50)
-    assert rules.write_plan(early, now) == 1
-    assert rules.write_plan(late, now) == 0, "the late drain finds the row gone and sends nothing"
+    assert rules.write_plan(early, now) == (1, 1)
+    assert rules.write_plan(late, now) == (0, 0), "the late drain finds the row gone and sends nothing"
     assert [p["event"] for p in sent()] == ["failed"]
     assert db.session.scalar(select(func.count(Delivery.id))) == 1
+
+
+def test_a_full_batch_another_drain_took_ends_the_drain_instead_of_reading_it_again(app: Any,
+                                                                                   monkeypatch: Any) -> None:
+    hook = channel()
+    rule([hook], ["retrying"])
+    task_id = create(name="busy")
+    for i in range(4):
+        run(task_id, "RETRYING", T0 + timedelta(seconds=i))
+    reads = []
+    original = rules.read_plan
+
+    def read_then_lose_the_rows(now: Any, batch: int) -> Any:
+        plan = original(now, batch)
+        reads.append(plan)
+        rules.write_plan(original(now, batch), now)  # another drain takes the same rows first
+        return plan
+
+    monkeypatch.setattr(rules, "read_plan", read_then_lose_the_rows)
+    assert rules.drain_batch(T0 + timedelta(minutes=1), 2) == (0, False)
+    assert len(reads) == 1 and reads[0].full
+
+
+def test_the_reads_join_a_transaction_the_caller_left_open_and_keep_its_changes(app: Any) -> None:
+    from chime.models import Setting
+
+    db.session.add(Setting(key="kept", value={"by": "the caller"}))
+    db.session.flush()
+    rules.read_plan(T0, 50)
+    db.session.commit()
+    assert db.session.get(Setting, "kept").value == {"by": "the caller"}
+
+
+def test_an_event_after_a_window_with_grouped_events_follows_that_windows_summary(app: Any) -> None:
+    hook = channel()
+    rule([hook], ["retrying"], group_window_seconds=60)
+    task_id = create(name="flappy")
+    for i in range(3):
+        run(task_id, "RETRYING", T0 + timedelta(seconds=i), message=f"try {i}")
+        rules.drain(now=T0 + timedelta(seconds=i))
+    run(task_id, "RETRYING", T0 + timedelta(seconds=61), message="try 3")
+    rules.drain(now=T0 + timedelta(seconds=61))  # the window ended: its summary is due as the new event comes
+    rules.drain(now=T0 + timedelta(seconds=200))
+    first, summary, latest = sent()
+    assert "try 0" in first["message"]
+    assert summary["summary"] is True and summary["count"] == 2 and "try 2" in summary["message"]
+    assert "try 3" in latest["message"] and "summary" not in latest, "and nothing repeats the event already sent"
 
 
 def test_grouped_events_keep_the_last_payload_for_the_summary(app: Any) -> None:
