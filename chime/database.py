@@ -6,7 +6,8 @@ import sqlite3
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import Integer, any_, event, literal, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
 
 from chime.config import SQLITE_BUSY_TIMEOUT_SECONDS
@@ -60,6 +61,29 @@ def begin_read_only() -> None:
     transaction already open (a caller's, e.g. a test's), the reads simply join it."""
     if not db.session().in_transaction():
         db.session.connection(execution_options={READ_ONLY_OPTION: True})
+
+
+IN_LIST_BATCH = 5000  # ids per `IN (...)` list where the database takes one parameter per id
+
+
+def on_postgres() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
+
+
+def id_batches(ids: list[int]) -> list[list[int]]:
+    """`ids` in the batches `one_of` takes: all at once on Postgres (one array parameter), IN_LIST_BATCH at a
+    time elsewhere (SQLite binds one parameter per id)."""
+    if on_postgres():
+        return [ids] if ids else []
+    return [ids[start:start + IN_LIST_BATCH] for start in range(0, len(ids), IN_LIST_BATCH)]
+
+
+def one_of(column: Any, ids: list[int]) -> Any:
+    """`column IN ids` as each database reads it best: `column = ANY(<one integer array>)` on Postgres (a
+    100,000-id list is one parameter, not 100,000), an IN list elsewhere."""
+    if on_postgres():
+        return column == any_(literal(list(ids), ARRAY(Integer)))
+    return column.in_(ids)
 
 
 SCHEDULER_LOCK_WAIT = "2s"

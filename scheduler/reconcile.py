@@ -28,7 +28,7 @@ from chime import occurrence as occ
 from scheduler.lock import Lock
 from chime import lifecycle, watchdog
 from chime.triggers import next_fire_at
-from chime.database import begin_read_only
+from chime.database import begin_read_only, id_batches, one_of
 from chime.extensions import db
 from chime.models import Execution, ScheduleType, Status, Task, Trigger
 from chime.services import first_occurrence, notify, save_next_run_times, schedule_of
@@ -182,8 +182,8 @@ def load_full_tasks(task_ids: set[int], all_tasks: int) -> dict[int, TaskRow]:
         return {task_id: row for task_id, row in read_rows(query, FullTask).items() if task_id in task_ids}
     ids = sorted(task_ids)
     rows: dict[int, TaskRow] = {}
-    for start in range(0, len(ids), DB_BATCH):
-        rows.update(read_rows(query.where(Task.id.in_(ids[start:start + DB_BATCH])), FullTask))
+    for batch in id_batches(ids):
+        rows.update(read_rows(query.where(one_of(Task.id, batch)), FullTask))
     return rows
 
 
@@ -382,10 +382,9 @@ def latest_recorded_occurrences(task_ids: Iterable[int], since: datetime | None 
     manual_run = exists().where(manual.task_id == Execution.task_id, manual.scheduled_for == Execution.scheduled_for,
                                 manual.trigger == Trigger.MANUAL.value)
     latest: dict[int, datetime] = {}
-    for start in range(0, len(task_ids), DB_BATCH):
+    for batch in id_batches(task_ids):
         query = (select(Execution.task_id, func.max(Execution.scheduled_for))
-                 .where(Execution.task_id.in_(task_ids[start:start + DB_BATCH]),
-                        Execution.trigger != Trigger.MANUAL.value, ~manual_run)
+                 .where(one_of(Execution.task_id, batch), Execution.trigger != Trigger.MANUAL.value, ~manual_run)
                  .group_by(Execution.task_id))
         if since is not None:
             query = query.where(Execution.scheduled_for >= since)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from chime import occurrence as occ
-from chime import services
+from chime import database, services
 from chime.unit_of_work import unit_of_work
 from scheduler import reconcile as reconcile_module
 from scheduler.reconcile import reconcile
@@ -21,6 +21,7 @@ BATCH = 2
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDIS_BATCH", "DB_BATCH", "REPAIR_BATCH", "REPAIRS_PER_CALL"):
         monkeypatch.setattr(reconcile_module, name, BATCH)
+    monkeypatch.setattr(database, "IN_LIST_BATCH", BATCH)  # SQLite's IN lists (Postgres takes one array)
 
 
 def job_hash(connection: Any, job_id: str) -> dict[bytes, bytes]:
