@@ -123,13 +123,20 @@ def test_the_reads_join_a_transaction_the_caller_left_open_and_keep_its_changes(
     assert db.session.get(Setting, "kept").value == {"by": "the caller"}
 
 
-def test_an_event_after_a_window_with_grouped_events_follows_that_windows_summary(app: Any) -> None:
+def retrying_three_times_in_a_window() -> int:
+    """A task whose rule groups `retrying` for 60 s retries three times in 2 s, drained each time: the first
+    alert goes out, the other two are grouped ("try 2" the last). Returns the task's id."""
     hook = channel()
     rule([hook], ["retrying"], group_window_seconds=60)
     task_id = create(name="flappy")
     for i in range(3):
         run(task_id, "RETRYING", T0 + timedelta(seconds=i), message=f"try {i}")
         rules.drain(now=T0 + timedelta(seconds=i))
+    return task_id
+
+
+def test_an_event_after_a_window_with_grouped_events_follows_that_windows_summary(app: Any) -> None:
+    task_id = retrying_three_times_in_a_window()
     run(task_id, "RETRYING", T0 + timedelta(seconds=61), message="try 3")
     rules.drain(now=T0 + timedelta(seconds=61))  # the window ended: its summary is due as the new event comes
     rules.drain(now=T0 + timedelta(seconds=200))
@@ -140,12 +147,7 @@ def test_an_event_after_a_window_with_grouped_events_follows_that_windows_summar
 
 
 def test_grouped_events_keep_the_last_payload_for_the_summary(app: Any) -> None:
-    hook = channel()
-    rule([hook], ["retrying"], group_window_seconds=60)
-    task_id = create(name="flappy")
-    for i in range(3):
-        run(task_id, "RETRYING", T0 + timedelta(seconds=i), message=f"try {i}")
-        rules.drain(now=T0 + timedelta(seconds=i))
+    retrying_three_times_in_a_window()
     [state] = db.session.scalars(select(AlertState)).all()
     assert state.pending_count == 2 and "try 2" in state.last_payload["message"]
     rules.drain(now=T0 + timedelta(seconds=61))
