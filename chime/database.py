@@ -95,7 +95,7 @@ def wait_briefly_for_row_locks() -> None:
     The scheduler's writes touch task rows a worker may hold; a worker paused inside its transaction
     must not stall dispatching for every task. (Postgres only; SQLite has one write lock anyway.)
     """
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgres():
         db.session.execute(text(f"SET LOCAL lock_timeout = '{SCHEDULER_LOCK_WAIT}'"))
 
 

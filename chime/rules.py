@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import delete, exists, insert, literal, or_, select
 
-from chime.database import begin_read_only
+from chime.database import begin_read_only, on_postgres
 from chime.enums import Status
 from chime.errors import ValidationError
 from chime.extensions import db
@@ -368,7 +368,7 @@ def claim(outbox_ids: list[int]) -> set[int]:
     if not outbox_ids:
         return set()
     query = select(AlertOutbox.id).where(AlertOutbox.id.in_(outbox_ids))
-    if db.engine.dialect.name == "postgresql":
+    if on_postgres():
         query = query.with_for_update(skip_locked=True)  # a row another drain holds is that drain's
     claimed = set(db.session.scalars(query))
     if claimed:
@@ -384,7 +384,7 @@ def states_of(candidates: list[Candidate], summary_state_ids: list[int]) -> dict
     """The existing states of these candidates' (rule, task, event), by key, in one read. On Postgres it also
     locks the states whose summaries are due, all in id order: two drains never take them in opposite orders."""
     keys = {candidate.state_key for candidate in candidates}
-    postgres = db.engine.dialect.name == "postgresql"
+    postgres = on_postgres()
     if not keys and not (postgres and summary_state_ids):
         return {}
     query = select(AlertState).where(or_(AlertState.key.in_(keys), AlertState.id.in_(summary_state_ids))
@@ -472,7 +472,7 @@ def send_summaries(state_ids: list[int], now: datetime, in_maintenance: bool) ->
     if not state_ids:
         return 0
     query = select(AlertState).where(AlertState.id.in_(state_ids))
-    if db.engine.dialect.name == "postgresql":
+    if on_postgres():
         query = query.with_for_update()
     found = {state.id: state for state in db.session.scalars(query)}
     made = 0
