@@ -403,36 +403,33 @@ def hourly_outcomes(now: datetime | None = None, hours: int = HOURS_IN_CHART) ->
     """
     now = as_utc(now or utcnow())
     current_hour = now.replace(minute=0, second=0, microsecond=0)
-    first_hour = current_hour - timedelta(hours=hours - 1)
-    buckets = [HourBucket(start=first_hour + timedelta(hours=i)) for i in range(hours)]
-    for hour_start, status, count in _counts_by_hour(first_hour):
-        index = int((hour_start - first_hour).total_seconds() // 3600)
-        if 0 <= index < hours:
+    starts = [current_hour - timedelta(hours=hours - 1 - i) for i in range(hours)]
+    buckets = [HourBucket(start=start) for start in starts]
+    for (index, status), count in _counts_by_hour_and_status(starts).items():
+        if count:
             outcome = status if status in CHART_OUTCOMES else "OTHER"
             counts = buckets[index].counts
             counts[outcome] = counts.get(outcome, 0) + count
     return buckets
 
 
-def _counts_by_hour(since: datetime) -> list[tuple[datetime, str, int]]:
-    """(hour start, status, count) rows for executions created since `since`."""
-    dialect = db.engine.dialect.name
-    if dialect == "postgresql":
-        hour = func.date_trunc("hour", func.timezone("UTC", Execution.created_at))
-    elif dialect == "sqlite":
-        hour = func.strftime("%Y-%m-%d %H:00:00", Execution.created_at)
-    else:  # any other database: bucket in Python
-        rows = db.session.execute(
-            select(Execution.created_at, Execution.status).where(Execution.created_at >= since)).all()
-        return [(as_utc(r.created_at).replace(minute=0, second=0, microsecond=0), r.status, 1) for r in rows]
-    query = (select(hour.label("hour"), Execution.status, func.count())
-             .where(Execution.created_at >= since).group_by(hour, Execution.status))
-    result = []
-    for hour_value, status, count in db.session.execute(query).all():
-        if isinstance(hour_value, str):
-            hour_value = datetime.fromisoformat(hour_value)
-        result.append((as_utc(hour_value), status, count))
-    return result
+def _counts_by_hour_and_status(starts: list[datetime]) -> dict[tuple[int, str], int]:
+    """{(hour index, status): runs created in [starts[i], starts[i] + 1 h) with that status}.
+
+    One statement of range counts, one per hour and status, each answered from the index on
+    (status, created_at) without reading a row: a day of a busy log (333,000 runs) costs tens of
+    milliseconds, where grouping the rows by a computed hour read every one of them (BENCHMARKS §13).
+    """
+    keys = [(index, status.value) for index in range(len(starts)) for status in Status]
+    counts = [
+        select(func.count()).select_from(Execution).where(
+            Execution.status == status, Execution.created_at >= starts[index],
+            Execution.created_at < starts[index] + timedelta(hours=1),
+        ).scalar_subquery()
+        for index, status in keys
+    ]
+    row = db.session.execute(select(*counts)).one()
+    return dict(zip(keys, row))
 
 
 # --------------------------------------------------------------------------- notifications

@@ -89,7 +89,7 @@ def add_task(name: str = "ping", **fields: Any) -> Task:
 
 def add_execution(task: Task | None, status: str = "SUCCESS", *, minutes_ago: float = 5, trigger: str = "SCHEDULE",
                   message: str = "", attempt: int = 1, **fields: Any) -> Execution:
-    at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    at = fields.pop("created_at", None) or datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
     execution = Execution(
         task_id=task.id if task else None, task_name=task.name if task else "gone", status=status,
         attempt=attempt, trigger=trigger, scheduled_for=at, started_at=at, finished_at=at + timedelta(seconds=2),

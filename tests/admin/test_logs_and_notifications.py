@@ -129,6 +129,29 @@ def test_hourly_outcomes_buckets_by_hour_and_status(app: Any) -> None:
         assert buckets[-1].counts == {"SUCCESS": 1, "FAILED": 1}
 
 
+def test_each_run_counts_in_the_hour_its_creation_falls_in_start_included_end_excluded(app: Any) -> None:
+    now = datetime(2026, 11, 30, 21, 40, tzinfo=timezone.utc)  # the chart: 22:00 yesterday to this 21:00 hour
+    task = add_task()
+    for status, created_at in [
+        ("SUCCESS", datetime(2026, 11, 29, 21, 59, 59, 999999, tzinfo=timezone.utc)),  # before the first hour
+        ("SUCCESS", datetime(2026, 11, 29, 22, 0, tzinfo=timezone.utc)),  # the first hour's first instant
+        ("PENDING", datetime(2026, 11, 29, 22, 59, 59, tzinfo=timezone.utc)),  # the first hour, not an outcome
+        ("FAILED", datetime(2026, 11, 30, 12, 0, tzinfo=timezone.utc)),  # the hour from 12:00
+        ("CANCELLED", datetime(2026, 11, 30, 12, 59, 59, 999999, tzinfo=timezone.utc)),  # still the 12:00 hour
+        ("RETRYING", datetime(2026, 11, 30, 21, 59, 59, tzinfo=timezone.utc)),  # the current hour, ahead of now
+        ("SUCCESS", datetime(2026, 11, 30, 22, 0, tzinfo=timezone.utc)),  # after the current hour
+    ]:
+        add_execution(task, status, created_at=created_at)
+    buckets = queries.hourly_outcomes(now)
+    assert [bucket.start.hour for bucket in buckets] == [22, 23] + list(range(22))
+    by_hour = {bucket.start: bucket.counts for bucket in buckets if bucket.counts}
+    assert by_hour == {
+        datetime(2026, 11, 29, 22, tzinfo=timezone.utc): {"SUCCESS": 1, "OTHER": 1},
+        datetime(2026, 11, 30, 12, tzinfo=timezone.utc): {"FAILED": 1, "CANCELLED": 1},
+        datetime(2026, 11, 30, 21, tzinfo=timezone.utc): {"RETRYING": 1},
+    }
+
+
 def selected_options(html: str) -> set[str]:
     return {chunk.split('"')[0] for chunk in html.split('<option value="')[1:] if '" selected>' in chunk.split(">")[0] + ">"}
 
