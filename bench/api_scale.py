@@ -293,20 +293,33 @@ def align_indexes(db: Any) -> dict[str, list[str]]:
     """Make the indexes of the measured tables exactly those of this tree's models."""
     from sqlalchemy import inspect
 
+    try:  # the migration-made indexes of the tree measured (none before b7e2d4f6a9c1)
+        from chime.database import TRIGRAM_INDEXES, create_trigram_indexes
+    except ImportError:
+        TRIGRAM_INDEXES, create_trigram_indexes = {}, None
     created, dropped = [], []
     with db.engine.begin() as connection:
         inspector = inspect(connection)
         for table_name in TABLES_MEASURED:
             table = db.metadata.tables[table_name]
             wanted = {index.name: index for index in table.indexes}
+            if connection.dialect.name == "postgresql":
+                wanted.update({name: None for name, (indexed, _) in TRIGRAM_INDEXES.items() if indexed == table_name})
             present = {ix["name"] for ix in inspector.get_indexes(table_name)}
+            if connection.dialect.name == "sqlite":  # the inspector leaves out indexes on expressions
+                present |= set(connection.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", (table_name,)).scalars())
             unique_names = {uc["name"] for uc in inspector.get_unique_constraints(table_name)}
             for name in sorted(present - set(wanted) - unique_names):
                 if name and not name.startswith("sqlite_autoindex"):
                     connection.exec_driver_sql(f'DROP INDEX "{name}"')
                     dropped.append(name)
             for name, index in wanted.items():
-                if name not in present:
+                if name not in present and index is None:
+                    log(f"  creating index {name} (a migration's)")
+                    create_trigram_indexes(connection)
+                    created.append(name)
+                elif name not in present:
                     log(f"  creating index {name}")
                     index.create(connection)
                     created.append(name)

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Enum, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, true
+from sqlalchemy import JSON, Column, DateTime, Enum, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -55,7 +55,10 @@ class Task(db.Model):
     __tablename__ = "tasks"
     # AUTOINCREMENT: SQLite never hands a deleted task's id to a new task (Postgres never does),
     # so a job queued for a deleted task cannot run the task that would have taken its id.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        Index("ix_tasks_lower_name_id", text("lower(name)"), "id"),  # the admin's task list, by name
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)

@@ -202,3 +202,11 @@ def test_search_finds_a_task_by_its_name_or_its_job_like_the_admin_and_lists_by_
     assert [task["id"] for task in api.get("/api/tasks/").get_json()["results"]] == [zeta["id"], alpha["id"],
                                                                                     echoer["id"]]
     assert api.get("/api/tasks/?search=%20%20noop%20").get_json()["count"] == 2  # surrounding space is dropped
+
+
+def test_search_ignores_the_case_of_letters_in_the_search_and_in_the_name(api: Any) -> None:
+    report = make_task(api, name="NightlyReport")
+    weekly = make_task(api, name="weekly-sync")
+    assert [t["id"] for t in api.get("/api/tasks/?search=nightlyREPORT").get_json()["results"]] == [report["id"]]
+    assert [t["id"] for t in api.get("/api/tasks/?search=WEEKLY-S").get_json()["results"]] == [weekly["id"]]
+    assert api.get("/api/tasks/?search=nightly-report").get_json()["count"] == 0
