@@ -341,11 +341,16 @@ def execution_query(filters: ExecutionFilters) -> Select:
 def search_window(conditions: list[ColumnElement[bool]], rows: int | None = None) -> ColumnElement[bool]:
     """Only the newest `rows` executions that meet `conditions`: id at least the `rows`-th newest one's
     (all of them when fewer match). Text search reads every row it is given (no index answers "contains"),
-    so this bounds its cost whatever the size of the log."""
+    so this bounds its cost whatever the size of the log.
+
+    The bound is read here, one indexed query, and the search's queries get it as a number: as a
+    subquery Postgres could not tell how many rows it leaves, planned for all ten million and paid for
+    JIT compilation and parallel workers on every search (44 ms where the scan takes 15; BENCHMARKS §13).
+    """
     rows = rows or LOG_SEARCH_WINDOW_ROWS
-    nth_newest = (select(Execution.id).where(*conditions).order_by(Execution.id.desc())
-                  .limit(1).offset(rows - 1).scalar_subquery())
-    return Execution.id >= func.coalesce(nth_newest, 0)
+    nth_newest = db.session.scalar(select(Execution.id).where(*conditions).order_by(Execution.id.desc())
+                                   .limit(1).offset(rows - 1))
+    return Execution.id >= (nth_newest or 0)
 
 
 def execution_conditions(filters: ExecutionFilters) -> list[ColumnElement[bool]]:

@@ -125,6 +125,19 @@ def test_the_other_filters_choose_the_window_a_search_reads(
     assert old_failure not in found(api, "disk")
 
 
+def test_a_search_queries_its_window_by_an_id_bound_the_planner_can_read(
+        app: Any, nightly: Task, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window's bound goes into the search as a number: a subquery hid from Postgres how few rows
+    the search reads, so it planned every search for the whole log (JIT and parallel workers)."""
+    monkeypatch.setattr(queries, "LOG_SEARCH_WINDOW_ROWS", 2)
+    runs = [add_run(nightly, "disk full") for _ in range(3)]
+
+    window = queries.search_window([])
+
+    assert window.right.value == runs[1]
+    assert "OFFSET" not in str(queries.execution_query(queries.ExecutionFilters(search="disk")))
+
+
 def test_the_export_searches_the_whole_log(api: Any, nightly: Task, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queries, "LOG_SEARCH_WINDOW_ROWS", 1)
     old_match = add_run(nightly, "disk full")
