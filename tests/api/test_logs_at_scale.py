@@ -3,13 +3,15 @@ limit and says so, paging still reaches every row once, a search reads a bounded
 rows, and SQLite's fast search answers what the Unicode lower-casing answers. SQLite and Postgres."""
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 from chime.extensions import db
 from chime.models import Task
-from tests.api.test_log_search_and_export import add_run, add_task, found
+from tests.api.test_log_search_and_export import NOW, add_run, add_task, found
 from webapp import queries
 
 
@@ -165,3 +167,53 @@ def test_a_search_matches_what_python_lower_casing_matches(api: Any) -> None:
                            if search.lower() in message.lower() or search.lower() in task.name.lower()),
                           reverse=True)
         assert found(api, search) == expected, search
+
+
+# --------------------------------------------------------------------------- a period that ends (until)
+
+
+@pytest.fixture
+def plan_rows_of_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queries, "PERIOD_PLAN_ROWS", 3)
+
+
+def period(minutes_ago_from: int, minutes_ago_to: int, **filters: Any) -> queries.ExecutionFilters:
+    return queries.ExecutionFilters(since=NOW - timedelta(minutes=minutes_ago_from),
+                                    until=NOW - timedelta(minutes=minutes_ago_to), **filters)
+
+
+def period_pages(api: Any, filters: queries.ExecutionFilters, limit: int) -> list[list[int]]:
+    path = f"/api/logs/?since={quote(filters.since.isoformat())}&until={quote(filters.until.isoformat())}&limit={limit}"
+    return [[row["id"] for row in body["results"]] for body in every_page(api, path)]
+
+
+def test_a_period_with_many_runs_after_it_is_paged_newest_id_first_from_its_own_rows(
+        api: Any, nightly: Task, plan_rows_of_3: None) -> None:
+    first, second, third = (add_run(nightly, minutes_ago=m) for m in (65, 62, 61))
+    stored_late = add_run(nightly, minutes_ago=64)  # created before `second`, stored after `third`
+    for minutes_ago in (30, 20, 10, 5):
+        add_run(nightly, minutes_ago=minutes_ago)
+    add_run(nightly, minutes_ago=90)
+
+    assert queries.sorts_the_period(period(70, 60))
+    assert period_pages(api, period(70, 60), limit=3) == [[stored_late, third, second], [first]]
+
+
+def test_a_period_with_few_runs_after_it_walks_the_ids_and_pages_the_same(
+        api: Any, nightly: Task, plan_rows_of_3: None) -> None:
+    first, second, third = (add_run(nightly, minutes_ago=m) for m in (65, 62, 61))
+    stored_late = add_run(nightly, minutes_ago=64)
+    add_run(nightly, minutes_ago=5)
+
+    assert not queries.sorts_the_period(period(70, 60))
+    assert period_pages(api, period(70, 60), limit=3) == [[stored_late, third, second], [first]]
+
+
+def test_when_both_hold_many_runs_the_shorter_span_of_time_is_read(app: Any, nightly: Task, plan_rows_of_3: None) -> None:
+    for minutes_ago in (100, 90, 80, 70, 50, 40, 30, 20):
+        add_run(nightly, minutes_ago=minutes_ago)
+
+    assert queries.sorts_the_period(period(75, 60))  # 1 run in it, 4 after it: the counts decide
+    assert queries.sorts_the_period(period(110, 60))  # 50 minutes in the period, 60 after it
+    assert not queries.sorts_the_period(period(200, 45))  # 155 minutes in it, 45 after it
+    assert not queries.sorts_the_period(period(75, 60, search="x"))  # a search keeps its own window
