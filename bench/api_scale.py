@@ -375,6 +375,10 @@ def _measure(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
         out["rows"] = {"executions_max_id": max_id, "newest": newest}
         user_id, generation = user.id, user.session_generation
         db.session.remove()
+    if "freeze_start_up_objects()" in (ROOT / "wsgi.py").read_text():  # as the tree's web process does (wsgi.py)
+        from chime.app import freeze_start_up_objects
+
+        freeze_start_up_objects()
     client = app.test_client()
     with client.session_transaction() as session:
         session.update({"user_id": user_id, "username": "bench-admin", "generation": generation,
