@@ -9,7 +9,6 @@ from flask import Flask
 from sqlalchemy import Integer, any_, event, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from chime.config import SQLITE_BUSY_TIMEOUT_SECONDS
 from chime.extensions import db, migrate
@@ -100,43 +99,16 @@ def wait_briefly_for_row_locks() -> None:
         db.session.execute(text(f"SET LOCAL lock_timeout = '{SCHEDULER_LOCK_WAIT}'"))
 
 
-# Postgres only, made by a migration (not by the models: they need the pg_trgm extension, which a database
-# may not offer): GIN trigram indexes that answer the task search's `ILIKE '%text%'` from the index
+# Postgres only, made by migration b7e2d4f6a9c1 (not by the models: they need the pg_trgm extension, which a
+# database may not offer): GIN trigram indexes that answer the task search's `ILIKE '%text%'` from the index
 # instead of reading every task (webapp.queries.task_query). Without them the search is the same, slower.
-TRIGRAM_INDEXES = {"ix_tasks_name_trgm": ("tasks", "name"), "ix_tasks_job_trgm": ("tasks", "job")}
-
-
-def create_trigram_indexes(connection: Any) -> bool:
-    """Create TRIGRAM_INDEXES on a Postgres connection, with the pg_trgm extension (in `public` where it
-    can go, else in the current schema) unless it is there already; False, changing nothing, where the
-    extension is not available or the role may not create it."""
-    schema = _trigram_schema(connection)
-    for statement in ("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public", "CREATE EXTENSION IF NOT EXISTS pg_trgm"):
-        if schema is not None:
-            break
-        try:
-            with connection.begin_nested():
-                connection.exec_driver_sql(statement)
-        except DBAPIError:  # no such extension, no right to create it, no schema public, or a concurrent CREATE
-            pass
-        schema = _trigram_schema(connection)
-    if schema is None:
-        return False
-    for name, (table, column) in TRIGRAM_INDEXES.items():
-        connection.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} {schema}.gin_trgm_ops)")
-    return True
+TRIGRAM_INDEXES = ("ix_tasks_name_trgm", "ix_tasks_job_trgm")
 
 
 def include_in_autogenerate(_object: Any, name: str | None, type_: str, reflected: bool, _compare_to: Any) -> bool:
     """Alembic's include_object: the trigram indexes live in a migration, not in the models, so autogenerate
     (and the test that compares models and migrations) must not read them as indexes to drop."""
     return not (type_ == "index" and reflected and name in TRIGRAM_INDEXES)
-
-
-def _trigram_schema(connection: Any) -> str | None:
-    """The schema pg_trgm is installed in (quoted where it needs to be), or None."""
-    return connection.exec_driver_sql(
-        "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm'").scalar()
 
 
 def engine_options(uri: str) -> dict[str, Any]:

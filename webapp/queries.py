@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, collate, func, literal_column, or_, select, text
+from sqlalchemy import ColumnElement, Row, Select, collate, func, or_, select, text
 from sqlalchemy.orm import selectinload
 
 from chime.database import READ_ONLY_OPTION, UNICODE_LOWER_FUNCTION
@@ -343,41 +343,38 @@ def execution_query(filters: ExecutionFilters) -> Select:
     return ids_first(counted_up_to(query, LOG_COUNT_LIMIT), Execution.id, _period_page_ids(filters, conditions))
 
 
-PERIOD_PLAN_ROWS = 20_000  # rows a log page may skip by walking the id index before sorting the period is chosen
+PERIOD_PLAN_ROWS = 20_000  # runs counted at most, in and after a period, to choose how its page is found
 
 
 def _period_page_ids(filters: ExecutionFilters, conditions: list[ColumnElement[bool]]) -> Select | None:
-    """How a page of a period that ends (`until`) finds its ids, newest first, where the database's own
-    plan would not: sorted from the period's rows when `sorts_the_period`, else by walking the ids, which
-    Postgres does by itself and SQLite must be told to (`+created_at`, its documented way to keep a term
-    from choosing an index: it sorted 29 days of ids, 1.1 s, where the walk past an hour's runs takes 13 ms)."""
-    if filters.until is None or filters.search:
+    """How a page of a period that ends (`until`) finds its ids, newest first, when the database's own plan
+    would read far more: the period's ids, sorted (`sorts_the_period`; OFFSET 0 keeps Postgres from walking
+    the id index instead). None: the database's plan. Postgres only: SQLite's planner reads a period from
+    its created_at index by itself."""
+    if db.engine.dialect.name != "postgresql" or not sorts_the_period(filters):
         return None
-    if sorts_the_period(filters):
-        matching = select(Execution.id).where(*conditions).offset(0).subquery()  # OFFSET 0: no walk of the ids
-        return select(matching.c.id).order_by(matching.c.id.desc())
-    if db.engine.dialect.name != "sqlite":
-        return None
-    created_at = literal_column("+executions.created_at", type_=Execution.created_at.type)
-    return select(Execution.id).where(*execution_conditions(filters, created_at)).order_by(Execution.id.desc())
+    matching = select(Execution.id).where(*conditions).offset(0).subquery()
+    return select(matching.c.id).order_by(matching.c.id.desc())
 
 
 def sorts_the_period(filters: ExecutionFilters, now: datetime | None = None) -> bool:
-    """For a period that ends (`until`), no search: do fewer runs match in it than after it? Newest first,
+    """For a period that ends (`until`), no search: are there fewer runs in it than after it? Newest first,
     a page is either the id index walked from the newest run, skipping every run after the period (cheap
     when they are few), or the period's ids read from the created_at index and sorted (cheap when it is
-    short). Postgres' planner takes ids and created_at for unrelated and always walks (228 ms for a day a
-    week ago in a 10M-row log, 52 ms sorted). Counts up to PERIOD_PLAN_ROWS decide; past them both, the
-    lengths of time do (runs taken as evenly spread). Either way the page is the same."""
+    short). Postgres' planner takes ids and creation times for unrelated and walks (228 ms for a day a week
+    ago in a 10M-row log; 52 ms sorted). The runs are counted by time alone, from the created_at index
+    (bounded whatever the other filters), up to PERIOD_PLAN_ROWS; past that on both sides the lengths of
+    time decide, as if runs were evenly spread (a short burst far back may then be sorted where the walk
+    was cheaper: bounded by the period's runs; counting further would cost every such page ~20 ms).
+    Either way the page is the same."""
     if filters.until is None or filters.search:
         return False
-    others = execution_conditions(replace(filters, since=None, until=None))
-    after = _count_up_to(others + [Execution.created_at >= filters.until], PERIOD_PLAN_ROWS)
-    if after < PERIOD_PLAN_ROWS:
-        return False
-    if _count_up_to(execution_conditions(filters), PERIOD_PLAN_ROWS) < PERIOD_PLAN_ROWS:
+    if _count_up_to(execution_conditions(ExecutionFilters(since=filters.since, until=filters.until)),
+                    PERIOD_PLAN_ROWS) < PERIOD_PLAN_ROWS:
         return True
-    start = filters.since or db.session.scalar(select(func.min(Execution.created_at)).where(*others))
+    if _count_up_to([Execution.created_at >= filters.until], PERIOD_PLAN_ROWS) < PERIOD_PLAN_ROWS:
+        return False
+    start = filters.since or db.session.scalar(select(func.min(Execution.created_at)))
     now = now or utcnow()
     return start is not None and as_utc(filters.until) - as_utc(start) < as_utc(now) - as_utc(filters.until)
 
@@ -402,9 +399,8 @@ def search_window(conditions: list[ColumnElement[bool]], rows: int | None = None
     return Execution.id >= (nth_newest or 0)
 
 
-def execution_conditions(filters: ExecutionFilters, created_at: Any = None) -> list[ColumnElement[bool]]:
-    """The WHERE conditions of the log filters (`created_at`: the column since and until compare)."""
-    created_at = Execution.created_at if created_at is None else created_at
+def execution_conditions(filters: ExecutionFilters) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of the log filters."""
     conditions = []
     if filters.search:
         conditions.append(contains_text(filters.search, Execution.message, Execution.task_name))
@@ -415,9 +411,9 @@ def execution_conditions(filters: ExecutionFilters, created_at: Any = None) -> l
     if filters.trigger:
         conditions.append(Execution.trigger == filters.trigger)
     if filters.since is not None:
-        conditions.append(created_at >= filters.since)
+        conditions.append(Execution.created_at >= filters.since)
     if filters.until is not None:
-        conditions.append(created_at < filters.until)
+        conditions.append(Execution.created_at < filters.until)
     return conditions
 
 

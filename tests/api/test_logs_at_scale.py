@@ -213,7 +213,17 @@ def test_when_both_hold_many_runs_the_shorter_span_of_time_is_read(app: Any, nig
     for minutes_ago in (100, 90, 80, 70, 50, 40, 30, 20):
         add_run(nightly, minutes_ago=minutes_ago)
 
-    assert queries.sorts_the_period(period(75, 60))  # 1 run in it, 4 after it: the counts decide
-    assert queries.sorts_the_period(period(110, 60))  # 50 minutes in the period, 60 after it
-    assert not queries.sorts_the_period(period(200, 45))  # 155 minutes in it, 45 after it
-    assert not queries.sorts_the_period(period(75, 60, search="x"))  # a search keeps its own window
+    assert queries.sorts_the_period(period(75, 60), now=NOW)  # 1 run in it, 4 after it: the counts decide
+    assert queries.sorts_the_period(period(110, 60), now=NOW)  # 50 minutes in the period, 60 after it
+    assert not queries.sorts_the_period(period(200, 45), now=NOW)  # 155 minutes in it, 45 after it
+    assert not queries.sorts_the_period(period(75, 60, search="x"), now=NOW)  # a search keeps its own window
+
+
+def test_the_choice_counts_runs_by_time_alone_whatever_the_other_filters(
+        app: Any, nightly: Task, plan_rows_of_3: None) -> None:
+    for minutes_ago in (65, 64, 63, 30, 20, 10):
+        add_run(nightly, minutes_ago=minutes_ago)
+
+    # no MANUAL run at all: counting MANUAL runs after the period would read every run after it
+    assert queries.sorts_the_period(period(70, 60, trigger="MANUAL"), now=NOW) == \
+        queries.sorts_the_period(period(70, 60), now=NOW)
