@@ -51,9 +51,10 @@ def test_disable_a_task_from_the_list(page: Any, live_server: LiveServer) -> Non
                                         "interval_seconds": 60}, allow_shell=False).id
     log_in(page)
     page.goto("/tasks")
+    page.wait_for_function("document.documentElement.dataset.live !== undefined")  # app.js has laid the page out
     row = page.get_by_role("row").filter(has_text="Sync")
-    row.get_by_role("button", name="Disable Sync").click()
-    page.wait_for_url("**/tasks**")
+    with page.expect_navigation():  # the form's POST and its redirect (the URL already matched **/tasks**)
+        row.get_by_role("button", name="Disable Sync").click()
     assert "disabled" in page.locator(".flash").inner_text()
     assert page.get_by_role("row").filter(has_text="Sync").get_by_text("Disabled").is_visible()
     with live_server.app_context():
