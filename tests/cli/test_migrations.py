@@ -97,25 +97,8 @@ def test_the_admin_task_list_takes_its_order_from_the_name_index_without_sorting
     assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
 
 
-@pytest.fixture
-def migrated_postgres_app(redis_url: str) -> Iterator[Any]:
-    url = postgres_url()
-    if url is None:
-        missing_service("Postgres is not reachable (set TEST_DATABASE_URL)")
-    schema = PostgresSchema(url)
-    schema.create()
-    app = create_app(config_for(normalise_database_url(schema.url), redis_url))
-    try:
-        with app.app_context():
-            upgrade()
-            yield app
-            db.session.remove()
-            db.engine.dispose()
-    finally:
-        schema.drop()
-
-
-def test_on_postgres_the_task_search_is_answered_from_the_trigram_indexes(migrated_postgres_app: Any) -> None:
+@pytest.mark.parametrize("empty_database_url", ["postgres"], indirect=True)
+def test_on_postgres_the_task_search_is_answered_from_the_trigram_indexes(migrated_app: Any) -> None:
     search = queries.task_query(queries.TaskFilters(search="billing"), queries.TASKS_BY_ID).order_by(None)
 
     plan = query_plan(search)
